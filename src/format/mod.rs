@@ -1,0 +1,5 @@
+//! PAMZ delta serialization: the model, the readers (standard v2, legacy v0) and the writer.
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,127 @@
+use std::fs::File;
+use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
+
+enum Backing {
+    Mapped(memmap2::Mmap),
+    Heap(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(map) => map,
+            Backing::Heap(vec) => vec,
+        }
+    }
+}
+
+/// A cheaply clonable, thread-safe view of immutable bytes: a read-only memory map of a file, or a
+/// heap buffer. Slicing never copies.
+#[derive(Clone)]
+pub struct SharedBytes {
+    backing: Arc<Backing>,
+    start: usize,
+    len: usize,
+}
+
+impl SharedBytes {
+    /// Maps `file` read-only. The caller must not modify the file while the map is alive; the
+    /// library only maps files it owns (temporary files) or inputs it treats as read-only.
+    pub fn map_file(file: &File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Ok(Self::from_vec(Vec::new()));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
+        // SAFETY: the mapping is read-only; inputs are documented as not modified during an apply
+        // and temporary files are private to us. A concurrent truncation by another process could
+        // raise SIGBUS, the same hazard every mmap-based reader accepts.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(SharedBytes {
+            backing: Arc::new(Backing::Mapped(map)),
+            start: 0,
+            len,
+        })
+    }
+
+    /// Wraps an owned buffer.
+    pub fn from_vec(vec: Vec<u8>) -> Self {
+        let len = vec.len();
+        SharedBytes {
+            backing: Arc::new(Backing::Heap(vec)),
+            start: 0,
+            len,
+        }
+    }
+
+    /// Number of bytes in this view.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sub-view `[offset, offset + len)`, or `None` if it does not fit (overflow-safe).
+    pub fn slice(&self, offset: u64, len: u64) -> Option<SharedBytes> {
+        let end = offset.checked_add(len)?;
+        if end > self.len as u64 {
+            return None;
+        }
+        Some(SharedBytes {
+            backing: Arc::clone(&self.backing),
+            start: self.start + offset as usize,
+            len: len as usize,
+        })
+    }
+}
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.backing.bytes()[self.start..self.start + self.len]
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedBytes({} bytes)", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn slices_are_bounds_checked() {
+        let b = SharedBytes::from_vec(b"hello world".to_vec());
+        assert_eq!(&*b.slice(6, 5).unwrap(), b"world");
+        assert!(b.slice(6, 6).is_none());
+        assert!(b.slice(u64::MAX, 2).is_none());
+        let inner = b.slice(2, 5).unwrap();
+        assert_eq!(&*inner.slice(1, 2).unwrap(), b"lo");
+    }
+
+    #[test]
+    fn maps_files_including_empty_ones() {
+        let mut f = tempfile::tempfile().unwrap();
+        assert!(SharedBytes::map_file(&f).unwrap().is_empty());
+        f.write_all(b"abc").unwrap();
+        assert_eq!(&*SharedBytes::map_file(&f).unwrap(), b"abc");
+    }
+}
