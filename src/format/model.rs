@@ -3,6 +3,8 @@
 //! Both serializations (standard v2 and legacy v0) are parsed into this one model; the planner
 //! resolves the target from it and the writer serializes it back (standard v2 only).
 
+use crate::io::SharedBytes;
+
 /// On-disk hash algorithm id of MD5 (Windows `CALG_MD5`).
 pub const HASH_ALG_MD5: u32 = 32771;
 /// On-disk hash algorithm id of SHA-256 (Windows `CALG_SHA_256`).
@@ -187,13 +189,29 @@ pub struct Recipe {
     pub items: Vec<Item>,
 }
 
-/// Bytes stored verbatim inside the delta file (inline assets, compressed remainder, nested blobs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Bytes stored verbatim inside the delta (inline assets, compressed remainder, legacy internal
+/// items). The bytes are a view of the mapped delta file, never a copy.
+#[derive(Clone, Debug)]
 pub struct DeltaBlob {
     /// Identity of the bytes.
     pub item: Item,
-    /// Offset of the first byte in the delta file.
+    /// Offset of the first byte in the delta file (informational; 0 for blobs of nested legacy
+    /// deltas, which live inside another blob).
     pub offset: u64,
+    /// The bytes themselves (`item.length` of them).
+    pub bytes: SharedBytes,
+}
+
+/// A legacy `nested_diff_recipe`: `result` is produced by applying the embedded legacy delta
+/// `delta_blob` (producible from the delta alone) to `basis`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyNestedDelta {
+    /// The item the nested delta produces.
+    pub result: Item,
+    /// The embedded delta file.
+    pub delta_blob: Item,
+    /// The nested delta's source.
+    pub basis: Item,
 }
 
 /// Which serialization a delta used.
@@ -211,7 +229,7 @@ pub enum Format {
 
 /// A parsed delta, with nested archives merged in (their recipes and blobs follow the parent's,
 /// depth-first, which is upstream's lookup order).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Delta {
     /// Serialization of the outermost archive.
     pub format: Format,
@@ -225,4 +243,6 @@ pub struct Delta {
     pub blobs: Vec<DeltaBlob>,
     /// Number of nested archives merged into this one (all levels).
     pub nested_archives: usize,
+    /// Legacy nested deltas, resolved by the planner (empty for standard deltas).
+    pub legacy_nested: Vec<LegacyNestedDelta>,
 }
