@@ -27,7 +27,7 @@ struct SessionState {
 
 impl SessionState {
     fn record(&mut self, err: &Error) {
-        let text = CString::new(err.message.replace('\0', "\\0")).unwrap_or_default();
+        let text = CString::new(err.text().replace('\0', "\\0")).unwrap_or_default();
         self.errors.push((err.code, text));
     }
 }
