@@ -171,6 +171,17 @@ impl Error {
     }
 }
 
+/// Text of a panic payload (for reporting a caught panic as an error).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         err.into_io()
