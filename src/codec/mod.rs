@@ -8,6 +8,7 @@
 
 pub mod inflate;
 pub mod zlib_deflate;
+pub mod zstd;
 mod zstream;
 
 pub use inflate::InflateReader;
@@ -15,6 +16,7 @@ pub use zlib_deflate::{
     deflate_exact, find_zlib_level, zlib_level_from_number, DeflateReader, LEVEL_SEARCH_ORDER,
     MEM_LEVEL,
 };
+pub use zstd::ZstdReader;
 pub use zstream::zlib_version;
 
 use crate::error::Error;
