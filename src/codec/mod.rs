@@ -6,11 +6,13 @@
 //! with upstream's code (recover it with [`crate::Error::from_io`]); after a failure a reader
 //! keeps returning the same error.
 
+pub mod bspatch;
 pub mod inflate;
 pub mod zlib_deflate;
 pub mod zstd;
 mod zstream;
 
+pub use bspatch::BspatchReader;
 pub use inflate::InflateReader;
 pub use zlib_deflate::{
     deflate_exact, find_zlib_level, zlib_level_from_number, DeflateReader, LEVEL_SEARCH_ORDER,
