@@ -206,6 +206,32 @@ mod tests {
     }
 
     #[test]
+    fn chained_deflate_inflate_round_trip_all_levels() {
+        use crate::codec::DeflateReader;
+        let plain: Vec<u8> = (0..300_000u64)
+            .map(|i| {
+                if i % 1000 < 500 {
+                    (i % 7) as u8
+                } else {
+                    (i * 31 % 253) as u8
+                }
+            })
+            .collect();
+        for init in [ZlibInit::Raw, ZlibInit::Gzip, ZlibInit::Zlib] {
+            for level in -1..=9 {
+                let packed = deflate_exact(&plain, init, level).unwrap();
+                let deflate =
+                    DeflateReader::new(&plain[..], init, level, packed.len() as u64).unwrap();
+                let r = InflateReader::new(deflate, init, plain.len() as u64).unwrap();
+                assert!(
+                    read_all(r, 10_000).unwrap() == plain,
+                    "{init:?} level {level}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut seed = 0x1234_5678u32;
         for len in [0usize, 1, 2, 10, 100, 5000] {

@@ -111,12 +111,12 @@ impl<R: Read> DeflateReader<R> {
     fn pump(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.refill()?;
         let end = self.len.min(self.pos + self.piece);
-        let step = self
-            .deflater
-            .step(&self.buf[self.pos..end], out, self.input_eof);
+        // Z_FINISH only once every input byte is handed over (zlib forbids new input after it).
+        let finish = self.input_eof && end == self.len;
+        let step = self.deflater.step(&self.buf[self.pos..end], out, finish);
         self.pos += step.consumed;
         self.stream_end = check_step(&step)?;
-        if step.consumed == 0 && step.produced == 0 && !self.stream_end && self.input_eof {
+        if step.consumed == 0 && step.produced == 0 && !self.stream_end && finish {
             // Finishing with output space must always progress; guard against a stall anyway.
             return Err(deflate_failed(step.ret).into_io());
         }
