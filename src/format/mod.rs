@@ -1,5 +1,6 @@
 //! PAMZ delta serialization: the model, the readers (standard v2, legacy v0) and the writer.
 
+pub mod legacy;
 pub mod model;
 pub mod reader;
 pub mod standard;
