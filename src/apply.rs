@@ -6,7 +6,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::execute::output::{target_dir, PendingTarget};
+use crate::execute::output::{ensure_free_space, target_dir, PendingTarget};
 use crate::execute::Executor;
 use crate::format::{self, Item};
 use crate::io::SharedBytes;
@@ -87,6 +87,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
         )));
     }
 
+    ensure_free_space(target, parsed.target.length)?;
     let pending = PendingTarget::create(target)?;
     let plan = crate::plan::plan(&parsed, &source_item)?;
     let mut executor = Executor::new(&plan, &parsed, source_bytes, target_dir(target));

@@ -40,6 +40,51 @@ pub fn target_dir(target: &Path) -> PathBuf {
     }
 }
 
+/// Bytes available to this process on the file system holding `dir` (`statvfs`), or `None`
+/// when it cannot be determined (then no check is made).
+pub fn available_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stats` is a valid out-pointer; it is read only after
+    // statvfs reports success (which initializes it).
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    // Root may use the blocks reserved for it; everyone else only the available ones.
+    // SAFETY: geteuid has no preconditions.
+    let blocks = if unsafe { libc::geteuid() } == 0 {
+        stats.f_bfree
+    } else {
+        stats.f_bavail
+    };
+    // The fields are 32-bit on some 32-bit targets (the agent runs on ARM32 devices too).
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(blocks), u64::from(stats.f_frsize));
+    Some(blocks.saturating_mul(size))
+}
+
+/// Refuses (upstream's 20302) a target of `length` bytes that cannot fit in the free space of its
+/// directory's file system, before anything is produced or written. Hostile or corrupt deltas
+/// can claim targets of exabytes; without this check the apply would fill the disk first.
+pub fn ensure_free_space(target: &Path, length: u64) -> Result<()> {
+    let dir = target_dir(target);
+    match available_space(&dir) {
+        Some(available) if length > available => Err(Error::new(
+            code::IO_BINARY_FILE_WRITER_FAILED_OPEN,
+            format!(
+                "Failed to open file: {}. Not enough free space: the target needs {length} bytes, {available} bytes are available in {}",
+                target.display(),
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl PendingTarget {
     /// Creates the temporary file in the target's directory (upstream's 20302 on failure).
     pub fn create(target: &Path) -> Result<Self> {

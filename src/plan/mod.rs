@@ -122,12 +122,19 @@ fn keys(item: &Item) -> Vec<Key> {
 
 /// Resolves `delta`'s target given the identity of the available source file.
 pub fn plan(delta: &Delta, source: &Item) -> Result<Plan> {
+    plan_with_limit(delta, source, MAX_PLAN_NODES)
+}
+
+/// [`plan`] with another bound than [`MAX_PLAN_NODES`] on the number of plan nodes (lets tests
+/// exercise the bound at its edge without deltas of a hundred megabytes).
+pub fn plan_with_limit(delta: &Delta, source: &Item, max_nodes: usize) -> Result<Plan> {
     if delta.target.length == 0 {
         return Err(Error::unresolvable(
             "the delta's target item has length 0 (upstream cannot produce an empty target)",
         ));
     }
     let mut resolver = Resolver::new(delta, source);
+    resolver.max_nodes = max_nodes;
     match resolver.resolve(&delta.target, 0)? {
         Some(root) => Ok(Plan {
             nodes: resolver.nodes,
@@ -153,6 +160,11 @@ struct Resolver<'a> {
     /// Incremented whenever the cycle guard rejects an item; a failure observed while this
     /// changed may succeed via another path, so it is not memoized.
     cycle_rejections: u64,
+    /// The one node of the zero-length item (all zero-length ingredients share it, so they cost
+    /// no memory however many a delta lists).
+    empty: Option<NodeId>,
+    /// Bound on `nodes.len()`.
+    max_nodes: usize,
 }
 
 impl<'a> Resolver<'a> {
@@ -186,13 +198,16 @@ impl<'a> Resolver<'a> {
             failed: HashSet::new(),
             in_progress: HashSet::new(),
             cycle_rejections: 0,
+            empty: None,
+            max_nodes: MAX_PLAN_NODES,
         }
     }
 
     fn add(&mut self, item: &Item, op: Op) -> Result<NodeId> {
-        if self.nodes.len() >= MAX_PLAN_NODES {
+        if self.nodes.len() >= self.max_nodes {
             return Err(Error::unresolvable(format!(
-                "the delta needs more than {MAX_PLAN_NODES} production steps"
+                "the delta needs more than {} production steps",
+                self.max_nodes
             )));
         }
         self.nodes.push(Node {
@@ -209,7 +224,12 @@ impl<'a> Resolver<'a> {
     fn resolve(&mut self, item: &Item, depth: usize) -> Result<Option<NodeId>> {
         if item.length == 0 {
             // Recommendation of the spec: a zero-length ingredient is the empty string.
-            return self.add(item, Op::Empty).map(Some);
+            if let Some(id) = self.empty {
+                return Ok(Some(id));
+            }
+            let id = self.add(item, Op::Empty)?;
+            self.empty = Some(id);
+            return Ok(Some(id));
         }
         let item_keys = keys(item);
         if let Some(&id) = item_keys.iter().find_map(|k| self.resolved.get(k)) {
