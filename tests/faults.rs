@@ -82,7 +82,7 @@ fn source_faults() {
     let good = fs::read(v.join("source")).unwrap();
     let (work, target) = work_with_target();
     let src = work.path().join("source");
-    let mut run = |name: &str, setup: &dyn Fn(&Path), want: &[u32]| {
+    let run = |name: &str, setup: &dyn Fn(&Path), want: &[u32]| {
         let _ = fs::remove_file(&src);
         let _ = fs::remove_dir(&src);
         setup(&src);
@@ -256,7 +256,7 @@ fn delta_faults() {
     let v = vector("slice_basic");
     let (work, target) = work_with_target();
     let d = work.path().join("delta");
-    let mut run = |name: &str, setup: &dyn Fn(&Path), want: &[u32]| {
+    let run = |name: &str, setup: &dyn Fn(&Path), want: &[u32]| {
         let _ = fs::remove_file(&d);
         let _ = fs::remove_dir(&d);
         setup(&d);
