@@ -73,6 +73,10 @@ pub fn identify(bytes: &[u8]) -> Item {
 
 /// The apply itself, on the calling thread.
 pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Result<()> {
+    #[cfg(feature = "fault-injection")]
+    if delta.as_os_str().to_string_lossy().ends_with(".panic-test") {
+        panic!("fault injection: forced panic for {}", delta.display());
+    }
     let delta_bytes = map_input(delta)?;
     let parsed = format::parse_delta(delta_bytes)?;
 

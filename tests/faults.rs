@@ -609,3 +609,44 @@ fn full_and_read_only_file_systems() {
 fn fs4_free(dir: &Path) -> u64 {
     adudiffapi::execute::output::available_space(dir).unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// No panic across the C boundary (cargo test --features fault-injection --test faults)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn forced_panic_inside_apply_is_code_1_and_the_process_survives() {
+    let v = vector("slice_basic");
+    let work = tempfile::tempdir().unwrap();
+    let panicking = work.path().join("delta.panic-test");
+    fs::copy(v.join("delta"), &panicking).unwrap();
+    let session = adudiffapi::ffi::adu_diff_apply_create_session();
+    for had_target in [false, true] {
+        let target = work.path().join("target");
+        let _ = fs::remove_file(&target);
+        if had_target {
+            fs::write(&target, PREVIOUS).unwrap();
+        }
+        let (code, text) = first(&apply_on(session, &v.join("source"), &panicking, &target));
+        check_fault(
+            "panic inside the apply (fault-injection hook)",
+            code,
+            &text,
+            &[1],
+            &target,
+            had_target,
+        );
+        assert!(
+            text.contains("internal error: fault injection: forced panic"),
+            "{text}"
+        );
+        // The same session, in the same process, applies normally afterwards.
+        apply_on(session, &v.join("source"), &v.join("delta"), &target).unwrap();
+        assert_eq!(
+            fs::read(&target).unwrap(),
+            fs::read(v.join("target")).unwrap()
+        );
+    }
+    adudiffapi::ffi::adu_diff_apply_close_session(session);
+}
