@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Builds the seed corpora of the fuzz targets from tests/vectors (run from anywhere).
+
+corpus/parse_delta, corpus/apply: every golden delta.
+corpus/bspatch: every BSDIFF40 patch found inside a delta (from its magic to the end).
+corpus/inflate: raw/gzip/zlib streams of vector targets, with the 4-byte selector header.
+corpus/zstd: every zstd frame found inside a delta (from its magic), with the header.
+"""
+import gzip
+import hashlib
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.path.join(HERE, "..", "tests", "vectors")
+
+
+def put(target, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    name = hashlib.sha1(data).hexdigest()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def occurrences(data, magic):
+    i = data.find(magic)
+    while i >= 0:
+        yield i
+        i = data.find(magic, i + 1)
+
+
+for case in sorted(os.listdir(VECTORS)):
+    delta_path = os.path.join(VECTORS, case, "delta")
+    if not os.path.isfile(delta_path):
+        continue
+    delta = open(delta_path, "rb").read()
+    put("parse_delta", delta)
+    if len(delta) <= 1 << 20:
+        put("apply", delta)
+    for i in occurrences(delta, b"BSDIFF40"):
+        put("bspatch", delta[i:])
+    for i in occurrences(delta, b"\x28\xb5\x2f\xfd"):
+        for flag in (0, 1):
+            put("zstd", bytes([flag]) + struct.pack("<I", 1 << 20)[:3] + delta[i:])
+    target_path = os.path.join(VECTORS, case, "target")
+    if os.path.isfile(target_path):
+        plain = open(target_path, "rb").read()[: 64 * 1024]
+        header = lambda init: bytes([init]) + struct.pack("<I", len(plain))[:3]
+        raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+        put("inflate", header(0) + raw.compress(plain) + raw.flush())
+        put("inflate", header(1) + gzip.compress(plain, mtime=0))
+        put("inflate", header(2) + zlib.compress(plain))
+
+for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd"):
+    d = os.path.join(HERE, "corpus", target)
+    print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")
