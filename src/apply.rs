@@ -78,6 +78,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
 
     let source_bytes = map_input(source)?;
     let source_item = identify(&source_bytes);
+    source_bytes.release(0, source_bytes.len() as u64);
     if parsed.source.length != 0 && !parsed.source.same_as(&source_item) {
         return Err(Error::unresolvable(format!(
             "the source file {} is not the delta's source: expected {}, found {}",
