@@ -20,7 +20,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The `target` directory of this test run (`target/<profile>/..`).
 fn target_dir() -> PathBuf {
-    lib_dir().parent().unwrap().to_path_buf()
+    profile_dir().parent().unwrap().to_path_buf()
 }
 
 fn cargo() -> PathBuf {
@@ -335,8 +335,11 @@ fn debian_package() {
     assert!(field("Provides").contains("ms-adu_diffs"));
     assert_eq!(field("Conflicts"), "ms-adu_diffs");
     assert_eq!(field("Replaces"), "ms-adu_diffs");
-    let depends = field("Depends");
-    assert!(depends.contains("libc6"), "Depends: {depends}");
+    // `depends = "$auto"` is computed by dpkg-shlibdeps (package dpkg-dev).
+    if which("dpkg-shlibdeps").is_some() {
+        let depends = field("Depends");
+        assert!(depends.contains("libc6"), "Depends: {depends}");
+    }
 
     // File list.
     let root = tmp.path().join("root");

@@ -20,14 +20,32 @@ pub fn manifest_dir() -> PathBuf {
 }
 
 /// `target/<profile>` (or `target/<triple>/<profile>`): the test executable lives in its `deps/`.
-pub fn lib_dir() -> PathBuf {
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("profile dir").to_path_buf()
 }
 
-/// The cdylib cargo built for this test run (integration tests depend on the library target, so
-/// `cargo test` builds every crate type of it, including the cdylib).
+/// The directory of the cdylib cargo built for this test run. Integration tests depend on the
+/// library target, so `cargo test` compiles every crate type of it, including the cdylib — into
+/// `target/<profile>/deps/`; it is copied up to `target/<profile>/` only by `cargo build`, so
+/// that copy may be missing or stale.
+///
+/// `ADUDIFFAPI_TEST_LIB_DIR` overrides it, to run the harness tests against another build of
+/// the library (the ELF checks still look at that directory's `libadudiffapi.so`).
+pub fn lib_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ADUDIFFAPI_TEST_LIB_DIR") {
+        return PathBuf::from(dir);
+    }
+    let deps = profile_dir().join("deps");
+    if deps.join("libadudiffapi.so").is_file() {
+        deps
+    } else {
+        profile_dir()
+    }
+}
+
+/// The cdylib cargo built for this test run.
 pub fn cdylib() -> PathBuf {
     let p = lib_dir().join("libadudiffapi.so");
     assert!(p.is_file(), "{} not built", p.display());
@@ -94,7 +112,7 @@ pub fn c_compiler() -> Option<OsString> {
 /// Compiles `examples/<name>.c` into `target/<profile>/c-abi/<name>` once per test process.
 fn compile_example(name: &str, extra: &[&str]) -> Option<PathBuf> {
     let cc = c_compiler()?;
-    let dir = lib_dir().join("c-abi");
+    let dir = profile_dir().join("c-abi");
     fs::create_dir_all(&dir).unwrap();
     let out = dir.join(name);
     // Unique temporary name, then rename: test binaries may compile concurrently.
