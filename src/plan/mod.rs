@@ -127,17 +127,22 @@ pub fn plan(delta: &Delta, source: &Item) -> Result<Plan> {
             "the delta's target item has length 0 (upstream cannot produce an empty target)",
         ));
     }
-    let mut resolver = Resolver::new(delta, source);
-    match resolver.resolve(&delta.target, 0)? {
-        Some(root) => Ok(Plan {
-            nodes: resolver.nodes,
-            root,
-        }),
-        None => Err(Error::unresolvable(format!(
+    plan_item(delta, source, &delta.target)?.ok_or_else(|| {
+        Error::unresolvable(format!(
             "no recipe produces the target {} from this source and delta",
             delta.target.describe()
-        ))),
-    }
+        ))
+    })
+}
+
+/// Resolves any `item` from `delta` and the `source` identity (`Item::empty()` for none);
+/// `Ok(None)` when it cannot be produced.
+pub fn plan_item(delta: &Delta, source: &Item, item: &Item) -> Result<Option<Plan>> {
+    let mut resolver = Resolver::new(delta, source);
+    Ok(resolver.resolve(item, 0)?.map(|root| Plan {
+        nodes: resolver.nodes,
+        root,
+    }))
 }
 
 struct Resolver<'a> {
