@@ -162,68 +162,70 @@ impl<R: Read> ZstdReader<R> {
 
     /// Serves `buf` from the mapped window, decoding more output into it when needed.
     fn read_mapped(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let window = self.window.as_mut().expect("mapped mode");
-        if window.served as u64 == self.produced {
+        let served = self.window.as_ref().map_or(0, |w| w.served) as u64;
+        if served == self.produced {
             if self.produced == self.output_len {
                 return Ok(0);
             }
-            loop {
-                // Refill (inlined: `self.window` is borrowed).
-                while self.pos == self.len && !self.input_eof {
-                    match self.input.read(&mut self.buf) {
-                        Ok(0) => self.input_eof = true,
-                        Ok(n) => {
-                            self.pos = 0;
-                            self.len = n.min(self.buf.len());
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let before = self.produced as usize;
-                let mut output = OutBuffer::around_pos(&mut window.map[..], before);
-                // The output buffer must stay the whole mapping (stableOutBuffer), so the amount
-                // decoded per call is bounded through the input instead: a few blocks at most.
-                let input_end = self.len.min(self.pos + MAPPED_INPUT_STEP);
-                let mut input = InBuffer::around(&self.buf[self.pos..input_end]);
-                let ret = self.dctx.decompress_stream(&mut output, &mut input);
-                let (consumed, now) = (input.pos(), output.pos());
-                ret.map_err(|c| stream_failed(c).into_io())?;
-                self.pos += consumed;
-                if now > before {
-                    self.produced = now as u64;
-                    break;
-                }
-                if consumed == 0 && self.pos == self.len && self.input_eof {
-                    return Err(Error::new(
-                        code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH,
-                        format!(
-                            "zstd input ended after {} of {} bytes",
-                            self.produced, self.output_len
-                        ),
-                    )
-                    .into_io());
-                }
-            }
-            if self.produced - window.released_at >= WINDOW_RELEASE_STEP {
-                window.released_at = self.produced;
-                // SAFETY: a shared file mapping: MADV_DONTNEED only unmaps pages (dirty ones stay
-                // in the page cache and are faulted back in if zstd references them again).
-                let _ = unsafe {
-                    window
-                        .map
-                        .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
-                };
-                if let Some(prefix) = &self._prefix {
-                    prefix.release(0, prefix.len() as u64);
-                }
-            }
+            self.decode_into_window()?;
         }
+        let window = self.window.as_mut().expect("mapped mode");
         let available = self.produced as usize - window.served;
         let n = buf.len().min(available);
         buf[..n].copy_from_slice(&window.map[window.served..window.served + n]);
         window.served += n;
         Ok(n)
+    }
+
+    /// Decodes until the mapped window holds more output, releasing resident pages regularly.
+    fn decode_into_window(&mut self) -> io::Result<()> {
+        loop {
+            self.refill()?;
+            let window = self.window.as_mut().expect("mapped mode");
+            let before = self.produced as usize;
+            let mut output = OutBuffer::around_pos(&mut window.map[..], before);
+            // The output buffer must stay the whole mapping (stableOutBuffer), so the amount
+            // decoded per call is bounded through the input instead: a few blocks at most.
+            let input_end = self.len.min(self.pos + MAPPED_INPUT_STEP);
+            let mut input = InBuffer::around(&self.buf[self.pos..input_end]);
+            let ret = self.dctx.decompress_stream(&mut output, &mut input);
+            let (consumed, now) = (input.pos(), output.pos());
+            ret.map_err(|c| stream_failed(c).into_io())?;
+            self.pos += consumed;
+            if now > before {
+                self.produced = now as u64;
+                break;
+            }
+            if consumed == 0 && self.pos == self.len && self.input_eof {
+                return Err(self.ended_early().into_io());
+            }
+        }
+        let window = self.window.as_mut().expect("mapped mode");
+        if self.produced - window.released_at >= WINDOW_RELEASE_STEP {
+            window.released_at = self.produced;
+            // SAFETY: a shared file mapping: MADV_DONTNEED only unmaps pages (dirty ones stay in
+            // the page cache and are faulted back in if zstd references them again).
+            let _ = unsafe {
+                window
+                    .map
+                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+            };
+            if let Some(prefix) = &self._prefix {
+                prefix.release(0, prefix.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for input that ends before `output_len` bytes were produced.
+    fn ended_early(&self) -> Error {
+        Error::new(
+            code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH,
+            format!(
+                "zstd input ended after {} of {} bytes",
+                self.produced, self.output_len
+            ),
+        )
     }
 
     /// Refills the input buffer if it is empty and input remains.
@@ -268,14 +270,7 @@ impl<R: Read> ZstdReader<R> {
             }
             if consumed == 0 && self.pos == self.len && self.input_eof {
                 // All input given and nothing more comes out: the data ends too early.
-                return Err(Error::new(
-                    code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH,
-                    format!(
-                        "zstd input ended after {} of {} bytes",
-                        self.produced, self.output_len
-                    ),
-                )
-                .into_io());
+                return Err(self.ended_early().into_io());
             }
             // Otherwise zstd consumed input (or has input pending): keep going. zstd always
             // progresses when it has both input and output space.

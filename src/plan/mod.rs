@@ -344,7 +344,7 @@ impl<'a> Resolver<'a> {
             RecipeKind::ZlibCompression => Op::Deflate {
                 input: ingredient(0)?,
                 init: zlib_init(number(0)?)?,
-                level: zlib_level(number(1)?)?,
+                level: crate::codec::zlib_level_from_number(number(1)?)?,
             },
             RecipeKind::ZlibDecompression => Op::Inflate {
                 input: ingredient(0)?,
@@ -373,16 +373,4 @@ pub fn zlib_init(number: u64) -> Result<ZlibInit> {
             format!("Invalid zlib init type: {number} (expected 0 = raw, 1 = gzip, 2 = zlib)"),
         )
     })
-}
-
-/// zlib level for a recipe's level number: 0..=9, or 0xFFFFFFFF for the default (-1).
-pub fn zlib_level(number: u64) -> Result<i32> {
-    match number {
-        0..=9 => Ok(number as i32),
-        0xFFFF_FFFF => Ok(-1),
-        _ => Err(Error::new(
-            code::RECIPE_ZLIB_COMPRESSION_LEVEL_INVALID,
-            format!("Invalid error message. Expected value from 0 to 9. Actual Value: {number}"),
-        )),
-    }
 }
