@@ -8,8 +8,12 @@ fn main() {
         std::process::exit(2);
     }
     let started = std::time::Instant::now();
-    match adudiffapi::apply::apply_files(args[0].as_ref(), args[1].as_ref(), args[2].as_ref()) {
-        Ok(()) => println!("ok in {:.2?}", started.elapsed()),
+    match adudiffapi::apply::apply_files_with_report(
+        args[0].as_ref(),
+        args[1].as_ref(),
+        args[2].as_ref(),
+    ) {
+        Ok(report) => println!("ok in {:.2?}: {report}", started.elapsed()),
         Err(e) => {
             println!("error {}: {}", e.code, e.text());
             std::process::exit(1);

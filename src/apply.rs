@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -17,10 +18,47 @@ use crate::plan;
 /// (bounded depth), and the caller's thread may have a small stack.
 const APPLY_STACK_SIZE: usize = 64 << 20;
 
+/// How long each phase of a successful apply took, and what it handled.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    /// Mapping and parsing the delta.
+    pub parse: Duration,
+    /// Mapping and hashing the source.
+    pub source_hash: Duration,
+    /// Resolving the target (including legacy nested deltas).
+    pub plan: Duration,
+    /// Producing, verifying and writing the target.
+    pub produce: Duration,
+    /// Size of the target written.
+    pub target_bytes: u64,
+    /// Number of production steps in the plan.
+    pub plan_nodes: usize,
+}
+
+impl std::fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes, {} steps; parse {:.3}s, source hash {:.3}s, plan {:.3}s, produce+write {:.3}s",
+            self.target_bytes,
+            self.plan_nodes,
+            self.parse.as_secs_f64(),
+            self.source_hash.as_secs_f64(),
+            self.plan.as_secs_f64(),
+            self.produce.as_secs_f64()
+        )
+    }
+}
+
 /// Applies the delta at `delta` to the file at `source`, writing `target` atomically.
 ///
 /// Runs on a dedicated worker thread; a panic inside is reported as code 1, never propagated.
 pub fn apply_files(source: &Path, delta: &Path, target: &Path) -> Result<()> {
+    apply_files_with_report(source, delta, target).map(|_| ())
+}
+
+/// [`apply_files`], also reporting phase timings.
+pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Result<ApplyReport> {
     let (source, delta, target) = (
         source.to_path_buf(),
         delta.to_path_buf(),
@@ -74,9 +112,16 @@ pub fn identify(bytes: &[u8]) -> Item {
 }
 
 /// The apply itself, on the calling thread.
-pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Result<()> {
+pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Result<ApplyReport> {
+    let mut report = ApplyReport::default();
+    let mut clock = Instant::now();
+    let mut lap = |slot: &mut Duration| {
+        *slot = clock.elapsed();
+        clock = Instant::now();
+    };
     let delta_bytes = map_input(delta)?;
     let parsed = format::parse_delta(delta_bytes)?;
+    lap(&mut report.parse);
 
     let source_bytes = map_input(source)?;
     let source_item = identify(&source_bytes);
@@ -90,13 +135,21 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
         )));
     }
 
+    lap(&mut report.source_hash);
+
     let pending = PendingTarget::create(target)?;
     let mut parsed = parsed;
     expand_legacy_nested(&mut parsed, &target_dir(target))?;
     let plan = crate::plan::plan(&parsed, &source_item)?;
+    report.plan_nodes = plan.nodes.len();
+    lap(&mut report.plan);
+
     let mut executor = Executor::new(&plan, &parsed, source_bytes, target_dir(target));
     let stream = executor.stream(plan.root)?;
-    pending.write_and_commit(stream, &parsed.target)
+    pending.write_and_commit(stream, &parsed.target)?;
+    report.target_bytes = parsed.target.length;
+    lap(&mut report.produce);
+    Ok(report)
 }
 
 /// Deepest nesting of legacy nested deltas (a nested delta containing nested deltas…).

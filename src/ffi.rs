@@ -126,11 +126,11 @@ pub extern "C" fn adu_diff_apply(
         let source = path_arg(source_path, "source_path")?;
         let delta = path_arg(diff_path, "diff_path")?;
         let target = path_arg(target_path, "target_path")?;
-        let result = crate::apply::apply_files(&source, &delta, &target);
+        let result = crate::apply::apply_files_with_report(&source, &delta, &target);
         if let Some(log) = state.log_path.as_deref() {
             log_apply(log, &source, &delta, &target, &result);
         }
-        result
+        result.map(|_| ())
     }));
     let error = match outcome {
         Ok(Ok(())) => return 0,
@@ -191,11 +191,17 @@ pub extern "C" fn adu_diff_apply_get_error_text(
 }
 
 /// Appends a one-line summary of an apply to the session's log file (best effort).
-fn log_apply(log: &Path, source: &Path, delta: &Path, target: &Path, result: &Result<(), Error>) {
+fn log_apply(
+    log: &Path,
+    source: &Path,
+    delta: &Path,
+    target: &Path,
+    result: &Result<crate::apply::ApplyReport, Error>,
+) {
     use std::io::Write;
     let outcome = match result {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error {}: {}", e.code, e.message),
+        Ok(report) => format!("ok ({report})"),
+        Err(e) => format!("error {}: {}", e.code, e.text().replace('\n', " | ")),
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
