@@ -313,3 +313,35 @@ fn one_session_is_reusable_and_errors_reset_per_call() {
     }
     adu_diff_apply_close_session(session);
 }
+
+#[test]
+fn log_path_receives_one_line_per_apply() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("apply.log");
+    let good = vectors_dir().join("slice_basic");
+    let session = adu_diff_apply_create_session();
+    assert_eq!(
+        adu_diff_apply_set_log_path(session, cpath(&log).as_ptr()),
+        0
+    );
+    let (src, delta) = (cpath(&good.join("source")), cpath(&good.join("delta")));
+    let bad = cpath(&vectors_dir().join("malformed_wrong_magic/delta"));
+    let target = cpath(&work.path().join("t"));
+    assert_eq!(
+        adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()),
+        0
+    );
+    assert_eq!(
+        adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()),
+        1
+    );
+    adu_diff_apply_close_session(session);
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("-> ok (32000 bytes"), "{text}");
+    assert!(
+        lines[1].contains("-> error 30000: Not a valid diff file"),
+        "{text}"
+    );
+}
