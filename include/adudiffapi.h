@@ -67,6 +67,17 @@ uint32_t adu_diff_apply_get_error_code(adu_apply_handle handle, uint32_t index);
  */
 const char *adu_diff_apply_get_error_text(adu_apply_handle handle, uint32_t index);
 
+/**
+ * Finds the zlib level that reproduces `compressed_file_path` (a gzip file) from
+ * `uncompressed_file_path` with the `zlib_compression` recipe's settings (memLevel 9, OS byte 3),
+ * trying upstream's order 9, 1, -1, 5, 2, 3, 4, 6, 7, 8. Returns 0 and stores the level, or an
+ * error code directly (no session): 40005 when no level matches, 20300 when a file cannot be
+ * opened, 1 for NULL arguments or an internal error.
+ */
+uint32_t diff_get_zlib_compression_level(const char *uncompressed_file_path,
+                                         const char *compressed_file_path,
+                                         int32_t *compression_level);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

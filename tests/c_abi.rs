@@ -164,8 +164,8 @@ fn exports_exactly_the_api() {
     let expected = expected_exports();
     assert_eq!(
         expected.len(),
-        7,
-        "libadudiffapi.map lists the 7 adu_diff_apply* symbols"
+        8,
+        "libadudiffapi.map lists the 7 adu_diff_apply* symbols and diff_get_zlib_compression_level"
     );
     assert_eq!(
         exported,

@@ -345,3 +345,42 @@ fn log_path_receives_one_line_per_apply() {
         "{text}"
     );
 }
+
+#[test]
+fn zlib_level_detection_through_the_c_function() {
+    let work = tempfile::tempdir().unwrap();
+    let case = vectors_dir().join("zlib_compression_gz_level_default");
+    // The vector's target is the gzip (default level) of the first 200000 bytes of its source.
+    let plain = work.path().join("plain");
+    fs::write(&plain, &fs::read(case.join("source")).unwrap()[..200_000]).unwrap();
+    let gz = cpath(&case.join("target"));
+    let mut level = 99i32;
+    assert_eq!(
+        diff_get_zlib_compression_level(cpath(&plain).as_ptr(), gz.as_ptr(), &mut level),
+        0
+    );
+    assert_eq!(level, -1);
+    // Not reproducible: one byte changed.
+    let mut bytes = fs::read(case.join("target")).unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] ^= 1;
+    let bad = work.path().join("bad.gz");
+    fs::write(&bad, bytes).unwrap();
+    assert_eq!(
+        diff_get_zlib_compression_level(cpath(&plain).as_ptr(), cpath(&bad).as_ptr(), &mut level),
+        40005
+    );
+    let missing = cpath(&work.path().join("missing"));
+    assert_eq!(
+        diff_get_zlib_compression_level(missing.as_ptr(), gz.as_ptr(), &mut level),
+        20300
+    );
+    assert_eq!(
+        diff_get_zlib_compression_level(std::ptr::null(), gz.as_ptr(), &mut level),
+        1
+    );
+    assert_eq!(
+        diff_get_zlib_compression_level(gz.as_ptr(), gz.as_ptr(), std::ptr::null_mut()),
+        1
+    );
+}
