@@ -223,8 +223,12 @@ fn log_apply(
 /// trying upstream's order 9, 1, -1, 5, 2, 3, 4, 6, 7, 8. Returns 0 and stores the level, or an
 /// error code directly (no session): 40005 when no level matches, 20300 when a file cannot be
 /// opened, 1 for NULL arguments or an internal error.
+///
+/// # Safety
+/// Non-NULL paths must be NUL-terminated strings; a non-NULL `compression_level` must point to a
+/// writable `int32_t`.
 #[no_mangle]
-pub extern "C" fn diff_get_zlib_compression_level(
+pub unsafe extern "C" fn diff_get_zlib_compression_level(
     uncompressed_file_path: *const c_char,
     compressed_file_path: *const c_char,
     compression_level: *mut i32,

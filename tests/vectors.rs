@@ -356,7 +356,7 @@ fn zlib_level_detection_through_the_c_function() {
     let gz = cpath(&case.join("target"));
     let mut level = 99i32;
     assert_eq!(
-        diff_get_zlib_compression_level(cpath(&plain).as_ptr(), gz.as_ptr(), &mut level),
+        unsafe_level(cpath(&plain).as_ptr(), gz.as_ptr(), &mut level),
         0
     );
     assert_eq!(level, -1);
@@ -367,20 +367,23 @@ fn zlib_level_detection_through_the_c_function() {
     let bad = work.path().join("bad.gz");
     fs::write(&bad, bytes).unwrap();
     assert_eq!(
-        diff_get_zlib_compression_level(cpath(&plain).as_ptr(), cpath(&bad).as_ptr(), &mut level),
+        unsafe_level(cpath(&plain).as_ptr(), cpath(&bad).as_ptr(), &mut level),
         40005
     );
     let missing = cpath(&work.path().join("missing"));
     assert_eq!(
-        diff_get_zlib_compression_level(missing.as_ptr(), gz.as_ptr(), &mut level),
+        unsafe_level(missing.as_ptr(), gz.as_ptr(), &mut level),
         20300
     );
+    assert_eq!(unsafe_level(std::ptr::null(), gz.as_ptr(), &mut level), 1);
     assert_eq!(
-        diff_get_zlib_compression_level(std::ptr::null(), gz.as_ptr(), &mut level),
+        unsafe_level(gz.as_ptr(), gz.as_ptr(), std::ptr::null_mut()),
         1
     );
-    assert_eq!(
-        diff_get_zlib_compression_level(gz.as_ptr(), gz.as_ptr(), std::ptr::null_mut()),
-        1
-    );
+}
+
+/// Calls the C function (its pointer arguments are valid here).
+fn unsafe_level(u: *const std::ffi::c_char, c: *const std::ffi::c_char, level: *mut i32) -> u32 {
+    // SAFETY: the tests pass NUL-terminated strings (or NULL) and a valid or NULL out-pointer.
+    unsafe { diff_get_zlib_compression_level(u, c, level) }
 }
