@@ -134,7 +134,10 @@ impl Error {
 
     /// Recovers an [`Error`] carried by an [`io::Error`]; other I/O errors get `fallback_code`.
     pub fn from_io(err: io::Error, fallback_code: u32) -> Self {
-        match err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        match err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+        {
             Some(inner) => inner.clone(),
             None => Error::new(fallback_code, format!("I/O error: {err}")),
         }

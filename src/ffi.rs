@@ -172,7 +172,10 @@ pub extern "C" fn adu_diff_apply_get_error_count(handle: adu_apply_handle) -> u3
 pub extern "C" fn adu_diff_apply_get_error_code(handle: adu_apply_handle, index: u32) -> u32 {
     catch_unwind(|| {
         lookup(handle).map_or(0, |s| {
-            lock(&s).errors.get(index as usize).map_or(0, |(code, _)| *code)
+            lock(&s)
+                .errors
+                .get(index as usize)
+                .map_or(0, |(code, _)| *code)
         })
     })
     .unwrap_or(0)
@@ -204,7 +207,11 @@ fn log_apply(log: &Path, source: &Path, delta: &Path, target: &Path, result: &Re
         Ok(()) => "ok".to_string(),
         Err(e) => format!("error {}: {}", e.code, e.message),
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
         let _ = writeln!(
             f,
             "adu_diff_apply source={} delta={} target={} -> {outcome}",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod execute;
 pub mod ffi;
 pub mod format;
+pub mod generate;
 pub mod io;
 pub mod plan;
 

@@ -2,5 +2,6 @@
 
 pub mod model;
 pub mod reader;
+pub mod writer;
 
 pub use model::*;
