@@ -19,5 +19,6 @@ pub mod format;
 pub mod generate;
 pub mod io;
 pub mod plan;
+pub mod swu;
 
 pub use error::{Error, Result};
