@@ -19,6 +19,7 @@ pub mod format;
 pub mod generate;
 pub mod io;
 pub mod plan;
+pub mod recompress;
 pub mod swu;
 
 pub use error::{Error, Result};

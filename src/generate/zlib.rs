@@ -178,13 +178,20 @@ pub fn find_zlib_level(uncompressed: &[u8], compressed: &[u8], init: ZlibInit) -
 
 /// Decompresses the first gzip member of `gz` (any header options), checking its trailer.
 pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    Ok(gunzip_member(gz)?.0)
+}
+
+/// Decompresses the first gzip member of `gz`; also returns how many input bytes it used.
+pub fn gunzip_member(gz: &[u8]) -> std::io::Result<(Vec<u8>, usize)> {
     let mut out = Vec::new();
     if gz.len() >= 18 {
         let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into().expect("4 bytes"));
         out.reserve(isize as usize);
     }
-    flate2::read::GzDecoder::new(gz).read_to_end(&mut out)?;
-    Ok(out)
+    let mut dec = flate2::bufread::GzDecoder::new(gz);
+    dec.read_to_end(&mut out)?;
+    let rest = dec.into_inner().len();
+    Ok((out, gz.len() - rest))
 }
 
 /// Inflates a raw deflate stream.
