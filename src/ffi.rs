@@ -27,7 +27,7 @@ struct SessionState {
 
 impl SessionState {
     fn record(&mut self, err: &Error) {
-        let text = CString::new(err.message.replace('\0', "\\0")).unwrap_or_default();
+        let text = CString::new(err.text().replace('\0', "\\0")).unwrap_or_default();
         self.errors.push((err.code, text));
     }
 }
@@ -53,16 +53,6 @@ fn lookup(handle: adu_apply_handle) -> Option<Arc<Mutex<SessionState>>> {
         return None;
     }
     lock(registry()).get(&(handle as usize)).cloned()
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 fn path_arg(ptr: *const c_char, name: &str) -> Result<PathBuf, Error> {
@@ -149,7 +139,7 @@ pub extern "C" fn adu_diff_apply(
             code::STANDARD_LIBRARY_EXCEPTION,
             format!(
                 "Failed to apply diff. Exception: internal error: {}",
-                panic_message(&*payload)
+                crate::error::panic_text(&*payload)
             ),
         ),
     };
