@@ -19,14 +19,21 @@ const APPLY_STACK_SIZE: usize = 64 << 20;
 ///
 /// Runs on a dedicated worker thread; a panic inside is reported as code 1, never propagated.
 pub fn apply_files(source: &Path, delta: &Path, target: &Path) -> Result<()> {
-    let (source, delta, target) = (source.to_path_buf(), delta.to_path_buf(), target.to_path_buf());
+    let (source, delta, target) = (
+        source.to_path_buf(),
+        delta.to_path_buf(),
+        target.to_path_buf(),
+    );
     let worker = std::thread::Builder::new()
         .name("adudiff-apply".into())
         .stack_size(APPLY_STACK_SIZE)
-        .spawn(move || {
-            std::panic::catch_unwind(|| apply_on_this_thread(&source, &delta, &target))
-        })
-        .map_err(|e| Error::new(code::STANDARD_LIBRARY_EXCEPTION, format!("Failed to apply diff. Exception: cannot start worker thread: {e}")))?;
+        .spawn(move || std::panic::catch_unwind(|| apply_on_this_thread(&source, &delta, &target)))
+        .map_err(|e| {
+            Error::new(
+                code::STANDARD_LIBRARY_EXCEPTION,
+                format!("Failed to apply diff. Exception: cannot start worker thread: {e}"),
+            )
+        })?;
     match worker.join() {
         Ok(Ok(result)) => result,
         Ok(Err(payload)) | Err(payload) => Err(Error::new(

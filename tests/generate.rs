@@ -1,8 +1,14 @@
 //! Writer and generator tests: byte-exact standard v2 output (spec §5 worked examples) and
 //! round trips of small SWU updates built here.
 
+mod common;
+
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
-use adudiffapi::format::{Recipe, RecipeKind};
+use adudiffapi::format::{Recipe, RecipeKind, ZlibInit};
+use adudiffapi::generate::zlib::deflate_exact;
+use adudiffapi::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
+use adudiffapi::swu::cpio::CpioFormat;
+use common::*;
 
 const HELLO_DELTA_HEX: &[&str] = &[
     "50414d5a000000000000000200000000000000050000800c2cf24dba5fb0a30e",
@@ -195,4 +201,199 @@ fn rewriting_microsoft_vectors_is_byte_identical() {
         checked += 1;
     }
     assert_eq!(checked, 10);
+}
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    source: std::path::PathBuf,
+    target: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+/// Source and target SWUs: a changed gzip rootfs, an unchanged kernel, a changed app binary, a
+/// removed and a new member, a changed sw-description and signature.
+fn swu_pair(target_gzip: fn(&[u8]) -> Vec<u8>) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs_v1 = text(10, 600_000);
+    let mut rootfs_v2 = rootfs_v1.clone();
+    rootfs_v2[100_000..100_400].copy_from_slice(&text(11, 400));
+    rootfs_v2.splice(300_000..300_000, text(12, 5_000));
+    let kernel = text(20, 120_000);
+    let app_v1 = text(30, 40_000);
+    let mut app_v2 = app_v1.clone();
+    app_v2[5_000..5_050].fill(0xAA);
+    let removed = text(40, 10_000);
+    let new = text(50, 25_000);
+    let gz1 = deflate_exact(&rootfs_v1, ZlibInit::Gzip, 9).unwrap();
+    let gz2 = target_gzip(&rootfs_v2);
+    let d1 = sw_description(&[("rootfs.ext4.gz", Some("zlib"), &sha256_hex(&gz1))], &[]);
+    let d2 = sw_description(&[("rootfs.ext4.gz", Some("zlib"), &sha256_hex(&gz2))], &[]);
+    let v1 = cpio(
+        CpioFormat::Crc,
+        &[
+            ("sw-description", d1.as_bytes()),
+            ("sw-description.sig", &[1u8; 256]),
+            ("rootfs.ext4.gz", &gz1),
+            ("vmlinuz", &kernel),
+            ("app-1.0.bin", &app_v1),
+            ("removed.bin", &removed),
+        ],
+    );
+    let v2 = cpio(
+        CpioFormat::Crc,
+        &[
+            ("sw-description", d2.as_bytes()),
+            ("sw-description.sig", &[2u8; 256]),
+            ("rootfs.ext4.gz", &gz2),
+            ("vmlinuz", &kernel),
+            ("app-1.1.bin", &app_v2),
+            ("new.bin", &new),
+        ],
+    );
+    let source = dir.path().join("v1.swu");
+    let target = dir.path().join("v2.swu");
+    std::fs::write(&source, v1).unwrap();
+    std::fs::write(&target, v2).unwrap();
+    Pair {
+        source,
+        target,
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+    }
+}
+
+fn options(p: &Pair) -> GenerateOptions {
+    GenerateOptions {
+        source: p.source.clone(),
+        target: p.target.clone(),
+        output: p.dir.join("out/delta.pamz"),
+        log_dir: Some(p.dir.join("logs")),
+        work_dir: Some(p.dir.join("work")),
+        settings: DiffSettings::default(),
+        threads: 2,
+        quiet: true,
+    }
+}
+
+fn apply_and_compare(p: &Pair, delta: &std::path::Path) {
+    let out = p.dir.join("applied.swu");
+    adudiffapi::apply::apply_files(&p.source, delta, &out).unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&p.target).unwrap());
+}
+
+#[test]
+fn round_trip_of_a_reproducible_swu_update() {
+    let p = swu_pair(|d| deflate_exact(d, ZlibInit::Gzip, 9).unwrap());
+    let opts = options(&p);
+    let r = generate(&opts).unwrap();
+    apply_and_compare(&p, &opts.output);
+    assert_eq!(std::fs::metadata(&opts.output).unwrap().len(), r.delta_size);
+    assert!(
+        r.delta_size < r.target_size / 10,
+        "{} vs {}",
+        r.delta_size,
+        r.target_size
+    );
+    assert!(r.not_reproducible().is_empty());
+    let by_name = |n: &str| r.members.iter().find(|m| m.name == n).unwrap();
+    let rootfs = by_name("rootfs.ext4.gz");
+    assert_eq!(rootfs.zlib_level, Some(9));
+    assert!(
+        matches!(rootfs.strategy, Strategy::Delta(_)),
+        "{:?}",
+        rootfs.strategy
+    );
+    assert_eq!(rootfs.candidates.len(), 2, "bsdiff and zstd both tried");
+    assert_eq!(by_name("vmlinuz").strategy, Strategy::SourceSlice);
+    let app = by_name("app-1.1.bin");
+    assert_eq!(app.basis.as_ref().unwrap().1, "similar name");
+    assert!(matches!(app.strategy, Strategy::Delta(_)));
+    assert!(matches!(
+        by_name("sw-description").strategy,
+        Strategy::Remainder(_)
+    ));
+    // Only recipe ids 0-5 and 7, standard v2.
+    let delta = std::fs::read(&opts.output).unwrap();
+    assert_eq!(&delta[..12], b"PAMZ\0\0\0\0\0\0\0\x02");
+    let parsed =
+        adudiffapi::format::parse_delta(adudiffapi::io::SharedBytes::from_vec(delta)).unwrap();
+    assert!(parsed
+        .recipes
+        .iter()
+        .all(|r| r.kind != RecipeKind::ZstdCompression));
+    assert!(parsed
+        .recipes
+        .iter()
+        .any(|r| r.kind == RecipeKind::ZlibCompression));
+    // The log names every member.
+    let log = std::fs::read_to_string(p.dir.join("logs/diff.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(v["members"].as_array().unwrap().len(), 6);
+    assert_eq!(v["delta"]["size"], r.delta_size);
+}
+
+#[test]
+fn non_reproducible_gzip_is_reported_and_still_round_trips() {
+    let p = swu_pair(foreign_gzip);
+    let opts = options(&p);
+    let r = generate(&opts).unwrap();
+    apply_and_compare(&p, &opts.output);
+    assert_eq!(r.not_reproducible(), vec!["rootfs.ext4.gz"]);
+    let rootfs = r
+        .members
+        .iter()
+        .find(|m| m.name == "rootfs.ext4.gz")
+        .unwrap();
+    assert_eq!(rootfs.zlib_level, None);
+}
+
+#[test]
+fn recompressing_the_target_shrinks_the_delta() {
+    let p = swu_pair(foreign_gzip);
+    let plain = generate(&options(&p)).unwrap().delta_size;
+    let recompressed = p.dir.join("v2r.swu");
+    adudiffapi::recompress::recompress_file(&p.target, &recompressed, None).unwrap();
+    let mut opts = options(&p);
+    opts.target = recompressed.clone();
+    let r = generate(&opts).unwrap();
+    assert!(r.not_reproducible().is_empty());
+    assert!(r.delta_size * 3 < plain, "{} vs {plain}", r.delta_size);
+    let out = p.dir.join("applied.swu");
+    adudiffapi::apply::apply_files(&p.source, &opts.output, &out).unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&recompressed).unwrap());
+}
+
+#[test]
+fn identical_swu_gives_slices_only_and_unrelated_target_is_refused() {
+    let p = swu_pair(|d| deflate_exact(d, ZlibInit::Gzip, 9).unwrap());
+    let mut opts = options(&p);
+    opts.target = p.source.clone();
+    let r = generate(&opts).unwrap();
+    assert!(r.members.iter().all(
+        |m| m.strategy == Strategy::SourceSlice || matches!(m.strategy, Strategy::Remainder(_))
+    ));
+    assert_eq!(r.inline_size, 0);
+    let out = p.dir.join("same.swu");
+    adudiffapi::apply::apply_files(&p.source, &opts.output, &out).unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&p.source).unwrap());
+
+    // A target made of random bytes cannot get smaller: error, no delta written.
+    let mut x = 0x2545F4914F6CDD1Du64;
+    let noise: Vec<u8> = (0..50_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let t = p.dir.join("noise.swu");
+    std::fs::write(&t, cpio(CpioFormat::Newc, &[("blob.bin", &noise)])).unwrap();
+    let mut opts = options(&p);
+    opts.target = t;
+    opts.output = p.dir.join("noise.delta");
+    let err = generate(&opts).unwrap_err();
+    assert!(err.0.contains("not smaller"), "{err}");
+    assert!(!opts.output.exists());
+    let _ = Method::Zstd;
 }

@@ -48,7 +48,13 @@ fn expectation(dir: &Path, case: &Value) -> Expect {
     }
     match &case["expected_result"] {
         Value::Number(n) if n.as_u64() == Some(0) => Expect::Target(dir.join("target")),
-        Value::Array(codes) => Expect::Codes(codes.iter().filter_map(|c| c.as_u64()).map(|c| c as u32).collect()),
+        Value::Array(codes) => Expect::Codes(
+            codes
+                .iter()
+                .filter_map(|c| c.as_u64())
+                .map(|c| c as u32)
+                .collect(),
+        ),
         _ => Expect::AnyError,
     }
 }
@@ -70,7 +76,9 @@ fn apply_c(source: &Path, delta: &Path, target: &Path) -> Result<(), Vec<(u32, S
         let text = adu_diff_apply_get_error_text(session, i);
         assert!(!text.is_null());
         // SAFETY: non-null text returned by the library, valid until the next call.
-        let text = unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned();
+        let text = unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned();
         errors.push((code, text));
     }
     assert!(adu_diff_apply_get_error_text(session, count).is_null());
@@ -117,7 +125,9 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     return Err("target differs from the expected bytes".into());
                 }
             }
-            (Expect::Target(_), Err(errors)) => return Err(format!("expected success, got {errors:?}")),
+            (Expect::Target(_), Err(errors)) => {
+                return Err(format!("expected success, got {errors:?}"))
+            }
             (Expect::Codes(_) | Expect::AnyError, Ok(())) => {
                 return Err(format!("expected {expect:?}, got success"))
             }
@@ -173,26 +183,43 @@ fn every_golden_vector_behaves_as_recorded() {
     for dir in &dirs {
         ran += 1;
         if let Err(why) = run_case(dir) {
-            failures.push(format!("{}: {why}", dir.file_name().unwrap().to_string_lossy()));
+            failures.push(format!(
+                "{}: {why}",
+                dir.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
     assert!(ran >= 40, "only {ran} vectors found");
-    assert!(failures.is_empty(), "{} of {ran} vectors failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} vectors failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn null_and_unknown_handles_are_errors_not_crashes() {
     let s = CString::new("/nonexistent").unwrap();
-    assert_eq!(adu_diff_apply(std::ptr::null_mut(), s.as_ptr(), s.as_ptr(), s.as_ptr()), 1);
+    assert_eq!(
+        adu_diff_apply(std::ptr::null_mut(), s.as_ptr(), s.as_ptr(), s.as_ptr()),
+        1
+    );
     assert_eq!(adu_diff_apply_get_error_count(std::ptr::null_mut()), 0);
     assert!(adu_diff_apply_get_error_text(std::ptr::null_mut(), 0).is_null());
     let session = adu_diff_apply_create_session();
-    assert_eq!(adu_diff_apply(session, std::ptr::null(), s.as_ptr(), s.as_ptr()), 1);
+    assert_eq!(
+        adu_diff_apply(session, std::ptr::null(), s.as_ptr(), s.as_ptr()),
+        1
+    );
     assert_eq!(adu_diff_apply_get_error_code(session, 0), 1);
     assert_eq!(adu_diff_apply_set_log_path(session, std::ptr::null()), 0);
     adu_diff_apply_close_session(session);
     // A closed handle is unknown now: errors, not use-after-free.
-    assert_eq!(adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()), 1);
+    assert_eq!(
+        adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()),
+        1
+    );
     adu_diff_apply_close_session(session);
 }
 
@@ -202,17 +229,42 @@ fn missing_files_report_upstream_open_codes() {
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("t");
     let missing = work.path().join("missing");
-    let codes = |r: Result<(), Vec<(u32, String)>>| r.unwrap_err().into_iter().map(|e| e.0).collect::<Vec<_>>();
-    assert_eq!(codes(apply_c(&dir.join("source"), &missing, &target)), vec![20300]);
-    assert_eq!(codes(apply_c(&missing, &dir.join("delta"), &target)), vec![20300]);
+    let codes = |r: Result<(), Vec<(u32, String)>>| {
+        r.unwrap_err().into_iter().map(|e| e.0).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        codes(apply_c(&dir.join("source"), &missing, &target)),
+        vec![20300]
+    );
+    assert_eq!(
+        codes(apply_c(&missing, &dir.join("delta"), &target)),
+        vec![20300]
+    );
     let no_dir = work.path().join("no/such/dir/t");
-    assert_eq!(codes(apply_c(&dir.join("source"), &dir.join("delta"), &no_dir)), vec![20302]);
-    assert_eq!(codes(apply_c(&dir.join("source"), &dir.join("delta"), work.path())), vec![20302]);
+    assert_eq!(
+        codes(apply_c(&dir.join("source"), &dir.join("delta"), &no_dir)),
+        vec![20302]
+    );
+    assert_eq!(
+        codes(apply_c(
+            &dir.join("source"),
+            &dir.join("delta"),
+            work.path()
+        )),
+        vec![20302]
+    );
 }
 
 #[test]
 fn sessions_on_many_threads_are_independent() {
-    let cases = ["slice_basic", "chain_of_slices", "remainder_slices", "bspatch_slice_dictionary", "zstd_patch_from_source", "zlib_compression_gz_level_default"];
+    let cases = [
+        "slice_basic",
+        "chain_of_slices",
+        "remainder_slices",
+        "bspatch_slice_dictionary",
+        "zstd_patch_from_source",
+        "zlib_compression_gz_level_default",
+    ];
     let work = tempfile::tempdir().unwrap();
     std::thread::scope(|scope| {
         for round in 0..3 {
@@ -222,7 +274,10 @@ fn sessions_on_many_threads_are_independent() {
                     let dir = vectors_dir().join(case);
                     let target = work.join(format!("{case}-{round}"));
                     apply_c(&dir.join("source"), &dir.join("delta"), &target).unwrap();
-                    assert_eq!(fs::read(&target).unwrap(), fs::read(dir.join("target")).unwrap());
+                    assert_eq!(
+                        fs::read(&target).unwrap(),
+                        fs::read(dir.join("target")).unwrap()
+                    );
                     // And an error on the same thread's next session is its own.
                     let err = apply_c(&dir.join("delta"), &dir.join("delta"), &target).unwrap_err();
                     assert_eq!(err[0].0, 1);
@@ -241,9 +296,15 @@ fn one_session_is_reusable_and_errors_reset_per_call() {
     let bad = cpath(&vectors_dir().join("malformed_wrong_magic/delta"));
     let target = cpath(&work.path().join("t"));
     for _ in 0..3 {
-        assert_eq!(adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()), 1);
+        assert_eq!(
+            adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()),
+            1
+        );
         assert_eq!(adu_diff_apply_get_error_code(session, 0), 30000);
-        assert_eq!(adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()), 0);
+        assert_eq!(
+            adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()),
+            0
+        );
         assert_eq!(adu_diff_apply_get_error_count(session), 0);
     }
     adu_diff_apply_close_session(session);

@@ -110,7 +110,10 @@ impl<'a> Executor<'a> {
             Op::Slice { whole, offset } => {
                 let (whole, offset) = (*whole, *offset);
                 let whole_view = self.random_access(whole)?;
-                if offset.checked_add(length).is_none_or(|end| end > whole_view.len()) {
+                if offset
+                    .checked_add(length)
+                    .is_none_or(|end| end > whole_view.len())
+                {
                     return Err(Error::past_end(offset, length, whole_view.len()));
                 }
                 whole_view.slice(offset, length)
@@ -157,12 +160,17 @@ impl<'a> Executor<'a> {
                 for part in parts {
                     streams.push(self.stream(part)?);
                 }
-                return Ok(Box::new(ChainReader { parts: streams.into_iter().rev().collect() }));
+                return Ok(Box::new(ChainReader {
+                    parts: streams.into_iter().rev().collect(),
+                }));
             }
             Op::Bspatch { patch, old } => {
                 let patch = self.contiguous(patch)?;
                 let old = self.contiguous(old)?;
-                Box::new(BspatchReader::new(patch, old, length).map_err(|e| e.with_context(describe()))?)
+                Box::new(
+                    BspatchReader::new(patch, old, length)
+                        .map_err(|e| e.with_context(describe()))?,
+                )
             }
             Op::Deflate { input, init, level } => {
                 let input = self.stream(input)?;
@@ -173,7 +181,10 @@ impl<'a> Executor<'a> {
             }
             Op::Inflate { input, init } => {
                 let input = self.stream(input)?;
-                Box::new(InflateReader::new(input, init, length).map_err(|e| e.with_context(describe()))?)
+                Box::new(
+                    InflateReader::new(input, init, length)
+                        .map_err(|e| e.with_context(describe()))?,
+                )
             }
             Op::Zstd { frame, prefix } => {
                 let frame = self.stream(frame)?;
@@ -181,7 +192,10 @@ impl<'a> Executor<'a> {
                     Some(p) => Some(self.contiguous(p)?),
                     None => None,
                 };
-                Box::new(ZstdReader::new(frame, prefix, length).map_err(|e| e.with_context(describe()))?)
+                Box::new(
+                    ZstdReader::new(frame, prefix, length)
+                        .map_err(|e| e.with_context(describe()))?,
+                )
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
                 let view = self.random_access(id)?;

@@ -107,11 +107,15 @@ fn parse_archive(
         let bytes = cur.blob(item.length)?;
         let digest: [u8; 32] = Sha256::digest(&bytes[..]).into();
         if item.sha256.is_some_and(|h| h != digest) {
-            return Err(
-                Error::unresolvable(format!("{name} blob does not match its SHA-256 (corrupt delta)")),
-            );
+            return Err(Error::unresolvable(format!(
+                "{name} blob does not match its SHA-256 (corrupt delta)"
+            )));
         }
-        delta.blobs.push(DeltaBlob { item, offset, bytes });
+        delta.blobs.push(DeltaBlob {
+            item,
+            offset,
+            bytes,
+        });
     }
 
     let nested_count = cur.u32()?;
@@ -125,8 +129,9 @@ fn parse_archive(
             ));
         }
         delta.nested_archives += 1;
-        parse_archive(blob, depth + 1, delta, false)
-            .map_err(|e| e.with_context(format!("nested archive #{index} at depth {}", depth + 1)))?;
+        parse_archive(blob, depth + 1, delta, false).map_err(|e| {
+            e.with_context(format!("nested archive #{index} at depth {}", depth + 1))
+        })?;
     }
     // Trailing bytes after the last nested archive are ignored, as upstream does.
     Ok((target, source))

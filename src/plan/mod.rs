@@ -271,7 +271,11 @@ impl<'a> Resolver<'a> {
         outcome
     }
 
-    fn resolve_ingredients(&mut self, recipe: &Recipe, depth: usize) -> Result<Option<Vec<NodeId>>> {
+    fn resolve_ingredients(
+        &mut self,
+        recipe: &Recipe,
+        depth: usize,
+    ) -> Result<Option<Vec<NodeId>>> {
         let mut ids = Vec::with_capacity(recipe.items.len());
         for ingredient in &recipe.items {
             match self.resolve(ingredient, depth + 1)? {
@@ -283,7 +287,12 @@ impl<'a> Resolver<'a> {
     }
 
     /// Upstream's "prepare" step: checks that need resolved ingredients, then the node.
-    fn prepare(&mut self, item: &Item, recipe: &Recipe, ingredients: Vec<NodeId>) -> Result<NodeId> {
+    fn prepare(
+        &mut self,
+        item: &Item,
+        recipe: &Recipe,
+        ingredients: Vec<NodeId>,
+    ) -> Result<NodeId> {
         let length = item.length;
         // Counts were validated when the delta was read; stay defensive anyway.
         let missing = || {
