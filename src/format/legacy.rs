@@ -1330,7 +1330,7 @@ mod tests {
         for levels in [MAX_RECIPE_DEPTH + 1, 100_000] {
             let err = parse_vec(nested(levels)).unwrap_err();
             assert_eq!(err.code, code::STANDARD_LIBRARY_EXCEPTION);
-            assert!(err.message.contains("nested deeper"), "{}", err.message);
+            assert!(err.text().contains("nested deeper"), "{}", err.text());
         }
     }
 
@@ -1376,6 +1376,6 @@ mod tests {
             .recipe(ty::INLINE_ASSET as u8, 0);
         let err = parse_vec(w.tail(b"", 0, b"")).unwrap_err();
         assert_eq!(err.code, code::STANDARD_LIBRARY_EXCEPTION);
-        assert!(err.message.contains("overflow"));
+        assert!(err.text().contains("overflow"));
     }
 }

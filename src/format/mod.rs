@@ -33,18 +33,10 @@ pub fn parse_delta(data: SharedBytes) -> Result<Delta> {
     match u64::from_be_bytes(version_bytes) {
         2 => standard::parse_standard(data, Format::StandardV2),
         1 => standard::parse_standard(data, Format::StandardV1BigEndian),
-        0 => legacy_parse(data),
+        0 => legacy::parse_legacy(data),
         found => Err(Error::new(
             code::DIFF_VERSION_WRONG,
             format!("Not a valid version. Expected: 0, Found: {found}"),
         )),
     }
-}
-
-fn legacy_parse(data: SharedBytes) -> Result<Delta> {
-    let _ = data;
-    Err(Error::new(
-        code::STANDARD_LIBRARY_EXCEPTION,
-        "legacy (version 0) deltas are not supported yet",
-    ))
 }
