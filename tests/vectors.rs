@@ -183,7 +183,8 @@ fn every_golden_vector_behaves_as_recorded() {
     for dir in &dirs {
         ran += 1;
         let name = dir.file_name().unwrap().to_string_lossy();
-        let case: Value = serde_json::from_slice(&fs::read(dir.join("case.json")).unwrap()).unwrap();
+        let case: Value =
+            serde_json::from_slice(&fs::read(dir.join("case.json")).unwrap()).unwrap();
         println!("{name}: expecting {:?}", expectation(dir, &case));
         if let Err(why) = run_case(dir) {
             failures.push(format!(

@@ -32,7 +32,9 @@ OPTIONS:
   --log-dir <dir>      write diff.json there
   --work-dir <dir>     temporary files (default: the delta's folder)
   --zstd-level <n>     zstd level for patch-from candidates (default 19; 22 = smaller, slower)
-  --bsdiff-max <MiB>   skip bsdiff for members larger than this (default 512)
+  --bsdiff-max <MiB>   skip bsdiff for segments/windows larger than this (default 512)
+  --segment-mb <MiB>   diff large contents in segments of this size (default 32; 0 = whole)
+  --margin-mb <MiB>    basis window margin around each aligned segment (default 8)
   --threads <n>        worker threads (default: all cores)
   -q, --quiet          no progress bars
 
@@ -153,6 +155,8 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--zstd-level",
             "--threads",
             "--bsdiff-max",
+            "--segment-mb",
+            "--margin-mb",
         ],
         &["-q", "--quiet"],
     )?;
@@ -188,6 +192,8 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--zstd-level" => settings.zstd_level = num(&v)?.clamp(1, 22) as i32,
             "--bsdiff-max" => settings.bsdiff_max = (num(&v)?.max(0) as u64) << 20,
             "--threads" => threads = num(&v)?.max(0) as usize,
+            "--segment-mb" => settings.segment_size = (num(&v)?.max(0) as u64) << 20,
+            "--margin-mb" => settings.segment_margin = (num(&v)?.max(0) as u64) << 20,
             _ => quiet = true,
         }
     }

@@ -39,8 +39,13 @@ pub const MAX_WINDOW_LOG_PLAIN: u32 = 27;
 pub struct DiffSettings {
     /// zstd compression level (1–22).
     pub zstd_level: i32,
-    /// Run bsdiff for members up to this size (bsdiff needs ~ 9× the basis in memory).
+    /// Run bsdiff for segments and windows up to this size (bsdiff needs ~ 9× the window in
+    /// memory).
     pub bsdiff_max: u64,
+    /// Contents larger than 1.5× this are diffed in segments of this size (0 = never).
+    pub segment_size: u64,
+    /// Each segment's basis window extends this far on both sides of its aligned position.
+    pub segment_margin: u64,
 }
 
 impl Default for DiffSettings {
@@ -48,6 +53,8 @@ impl Default for DiffSettings {
         DiffSettings {
             zstd_level: 19,
             bsdiff_max: 512 << 20,
+            segment_size: 32 << 20,
+            segment_margin: 8 << 20,
         }
     }
 }

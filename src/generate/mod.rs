@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod matching;
 pub mod pool;
 pub mod progress;
+pub mod segment;
 pub mod zlib;
 
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use crate::swu::cpio::{CpioArchive, CpioMember};
 use build::Assembly;
 pub use diff::{DiffSettings, Method};
 use error::{fail, ToolError, ToolResult};
-use progress::{Counter, Progress};
+use progress::Progress;
 
 /// Members up to this size that changed go to the remainder without diffing (upstream: 512).
 pub const SMALL_MEMBER: u64 = 512;
@@ -68,6 +69,8 @@ pub enum Strategy {
     Delta(Method),
     /// The content is identical to the basis (only the compression differs).
     SameContent,
+    /// Segment-wise deltas mixing bsdiff and zstd.
+    Mixed,
 }
 
 /// Per-member outcome.
@@ -89,6 +92,27 @@ pub struct MemberReport {
     pub strategy: Strategy,
     /// Bytes this member costs in the delta (payload or remainder bytes before deflate).
     pub cost: u64,
+    /// Number of segments the content was diffed in.
+    pub segments: usize,
+    /// CPU seconds spent per candidate method.
+    pub cpu_seconds: Vec<(Method, f64)>,
+    /// Per segment: (start, length, window, candidate sizes, chosen method; none = all zeros).
+    pub segment_log: Vec<SegmentLog>,
+}
+
+/// What happened to one segment of a member's content.
+#[derive(Clone, Debug)]
+pub struct SegmentLog {
+    /// Offset in the content.
+    pub start: u64,
+    /// Length.
+    pub len: u64,
+    /// Basis window (offset, length).
+    pub window: Option<(u64, u64)>,
+    /// Candidate sizes.
+    pub candidates: Vec<(Method, u64)>,
+    /// Chosen method (none: all zeros or the window itself).
+    pub chosen: Option<Method>,
 }
 
 /// Outcome of a generation.
@@ -131,9 +155,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> ToolResult<()> {
     std::fs::create_dir_all(&dir).map_err(|e| fail(dir.display(), e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(dir.display(), e))?;
     tmp.write_all(bytes).map_err(|e| fail(path.display(), e))?;
+    set_file_mode(tmp.as_file())?;
     tmp.persist(path)
         .map_err(|e| fail(path.display(), e.error))?;
     Ok(())
+}
+
+/// Gives a file made through `tempfile` (mode 0600) the usual 0644.
+fn set_file_mode(f: &File) -> ToolResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| fail("output file", e))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -189,7 +221,9 @@ struct BuildPlan {
     basis: Option<Basis>,
 }
 
-type DiffOutcome = (usize, Method, ToolResult<Vec<u8>>);
+type DiffOutcome = (usize, usize, Method, ToolResult<Vec<u8>>, f64);
+/// A delta payload with the method that applies it.
+type Candidate = (Method, Vec<u8>);
 
 /// Generates the delta described by `opts`.
 pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
@@ -386,6 +420,9 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
             candidates: vec![],
             strategy: Strategy::Remainder(String::new()),
             cost: 0,
+            segments: 0,
+            cpu_seconds: vec![],
+            segment_log: vec![],
         };
         let plan = match p.plan {
             Some(plan) => plan,
@@ -425,55 +462,84 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     };
     timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
 
-    // ---- diff: every candidate of every member on the pool
+    // ---- diff: every candidate of every segment on the pool
     let t2 = Instant::now();
     let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
-    let mut diff_total = 0u64;
-    let counter_total = Counter::default();
-    let stage = progress.stage("diff", 0);
+    let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
+    let total: u64 = plans
+        .iter()
+        .map(|p| match p {
+            Plan::Build(b) => b.content.len() as u64 * 2,
+            _ => 0,
+        })
+        .sum();
+    let stage = progress.stage("diff", total);
     for (i, plan) in plans.iter().enumerate() {
         let Plan::Build(b) = plan else { continue };
         let basis = b.basis.as_ref().map(&basis_bytes);
         if let Some(bb) = &basis {
-            if sha(bb) == sha(&b.content) && bb.len() == b.content.len() {
+            if bb.len() == b.content.len() && sha(bb) == sha(&b.content) {
                 continue; // same content: no delta needed
             }
         }
-        let content = b.content.clone();
-        let level = opts.settings.zstd_level;
-        let counter = stage.counter.clone();
-        let basis_z = basis.clone();
-        diff_total += content.len() as u64;
-        diff_jobs.push((
-            b.content.len() as u64 * 3,
-            Box::new(move || {
-                let r = diff::zstd_delta(&content, basis_z.as_deref(), level, &counter);
-                (i, Method::Zstd, r)
-            }),
-        ));
-        if let Some(bb) = basis {
-            if (b.content.len() as u64) <= opts.settings.bsdiff_max
-                && (bb.len() as u64) <= opts.settings.bsdiff_max
-            {
-                let content = b.content.clone();
-                let counter = counter_total.clone();
-                diff_jobs.push((
-                    content.len() as u64,
-                    Box::new(move || {
-                        let r = diff::bsdiff_delta(&content, &bb, &counter);
-                        (i, Method::Bsdiff, r)
-                    }),
-                ));
+        let segs = segment::split(&b.content, basis.as_deref(), &opts.settings);
+        for (k, seg) in segs.iter().enumerate() {
+            let content = b
+                .content
+                .slice(seg.start, seg.len)
+                .expect("segment inside content");
+            if seg.zeros {
+                stage.counter.add(seg.len * 2);
+                continue;
+            }
+            let window = match (&basis, seg.window) {
+                (Some(bb), Some((off, len))) => {
+                    Some(bb.slice(off, len).expect("window inside basis"))
+                }
+                _ => None,
+            };
+            let level = opts.settings.zstd_level;
+            let counter = stage.counter.clone();
+            let (c, w) = (content.clone(), window.clone());
+            diff_jobs.push((
+                seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
+                Box::new(move || {
+                    let t = Instant::now();
+                    let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
+                    (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                }),
+            ));
+            match window {
+                Some(w)
+                    if seg.len <= opts.settings.bsdiff_max
+                        && (w.len() as u64) <= opts.settings.bsdiff_max =>
+                {
+                    let counter = stage.counter.clone();
+                    diff_jobs.push((
+                        seg.len + w.len() as u64 * 2,
+                        Box::new(move || {
+                            let t = Instant::now();
+                            let r = diff::bsdiff_delta(&content, &w, &counter);
+                            (i, k, Method::Bsdiff, r, t.elapsed().as_secs_f64())
+                        }),
+                    ));
+                }
+                _ => stage.counter.add(seg.len),
             }
         }
+        segments.insert(i, segs);
     }
-    let _ = diff_total;
-    let mut found: HashMap<usize, Vec<(Method, Vec<u8>)>> = HashMap::new();
-    for (i, method, r) in pool::run(threads, diff_jobs) {
+    let mut found: HashMap<(usize, usize), Vec<Candidate>> = HashMap::new();
+    let mut cpu: HashMap<(usize, Method), f64> = HashMap::new();
+    for (i, k, method, r, secs) in pool::run(threads, diff_jobs) {
+        *cpu.entry((i, method)).or_default() += secs;
         match r {
-            Ok(bytes) => found.entry(i).or_default().push((method, bytes)),
+            Ok(bytes) => found.entry((i, k)).or_default().push((method, bytes)),
             Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
         }
+    }
+    for ((i, m), secs) in cpu {
+        reports[i].cpu_seconds.push((m, secs));
     }
     stage.finish();
     timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
@@ -534,15 +600,38 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                     it
                 });
                 let content_item = item_of(&b.content);
-                let mut cands = found.remove(&i).unwrap_or_default();
-                cands.sort_by_key(|(m, bytes)| (bytes.len(), *m != Method::Bsdiff));
-                r.candidates = cands.iter().map(|(m, b)| (*m, b.len() as u64)).collect();
                 let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
-                let best = cands.into_iter().next();
-                let usable = same
-                    || best
-                        .as_ref()
-                        .is_some_and(|(_, d)| (d.len() as u64) < m.data_len);
+                let segs = segments.remove(&i).unwrap_or_default();
+                // Best candidate per segment (ties keep bsdiff).
+                let mut picks: Vec<(Option<Candidate>, &segment::Segment)> = Vec::new();
+                let mut sums: HashMap<Method, u64> = HashMap::new();
+                let mut best_total = 0u64;
+                let mut complete = true;
+                for (k, seg) in segs.iter().enumerate() {
+                    let mut cands = found.remove(&(i, k)).unwrap_or_default();
+                    for (m, d) in &cands {
+                        *sums.entry(*m).or_default() += d.len() as u64;
+                    }
+                    cands.sort_by_key(|(m, d)| (d.len(), *m != Method::Bsdiff));
+                    r.segment_log.push(SegmentLog {
+                        start: seg.start,
+                        len: seg.len,
+                        window: seg.window,
+                        candidates: cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect(),
+                        chosen: cands.first().map(|(m, _)| *m),
+                    });
+                    let pick = cands.into_iter().next();
+                    match &pick {
+                        Some((_, d)) => best_total += d.len() as u64,
+                        None if seg.zeros => {}
+                        None => complete = false,
+                    }
+                    picks.push((pick, seg));
+                }
+                let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
+                sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
+                r.candidates = sums;
+                let usable = same || (complete && !segs.is_empty() && best_total < m.data_len);
                 if !usable {
                     asm.literal(&payload);
                     r.strategy = Strategy::Remainder("no smaller delta".into());
@@ -551,17 +640,60 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                     if same {
                         r.strategy = Strategy::SameContent;
                     } else {
-                        let (method, delta) = best.expect("usable");
-                        let asset = asm.inline_asset(&delta);
-                        let mut items = vec![asset];
-                        items.extend(basis.clone());
-                        let kind = match method {
-                            Method::Bsdiff => RecipeKind::BspatchDecompression,
-                            Method::Zstd => RecipeKind::ZstdDecompression,
+                        let mut parts = Vec::new();
+                        let mut methods: Vec<Method> = Vec::new();
+                        for (pick, seg) in picks {
+                            let bytes = b.content.slice(seg.start, seg.len).expect("segment");
+                            let seg_item = if parts.is_empty() && seg.len == b.content.len() as u64
+                            {
+                                content_item.clone()
+                            } else {
+                                item_of(&bytes)
+                            };
+                            if seg.zeros {
+                                asm.recipe(RecipeKind::AllZeros, &seg_item, vec![], vec![]);
+                                parts.push(seg_item);
+                                continue;
+                            }
+                            let (method, delta) = pick.expect("complete");
+                            let window_item = match (&basis, seg.window) {
+                                (Some(bi), Some((off, len))) if len == bi.length && off == 0 => {
+                                    Some(bi.clone())
+                                }
+                                (Some(bi), Some((off, len))) => {
+                                    let bb = basis_bytes(b.basis.as_ref().expect("basis"));
+                                    let w = item_of(&bb[off as usize..(off + len) as usize]);
+                                    asm.recipe(RecipeKind::Slice, &w, vec![off], vec![bi.clone()]);
+                                    Some(w)
+                                }
+                                _ => None,
+                            };
+                            if window_item.as_ref().is_some_and(|w| w.same_as(&seg_item)) {
+                                parts.push(seg_item); // the window already is this segment
+                                continue;
+                            }
+                            let asset = asm.inline_asset(&delta);
+                            let mut items = vec![asset];
+                            items.extend(window_item);
+                            let kind = match method {
+                                Method::Bsdiff => RecipeKind::BspatchDecompression,
+                                Method::Zstd => RecipeKind::ZstdDecompression,
+                            };
+                            asm.recipe(kind, &seg_item, vec![], items);
+                            r.cost += delta.len() as u64;
+                            if !methods.contains(&method) {
+                                methods.push(method);
+                            }
+                            parts.push(seg_item);
+                        }
+                        if !(parts.len() == 1 && parts[0].same_as(&content_item)) {
+                            asm.recipe(RecipeKind::Chain, &content_item, vec![], parts);
+                        }
+                        r.segments = segs.len();
+                        r.strategy = match methods.as_slice() {
+                            [m] => Strategy::Delta(*m),
+                            _ => Strategy::Mixed,
                         };
-                        asm.recipe(kind, &content_item, vec![], items);
-                        r.strategy = Strategy::Delta(method);
-                        r.cost = delta.len() as u64;
                     }
                     let part = match b.gz_level {
                         Some(level) => {
@@ -641,6 +773,20 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
             report.delta_size, report.target_size
         )));
     }
+    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    }
+    let _ = std::fs::set_permissions(&delta_tmp, {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    }
+    let _ = std::fs::set_permissions(&delta_tmp, {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
     std::fs::rename(&delta_tmp, &opts.output)
         .or_else(|_| write_atomically(&opts.output, &delta).map_err(|e| std::io::Error::other(e.0)))
         .map_err(|e| fail(opts.output.display(), e))?;
@@ -672,6 +818,13 @@ fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResu
                 "basis": m.basis.as_ref().map(|(n, why)| json!({"name": n, "match": why})),
                 "candidates": m.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
                 "cost": m.cost,
+                "segments": m.segment_log.iter().map(|g| json!({
+                    "start": g.start, "len": g.len,
+                    "window": g.window.map(|(o, l)| json!({"offset": o, "len": l})),
+                    "candidates": g.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
+                    "chosen": g.chosen.map(|c| c.name()),
+                })).collect::<Vec<_>>(),
+                "cpu_seconds": m.cpu_seconds.iter().map(|(k, s)| json!({"method": k.name(), "seconds": s})).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -699,5 +852,6 @@ pub fn strategy_text(s: &Strategy) -> String {
         Strategy::Remainder(why) => format!("remainder ({why})"),
         Strategy::Delta(m) => format!("{} delta", m.name()),
         Strategy::SameContent => "same content, recompressed".into(),
+        Strategy::Mixed => "bsdiff+zstd segments".into(),
     }
 }
