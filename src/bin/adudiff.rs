@@ -31,10 +31,11 @@ Positional forms (DiffGenTool 3.0.0 compatible):
 OPTIONS:
   --log-dir <dir>      write diff.json there
   --work-dir <dir>     temporary files (default: the delta's folder)
-  --zstd-level <n>     zstd level for patch-from candidates (default 19; 22 = smaller, slower)
+  --zstd-level <n>     zstd level for patch-from candidates (default 12)
   --bsdiff-max <MiB>   skip bsdiff for segments/windows larger than this (default 512)
   --segment-mb <MiB>   diff large contents in segments of this size (default 32; 0 = whole)
   --margin-mb <MiB>    basis window margin around each aligned segment (default 8)
+  --bsdiff-small-match <n>  qbsdiff's small-match threshold (default 32)
   --threads <n>        worker threads (default: all cores)
   -q, --quiet          no progress bars
 
@@ -157,6 +158,7 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--bsdiff-max",
             "--segment-mb",
             "--margin-mb",
+            "--bsdiff-small-match",
         ],
         &["-q", "--quiet"],
     )?;
@@ -194,6 +196,7 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--threads" => threads = num(&v)?.max(0) as usize,
             "--segment-mb" => settings.segment_size = (num(&v)?.max(0) as u64) << 20,
             "--margin-mb" => settings.segment_margin = (num(&v)?.max(0) as u64) << 20,
+            "--bsdiff-small-match" => settings.bsdiff_small_match = num(&v)?.max(0) as usize,
             _ => quiet = true,
         }
     }

@@ -46,15 +46,18 @@ pub struct DiffSettings {
     pub segment_size: u64,
     /// Each segment's basis window extends this far on both sides of its aligned position.
     pub segment_margin: u64,
+    /// qbsdiff's "small match" threshold (shorter exact matches are skipped).
+    pub bsdiff_small_match: usize,
 }
 
 impl Default for DiffSettings {
     fn default() -> Self {
         DiffSettings {
-            zstd_level: 19,
+            zstd_level: 12,
             bsdiff_max: 512 << 20,
             segment_size: 32 << 20,
             segment_margin: 8 << 20,
+            bsdiff_small_match: 32,
         }
     }
 }
@@ -136,9 +139,15 @@ pub fn zstd_delta(
 
 /// BSDIFF40 patch (bzip2 blocks) turning `basis` into `target`; single-threaded so that two
 /// candidates can run side by side on two cores.
-pub fn bsdiff_delta(target: &[u8], basis: &[u8], progress: &Counter) -> ToolResult<Vec<u8>> {
+pub fn bsdiff_delta(
+    target: &[u8],
+    basis: &[u8],
+    small_match: usize,
+    progress: &Counter,
+) -> ToolResult<Vec<u8>> {
     let mut patch = Vec::new();
     qbsdiff::Bsdiff::new(basis, target)
+        .small_match(small_match)
         .parallel_scheme(qbsdiff::ParallelScheme::Never)
         .compression_level(9)
         .compare(Cursor::new(&mut patch))
@@ -212,7 +221,7 @@ mod tests {
             apply_candidate(Method::Zstd, &z, Some(&basis)).unwrap(),
             target
         );
-        let b = bsdiff_delta(&target, &basis, &c).unwrap();
+        let b = bsdiff_delta(&target, &basis, 12, &c).unwrap();
         assert_eq!(
             apply_candidate(Method::Bsdiff, &b, Some(&basis)).unwrap(),
             target

@@ -515,11 +515,12 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                         && (w.len() as u64) <= opts.settings.bsdiff_max =>
                 {
                     let counter = stage.counter.clone();
+                    let small_match = opts.settings.bsdiff_small_match;
                     diff_jobs.push((
                         seg.len + w.len() as u64 * 2,
                         Box::new(move || {
                             let t = Instant::now();
-                            let r = diff::bsdiff_delta(&content, &w, &counter);
+                            let r = diff::bsdiff_delta(&content, &w, small_match, &counter);
                             (i, k, Method::Bsdiff, r, t.elapsed().as_secs_f64())
                         }),
                     ));
