@@ -397,3 +397,55 @@ fn identical_swu_gives_slices_only_and_unrelated_target_is_refused() {
     assert!(!opts.output.exists());
     let _ = Method::Zstd;
 }
+
+#[test]
+fn segmented_round_trip_with_zero_segments() {
+    // Small segment sizes force the segment path (chain of per-segment deltas, basis windows,
+    // all_zeros) on a small image.
+    let dir = tempfile::tempdir().unwrap();
+    let mut v1 = text(60, 700_000);
+    v1.resize(1_000_000, 0);
+    let mut v2 = v1.clone();
+    v2.splice(200_000..200_000, text(61, 30_000)); // insertion shifts the rest
+    v2[500_000..500_300].fill(b'!');
+    v2.truncate(1_000_000);
+    let gz1 = deflate_exact(&v1, ZlibInit::Gzip, 9).unwrap();
+    let gz2 = deflate_exact(&v2, ZlibInit::Gzip, 9).unwrap();
+    let d = sw_description(&[("img.gz", Some("zlib"), "00")], &[]);
+    let a = cpio(
+        CpioFormat::Newc,
+        &[("sw-description", d.as_bytes()), ("img.gz", &gz1)],
+    );
+    let b = cpio(
+        CpioFormat::Newc,
+        &[("sw-description", d.as_bytes()), ("img.gz", &gz2)],
+    );
+    let p = Pair {
+        source: dir.path().join("a.swu"),
+        target: dir.path().join("b.swu"),
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+    };
+    std::fs::write(&p.source, a).unwrap();
+    std::fs::write(&p.target, b).unwrap();
+    let mut opts = options(&p);
+    opts.settings.segment_size = 64 * 1024;
+    opts.settings.segment_margin = 16 * 1024;
+    let r = generate(&opts).unwrap();
+    apply_and_compare(&p, &opts.output);
+    let img = r.members.iter().find(|m| m.name == "img.gz").unwrap();
+    assert!(img.segment_log.len() > 10, "{}", img.segment_log.len());
+    assert!(
+        img.segment_log.iter().any(|s| s.chosen.is_none()),
+        "an all-zero segment"
+    );
+    let parsed = adudiffapi::format::parse_delta(adudiffapi::io::SharedBytes::from_vec(
+        std::fs::read(&opts.output).unwrap(),
+    ))
+    .unwrap();
+    assert!(parsed
+        .recipes
+        .iter()
+        .any(|r| r.kind == RecipeKind::AllZeros));
+    assert!(r.delta_size < 60_000, "{}", r.delta_size);
+}
