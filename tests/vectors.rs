@@ -313,3 +313,77 @@ fn one_session_is_reusable_and_errors_reset_per_call() {
     }
     adu_diff_apply_close_session(session);
 }
+
+#[test]
+fn log_path_receives_one_line_per_apply() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("apply.log");
+    let good = vectors_dir().join("slice_basic");
+    let session = adu_diff_apply_create_session();
+    assert_eq!(
+        adu_diff_apply_set_log_path(session, cpath(&log).as_ptr()),
+        0
+    );
+    let (src, delta) = (cpath(&good.join("source")), cpath(&good.join("delta")));
+    let bad = cpath(&vectors_dir().join("malformed_wrong_magic/delta"));
+    let target = cpath(&work.path().join("t"));
+    assert_eq!(
+        adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()),
+        0
+    );
+    assert_eq!(
+        adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()),
+        1
+    );
+    adu_diff_apply_close_session(session);
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("-> ok (32000 bytes"), "{text}");
+    assert!(
+        lines[1].contains("-> error 30000: Not a valid diff file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn zlib_level_detection_through_the_c_function() {
+    let work = tempfile::tempdir().unwrap();
+    let case = vectors_dir().join("zlib_compression_gz_level_default");
+    // The vector's target is the gzip (default level) of the first 200000 bytes of its source.
+    let plain = work.path().join("plain");
+    fs::write(&plain, &fs::read(case.join("source")).unwrap()[..200_000]).unwrap();
+    let gz = cpath(&case.join("target"));
+    let mut level = 99i32;
+    assert_eq!(
+        unsafe_level(cpath(&plain).as_ptr(), gz.as_ptr(), &mut level),
+        0
+    );
+    assert_eq!(level, -1);
+    // Not reproducible: one byte changed.
+    let mut bytes = fs::read(case.join("target")).unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] ^= 1;
+    let bad = work.path().join("bad.gz");
+    fs::write(&bad, bytes).unwrap();
+    assert_eq!(
+        unsafe_level(cpath(&plain).as_ptr(), cpath(&bad).as_ptr(), &mut level),
+        40005
+    );
+    let missing = cpath(&work.path().join("missing"));
+    assert_eq!(
+        unsafe_level(missing.as_ptr(), gz.as_ptr(), &mut level),
+        20300
+    );
+    assert_eq!(unsafe_level(std::ptr::null(), gz.as_ptr(), &mut level), 1);
+    assert_eq!(
+        unsafe_level(gz.as_ptr(), gz.as_ptr(), std::ptr::null_mut()),
+        1
+    );
+}
+
+/// Calls the C function (its pointer arguments are valid here).
+fn unsafe_level(u: *const std::ffi::c_char, c: *const std::ffi::c_char, level: *mut i32) -> u32 {
+    // SAFETY: the tests pass NUL-terminated strings (or NULL) and a valid or NULL out-pointer.
+    unsafe { diff_get_zlib_compression_level(u, c, level) }
+}

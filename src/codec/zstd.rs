@@ -54,9 +54,31 @@ pub struct ZstdReader<R: Read> {
     produced: u64,
     output_len: u64,
     failed: Option<Error>,
+    /// Output window in a mapped temporary file (large outputs only), see
+    /// [`ZstdReader::with_mapped_window`]. Declared after `dctx`, which references it.
+    window: Option<MappedWindow>,
     /// Keeps the prefix bytes referenced by `dctx` alive.
     _prefix: Option<SharedBytes>,
 }
+
+/// Decoded output kept in a shared mapping of a temporary file: zstd references earlier output
+/// there (`ZSTD_d_stableOutBuffer`) instead of allocating a window buffer as large as the frame's
+/// window, and already-consumed pages can leave the process's resident set.
+struct MappedWindow {
+    map: memmap2::MmapMut,
+    /// Bytes handed to the caller so far.
+    served: usize,
+    /// Output produced when pages were last released.
+    released_at: u64,
+}
+
+/// Compressed input handed to one decode call in mapped-window mode.
+const MAPPED_INPUT_STEP: usize = 32;
+
+/// Output produced between two releases of the window's and the prefix's resident pages. Small,
+/// because the kernel maps up to 16 neighbouring pages on each fault ("fault-around"), so the
+/// scattered prefix reads of a few MiB of output can map far more than they touch.
+const WINDOW_RELEASE_STEP: u64 = 1 << 20;
 
 impl<R: Read> ZstdReader<R> {
     /// Starts decoding `input`, optionally against the raw-content `prefix`.
@@ -91,8 +113,119 @@ impl<R: Read> ZstdReader<R> {
             produced: 0,
             output_len,
             failed: None,
+            window: None,
             _prefix: prefix,
         })
+    }
+
+    /// Like [`ZstdReader::new`], but decodes into a shared mapping of `file` (resized to
+    /// `output_len`; normally an unlinked temporary file). Peak memory then stays bounded by the
+    /// pages recently touched instead of the frame's window (up to 256 MiB with a prefix).
+    pub fn with_mapped_window(
+        input: R,
+        prefix: Option<SharedBytes>,
+        output_len: u64,
+        file: &std::fs::File,
+    ) -> Result<Self> {
+        let mut reader = Self::new(input, prefix, output_len)?;
+        let temp_failed = |e: io::Error| {
+            Error::new(
+                code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+                format!("Failed to prepare the zstd output window file: {e}"),
+            )
+        };
+        let len = usize::try_from(output_len).map_err(|_| {
+            Error::new(
+                code::IO_ZSTD_DECOMPRESS_STREAM_FAILED,
+                format!("zstd output of {output_len} bytes cannot be addressed"),
+            )
+        })?;
+        if len == 0 {
+            return Ok(reader);
+        }
+        file.set_len(output_len).map_err(temp_failed)?;
+        // SAFETY: the file is private to this reader (an unlinked temporary file), so nobody
+        // else resizes or writes it while mapped.
+        let map =
+            unsafe { memmap2::MmapOptions::new().len(len).map_mut(file) }.map_err(temp_failed)?;
+        reader
+            .dctx
+            .set_parameter(DParameter::StableOutBuffer(true))
+            .map_err(|c| setup_failed("ZSTD_DCtx_setParameter(stableOutBuffer)", c))?;
+        reader.window = Some(MappedWindow {
+            map,
+            served: 0,
+            released_at: 0,
+        });
+        Ok(reader)
+    }
+
+    /// Serves `buf` from the mapped window, decoding more output into it when needed.
+    fn read_mapped(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let served = self.window.as_ref().map_or(0, |w| w.served) as u64;
+        if served == self.produced {
+            if self.produced == self.output_len {
+                return Ok(0);
+            }
+            self.decode_into_window()?;
+        }
+        let window = self.window.as_mut().expect("mapped mode");
+        let available = self.produced as usize - window.served;
+        let n = buf.len().min(available);
+        buf[..n].copy_from_slice(&window.map[window.served..window.served + n]);
+        window.served += n;
+        Ok(n)
+    }
+
+    /// Decodes until the mapped window holds more output, releasing resident pages regularly.
+    fn decode_into_window(&mut self) -> io::Result<()> {
+        loop {
+            self.refill()?;
+            let window = self.window.as_mut().expect("mapped mode");
+            let before = self.produced as usize;
+            let mut output = OutBuffer::around_pos(&mut window.map[..], before);
+            // The output buffer must stay the whole mapping (stableOutBuffer), so the amount
+            // decoded per call is bounded through the input instead: a few blocks at most.
+            let input_end = self.len.min(self.pos + MAPPED_INPUT_STEP);
+            let mut input = InBuffer::around(&self.buf[self.pos..input_end]);
+            let ret = self.dctx.decompress_stream(&mut output, &mut input);
+            let (consumed, now) = (input.pos(), output.pos());
+            ret.map_err(|c| stream_failed(c).into_io())?;
+            self.pos += consumed;
+            if now > before {
+                self.produced = now as u64;
+                break;
+            }
+            if consumed == 0 && self.pos == self.len && self.input_eof {
+                return Err(self.ended_early().into_io());
+            }
+        }
+        let window = self.window.as_mut().expect("mapped mode");
+        if self.produced - window.released_at >= WINDOW_RELEASE_STEP {
+            window.released_at = self.produced;
+            // SAFETY: a shared file mapping: MADV_DONTNEED only unmaps pages (dirty ones stay in
+            // the page cache and are faulted back in if zstd references them again).
+            let _ = unsafe {
+                window
+                    .map
+                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+            };
+            if let Some(prefix) = &self._prefix {
+                prefix.release(0, prefix.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for input that ends before `output_len` bytes were produced.
+    fn ended_early(&self) -> Error {
+        Error::new(
+            code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH,
+            format!(
+                "zstd input ended after {} of {} bytes",
+                self.produced, self.output_len
+            ),
+        )
     }
 
     /// Refills the input buffer if it is empty and input remains.
@@ -112,6 +245,9 @@ impl<R: Read> ZstdReader<R> {
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.window.is_some() {
+            return self.read_mapped(buf);
+        }
         let remaining = self.output_len - self.produced;
         if remaining == 0 {
             return Ok(0);
@@ -134,14 +270,7 @@ impl<R: Read> ZstdReader<R> {
             }
             if consumed == 0 && self.pos == self.len && self.input_eof {
                 // All input given and nothing more comes out: the data ends too early.
-                return Err(Error::new(
-                    code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH,
-                    format!(
-                        "zstd input ended after {} of {} bytes",
-                        self.produced, self.output_len
-                    ),
-                )
-                .into_io());
+                return Err(self.ended_early().into_io());
             }
             // Otherwise zstd consumed input (or has input pending): keep going. zstd always
             // progresses when it has both input and output space.
@@ -316,5 +445,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn mapped_window_mode_decodes_identically_and_reports_errors() {
+        for (case, with_prefix) in [
+            ("zstd_patch_from_source", true),
+            ("zstd_no_dictionary", false),
+            ("zstd_two_concatenated_frames", false),
+        ] {
+            let expected = vector(case, "target");
+            let prefix = with_prefix.then(|| SharedBytes::from_vec(vector(case, "source")));
+            let data = frames(case);
+            for (piece, dribble) in [(7usize, 3usize), (1 << 20, 1 << 20)] {
+                let file = tempfile::tempfile().unwrap();
+                let reader = ZstdReader::with_mapped_window(
+                    Dribble(&data, dribble),
+                    prefix.clone(),
+                    expected.len() as u64,
+                    &file,
+                )
+                .unwrap();
+                let got = read_all(reader, piece).unwrap();
+                assert!(got == expected, "{case}: mapped output differs");
+            }
+        }
+        // Truncated input: same error as the in-memory mode.
+        let data = frames("zstd_no_dictionary");
+        let file = tempfile::tempfile().unwrap();
+        let reader =
+            ZstdReader::with_mapped_window(&data[..data.len() / 2], None, 300_000, &file).unwrap();
+        let err = read_all(reader, 4096).unwrap_err();
+        assert_eq!(err_code(err), code::IO_ZSTD_DECOMPRESS_CANNOT_FINISH);
     }
 }

@@ -27,6 +27,10 @@ pub const IN_MEMORY_MATERIALIZATION_LIMIT: u64 = 64 * 1024;
 /// Producers shorter than this run inline rather than on a pipe thread.
 const PIPE_THRESHOLD: u64 = 1 << 20;
 
+/// zstd outputs at least this long decode into a mapped temporary file instead of a window
+/// buffer in memory (see [`ZstdReader::with_mapped_window`]).
+pub const MAPPED_ZSTD_WINDOW_THRESHOLD: u64 = 32 << 20;
+
 /// Most pieces one random-access view may have (bounds hostile chain-of-chain deltas).
 pub const MAX_VIEW_PIECES: usize = 1 << 20;
 
@@ -192,10 +196,13 @@ impl<'a> Executor<'a> {
                     Some(p) => Some(self.contiguous(p)?),
                     None => None,
                 };
-                Box::new(
+                let reader = if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
+                    let file = self.temp_file()?;
+                    ZstdReader::with_mapped_window(frame, prefix, length, &file)
+                } else {
                     ZstdReader::new(frame, prefix, length)
-                        .map_err(|e| e.with_context(describe()))?,
-                )
+                };
+                Box::new(reader.map_err(|e| e.with_context(describe()))?)
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
                 let view = self.random_access(id)?;
@@ -229,6 +236,19 @@ impl<'a> Executor<'a> {
         Ok(view)
     }
 
+    /// A new unlinked temporary file in the temporary directory.
+    fn temp_file(&self) -> Result<std::fs::File> {
+        tempfile::tempfile_in(&self.temp_dir).map_err(|e| {
+            Error::new(
+                code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+                format!(
+                    "Failed to create a temporary file in {}: {e}",
+                    self.temp_dir.display()
+                ),
+            )
+        })
+    }
+
     /// Copies exactly `length` bytes of `stream` into memory (small) or a temporary file (mapped).
     fn spill(&self, stream: Stream, length: u64) -> Result<SharedBytes> {
         let mut stream = ExactLen::new(stream, length);
@@ -248,7 +268,7 @@ impl<'a> Executor<'a> {
                 ),
             )
         };
-        let mut file = tempfile::tempfile_in(&self.temp_dir).map_err(temp_error)?;
+        let mut file = self.temp_file()?;
         let mut buf = vec![0u8; COPY_CHUNK];
         loop {
             let n = stream

@@ -119,16 +119,37 @@ impl View {
         ViewReader {
             pieces: self.pieces.clone().into_iter().rev().collect(),
             pos: 0,
+            released: 0,
         }
     }
 }
 
-/// Sequential reader of a [`View`].
+/// Bytes read between two releases of already-read mapped pages.
+const RELEASE_STEP: u64 = 8 << 20;
+
+/// Sequential reader of a [`View`]. Pages of mapped files it has read are released from the
+/// process's resident set as it goes, so streaming a large file does not grow RSS.
 pub struct ViewReader {
     /// Remaining pieces, last first.
     pieces: Vec<Piece>,
     /// Offset inside the current (last) piece.
     pos: u64,
+    /// Offset inside the current piece up to which pages were released.
+    released: u64,
+}
+
+impl ViewReader {
+    /// Releases the read part of the current piece once a full step (or, with `finished`, the
+    /// rest) has been read. Small pieces are left alone: they are cheap and often re-read.
+    fn release_read_pages(&mut self, finished: bool) {
+        if let Some(Piece::Bytes(b)) = self.pieces.last() {
+            let span = self.pos - self.released;
+            if (b.len() as u64) >= RELEASE_STEP && (finished || span >= RELEASE_STEP) && span > 0 {
+                b.release(self.released, span);
+                self.released = self.pos;
+            }
+        }
+    }
 }
 
 impl Read for ViewReader {
@@ -139,8 +160,10 @@ impl Read for ViewReader {
             };
             let left = piece.len() - self.pos;
             if left == 0 {
+                self.release_read_pages(true);
                 self.pieces.pop();
                 self.pos = 0;
+                self.released = 0;
                 continue;
             }
             let n = (buf.len() as u64).min(left) as usize;
@@ -152,6 +175,9 @@ impl Read for ViewReader {
                 Piece::Zeros(_) => buf[..n].fill(0),
             }
             self.pos += n as u64;
+            if self.pos - self.released >= RELEASE_STEP {
+                self.release_read_pages(false);
+            }
             return Ok(n);
         }
     }

@@ -1378,4 +1378,48 @@ mod tests {
         assert_eq!(err.code, code::STANDARD_LIBRARY_EXCEPTION);
         assert!(err.text().contains("overflow"));
     }
+
+    /// An outer legacy delta whose first chunk comes from an embedded legacy delta (the worked
+    /// example, carried as an inline asset) applied to the outer source.
+    fn outer_with_nested(endian: Endian, inner: &[u8]) -> Vec<u8> {
+        let mut inline = inner.to_vec();
+        inline.extend_from_slice(b"!!");
+        let mut w = Writer::new(endian);
+        w.header(b"hello!!", b"hello world\n").u64(2);
+        w.item(b"hello").recipe(ty::NESTED_DIFF as u8, 2);
+        w.item_param(inner, true).recipe(ty::INLINE_ASSET as u8, 0);
+        w.item_param(b"hello world\n", false);
+        w.item(b"!!").recipe(ty::INLINE_ASSET as u8, 0);
+        w.tail(&inline, 0, &[0x03, 0x00])
+    }
+
+    #[test]
+    fn nested_legacy_deltas_apply_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::write(&source, b"hello world\n").unwrap();
+        for (outer_endian, inner_endian) in [
+            (Endian::Big, Endian::Big),
+            (Endian::Little, Endian::Little),
+            (Endian::Big, Endian::Little),
+        ] {
+            let delta = dir.path().join("delta");
+            let target = dir.path().join("target");
+            let bytes = outer_with_nested(outer_endian, &worked_example(inner_endian));
+            let parsed = parse_vec(bytes.clone()).unwrap();
+            assert_eq!(parsed.legacy_nested.len(), 1);
+            std::fs::write(&delta, &bytes).unwrap();
+            crate::apply::apply_files(&source, &delta, &target).unwrap();
+            assert_eq!(std::fs::read(&target).unwrap(), b"hello!!");
+        }
+        // An embedded blob that is not a legacy delta: code 1, nothing written.
+        let delta = dir.path().join("bad");
+        let target = dir.path().join("bad-target");
+        let mut not_legacy = worked_example(Endian::Big);
+        not_legacy[11] = 2;
+        std::fs::write(&delta, outer_with_nested(Endian::Big, &not_legacy)).unwrap();
+        let err = crate::apply::apply_files(&source, &delta, &target).unwrap_err();
+        assert_eq!(err.code, code::STANDARD_LIBRARY_EXCEPTION, "{err}");
+        assert!(!target.exists());
+    }
 }

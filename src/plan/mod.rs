@@ -127,17 +127,22 @@ pub fn plan(delta: &Delta, source: &Item) -> Result<Plan> {
             "the delta's target item has length 0 (upstream cannot produce an empty target)",
         ));
     }
-    let mut resolver = Resolver::new(delta, source);
-    match resolver.resolve(&delta.target, 0)? {
-        Some(root) => Ok(Plan {
-            nodes: resolver.nodes,
-            root,
-        }),
-        None => Err(Error::unresolvable(format!(
+    plan_item(delta, source, &delta.target)?.ok_or_else(|| {
+        Error::unresolvable(format!(
             "no recipe produces the target {} from this source and delta",
             delta.target.describe()
-        ))),
-    }
+        ))
+    })
+}
+
+/// Resolves any `item` from `delta` and the `source` identity (`Item::empty()` for none);
+/// `Ok(None)` when it cannot be produced.
+pub fn plan_item(delta: &Delta, source: &Item, item: &Item) -> Result<Option<Plan>> {
+    let mut resolver = Resolver::new(delta, source);
+    Ok(resolver.resolve(item, 0)?.map(|root| Plan {
+        nodes: resolver.nodes,
+        root,
+    }))
 }
 
 struct Resolver<'a> {
@@ -339,7 +344,7 @@ impl<'a> Resolver<'a> {
             RecipeKind::ZlibCompression => Op::Deflate {
                 input: ingredient(0)?,
                 init: zlib_init(number(0)?)?,
-                level: zlib_level(number(1)?)?,
+                level: crate::codec::zlib_level_from_number(number(1)?)?,
             },
             RecipeKind::ZlibDecompression => Op::Inflate {
                 input: ingredient(0)?,
@@ -368,16 +373,4 @@ pub fn zlib_init(number: u64) -> Result<ZlibInit> {
             format!("Invalid zlib init type: {number} (expected 0 = raw, 1 = gzip, 2 = zlib)"),
         )
     })
-}
-
-/// zlib level for a recipe's level number: 0..=9, or 0xFFFFFFFF for the default (-1).
-pub fn zlib_level(number: u64) -> Result<i32> {
-    match number {
-        0..=9 => Ok(number as i32),
-        0xFFFF_FFFF => Ok(-1),
-        _ => Err(Error::new(
-            code::RECIPE_ZLIB_COMPRESSION_LEVEL_INVALID,
-            format!("Invalid error message. Expected value from 0 to 9. Actual Value: {number}"),
-        )),
-    }
 }
