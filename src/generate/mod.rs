@@ -34,6 +34,9 @@ pub use diff::{DiffSettings, Method};
 use error::{fail, ToolError, ToolResult};
 use progress::Progress;
 
+/// zstd level of the extra candidate for contents diffed in one piece.
+pub const STRONG_ZSTD_LEVEL: i32 = 19;
+
 /// Members up to this size that changed go to the remainder without diffing (upstream: 512).
 pub const SMALL_MEMBER: u64 = 512;
 
@@ -498,17 +501,24 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 }
                 _ => None,
             };
-            let level = opts.settings.zstd_level;
-            let counter = stage.counter.clone();
-            let (c, w) = (content.clone(), window.clone());
-            diff_jobs.push((
-                seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
-                Box::new(move || {
-                    let t = Instant::now();
-                    let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
-                    (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
-                }),
-            ));
+            // Unsegmented contents (≤ 1.5 segments) also get a strong zstd try: cheap at that
+            // size, and it wins on already-compressed payloads such as kernels.
+            let mut levels = vec![opts.settings.zstd_level];
+            if segs.len() == 1 && opts.settings.zstd_level < STRONG_ZSTD_LEVEL {
+                levels.push(STRONG_ZSTD_LEVEL);
+            }
+            for level in levels {
+                let counter = stage.counter.clone();
+                let (c, w) = (content.clone(), window.clone());
+                diff_jobs.push((
+                    seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
+                    Box::new(move || {
+                        let t = Instant::now();
+                        let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
+                        (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                    }),
+                ));
+            }
             match window {
                 Some(w)
                     if seg.len <= opts.settings.bsdiff_max
