@@ -34,6 +34,10 @@ pub use diff::{DiffSettings, Method};
 use error::{fail, ToolError, ToolResult};
 use progress::Progress;
 
+/// Basis window of the second-chance zstd candidate for poorly matching segments (the applier's
+/// zstd window limit with a prefix is 2^28 for prefix + segment).
+pub const WIDE_WINDOW: u64 = 200 << 20;
+
 /// zstd level of the extra candidate for contents diffed in one piece.
 pub const STRONG_ZSTD_LEVEL: i32 = 19;
 
@@ -227,6 +231,8 @@ struct BuildPlan {
 type DiffOutcome = (usize, usize, Method, ToolResult<Vec<u8>>, f64);
 /// A delta payload with the method that applies it.
 type Candidate = (Method, Vec<u8>);
+/// The chosen candidate of a segment, its basis window and the segment.
+type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
 
 /// Generates the delta described by `opts`.
 pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
@@ -549,6 +555,62 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
             Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
         }
     }
+    // Second pass: segments that matched poorly in their aligned window (major rewrites move
+    // content far) get one more zstd try against a wide window of the basis.
+    let mut wide_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
+    let mut wide_windows: HashMap<(usize, usize), (u64, u64)> = HashMap::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let (Plan::Build(b), Some(segs)) = (plan, segments.get(&i)) else {
+            continue;
+        };
+        let Some(basis) = b.basis.as_ref().map(&basis_bytes) else {
+            continue;
+        };
+        if segs.len() < 2 {
+            continue;
+        }
+        for (k, seg) in segs.iter().enumerate() {
+            let best = found
+                .get(&(i, k))
+                .and_then(|c| c.iter().map(|(_, d)| d.len() as u64).min());
+            let (Some(best), Some((woff, wlen))) = (best, seg.window) else {
+                continue;
+            };
+            if best * 4 < seg.len {
+                continue;
+            }
+            let blen = basis.len() as u64;
+            let want = WIDE_WINDOW.min(blen);
+            if want < wlen + wlen / 2 {
+                continue;
+            }
+            let center = woff + wlen / 2;
+            let lo = center.saturating_sub(want / 2).min(blen - want);
+            wide_windows.insert((i, k), (lo, want));
+            let c = b.content.slice(seg.start, seg.len).expect("segment");
+            let w = basis.slice(lo, want).expect("window");
+            let level = opts.settings.zstd_level;
+            let counter = stage.counter.clone();
+            wide_jobs.push((
+                seg.len + want,
+                Box::new(move || {
+                    let t = Instant::now();
+                    let r = diff::zstd_delta(&c, Some(&w), level, &counter);
+                    (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                }),
+            ));
+        }
+    }
+    let mut wide: HashMap<(usize, usize), Vec<u8>> = HashMap::new();
+    for (i, k, method, r, secs) in pool::run(threads, wide_jobs) {
+        *cpu.entry((i, method)).or_default() += secs;
+        match r {
+            Ok(bytes) => {
+                wide.insert((i, k), bytes);
+            }
+            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
+        }
+    }
     for ((i, m), secs) in cpu {
         reports[i].cpu_seconds.push((m, secs));
     }
@@ -614,7 +676,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
                 let segs = segments.remove(&i).unwrap_or_default();
                 // Best candidate per segment (ties keep bsdiff).
-                let mut picks: Vec<(Option<Candidate>, &segment::Segment)> = Vec::new();
+                let mut picks: Vec<Pick<'_>> = Vec::new();
                 let mut sums: HashMap<Method, u64> = HashMap::new();
                 let mut best_total = 0u64;
                 let mut complete = true;
@@ -624,20 +686,39 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                         *sums.entry(*m).or_default() += d.len() as u64;
                     }
                     cands.sort_by_key(|(m, d)| (d.len(), *m != Method::Bsdiff));
+                    let mut window = seg.window;
+                    let mut log_window = seg.window;
+                    let mut pick = cands.first().cloned();
+                    let wide_cand = wide.remove(&(i, k));
+                    if let Some(wd) = &wide_cand {
+                        let better = match &pick {
+                            None => true,
+                            Some((_, d)) => wd.len() < d.len(),
+                        };
+                        if better {
+                            window = wide_windows.get(&(i, k)).copied();
+                            log_window = window;
+                            pick = Some((Method::Zstd, wd.clone()));
+                        }
+                    }
+                    let mut logged: Vec<(Method, u64)> =
+                        cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect();
+                    if let Some(wd) = &wide_cand {
+                        logged.push((Method::Zstd, wd.len() as u64));
+                    }
                     r.segment_log.push(SegmentLog {
                         start: seg.start,
                         len: seg.len,
-                        window: seg.window,
-                        candidates: cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect(),
-                        chosen: cands.first().map(|(m, _)| *m),
+                        window: log_window,
+                        candidates: logged,
+                        chosen: pick.as_ref().map(|(m, _)| *m),
                     });
-                    let pick = cands.into_iter().next();
                     match &pick {
                         Some((_, d)) => best_total += d.len() as u64,
                         None if seg.zeros => {}
                         None => complete = false,
                     }
-                    picks.push((pick, seg));
+                    picks.push((pick, window, seg));
                 }
                 let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
                 sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
@@ -653,7 +734,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                     } else {
                         let mut parts = Vec::new();
                         let mut methods: Vec<Method> = Vec::new();
-                        for (pick, seg) in picks {
+                        for (pick, window, seg) in picks {
                             let bytes = b.content.slice(seg.start, seg.len).expect("segment");
                             let seg_item = if parts.is_empty() && seg.len == b.content.len() as u64
                             {
@@ -667,7 +748,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                                 continue;
                             }
                             let (method, delta) = pick.expect("complete");
-                            let window_item = match (&basis, seg.window) {
+                            let window_item = match (&basis, window) {
                                 (Some(bi), Some((off, len))) if len == bi.length && off == 0 => {
                                     Some(bi.clone())
                                 }
