@@ -66,6 +66,7 @@ for c in $CASES; do
 	rm -f "$w/applied.swu"
 done
 
+cp "$RESULTS" "$REPO/docs/bench-results.tsv"
 python3 "$REPO/scripts/bench-report.py" "$RESULTS" "$REPO/docs" "$(nproc)" \
 	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "== wrote $REPO/docs/BENCHMARK.md and $REPO/docs/bench-sizes.svg" >&2

@@ -10,7 +10,7 @@ BASELINES = {
     "minor": [("hdiffz -m-6 (ext4 image only)", 4_903_133, 8.82), ("zstd --ultra -22 --long=31 (ext4 only)", 5_423_185, 91.61),
               ("qbsdiff (ext4 only)", 5_990_179, 23.60), ("xdelta3 -9 (ext4 only)", 6_875_011, 11.79),
               ("zstd --ultra -22 on .swu", 59_944_520, 62.51)],
-    "major": [("zstd --ultra -22 (ext4 only, + ~10.6 MB kernel)", 34_292_403, 166.77), ("hdiffz -m-6 (ext4 only)", 35_126_151, 74.28),
+    "major": [("zstd --ultra -22 (ext4 only; the kernel adds ~10.6 MB)", 34_292_403, 166.77), ("hdiffz -m-6 (ext4 only)", 35_126_151, 74.28),
               ("zstd --ultra -22 on .swu", 75_032_864, 61.24)],
     "firmware": [("bsdiff on .swu", 205_060, 2.05), ("hdiffz -m-6 on .swu", 205_979, 0.52), ("qbsdiff on .swu", 213_637, 0.45)],
 }
@@ -26,11 +26,12 @@ out.append(f"Measured {datetime.date.today().isoformat()} on a {nproc}-core mach
            "`adudiff apply` + `cmp`). Baselines are from `shared/corpus/BASELINES.md`; generic tools "
            "there were run on the *uncompressed ext4 image alone*, while our delta rebuilds the "
            "whole SWU byte-exactly (including re-gzipping the image).\n")
-out.append("| case | v2.swu | recompressed v2 | **adudiff delta** | % of v2 | generate s | peak RSS MiB | apply s | apply RSS MiB | byte-exact |")
-out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+out.append("| case | v2.swu | recompressed v2 | recompress s | **adudiff delta** | % of v2 | generate s | peak RSS MiB | apply s | apply RSS MiB | byte-exact |")
+out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for r in rows:
     c, v2, v2r, delta, gs, gm, aps, am, ok = r[:9]
-    out.append(f"| {c} | {g(v2)} | {g(v2r)} | **{g(delta)}** | {int(delta)*100/int(v2r):.2f} % | {float(gs):.1f} | {gm} | {float(aps):.1f} | {am} | {ok} |")
+    rs = float(r[9]) if len(r) > 9 and r[9] else 0.0
+    out.append(f"| {c} | {g(v2)} | {g(v2r)} | {rs:.1f} | **{g(delta)}** | {int(delta)*100/int(v2r):.2f} % | {float(gs):.1f} | {gm} | {float(aps):.1f} | {am} | {ok} |")
 out.append("")
 out.append("Baselines (best generic tools, BASELINES.md):\n")
 out.append("| case | tool | patch bytes | gen s |")
@@ -45,7 +46,7 @@ for r in rows:
 load = open("/proc/loadavg").read().split()[:3]
 out.append(f"Load average when the report was written: {' / '.join(load)} (1/5/15 min) — the machine is "
            "shared with other builds, so times are upper bounds; sizes are deterministic.\n")
-out.append("![delta sizes](bench-sizes.svg)\n")
+out.append("![delta sizes](bench-sizes.png)\n\n(SVG version without any plotting dependency: `bench-sizes.svg`.)\n")
 open(f"{docs}/BENCHMARK.md", "w").write("\n".join(out) + "\n")
 
 # Horizontal bar chart (SVG written by hand: no plotting dependency needed).
@@ -65,7 +66,7 @@ for label, size, color in bars:
     wbar = max(1, (W - left - 120) * size / mx)
     svg.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{label}</text>')
     svg.append(f'<rect x="{left}" y="{y}" width="{wbar:.1f}" height="{h}" fill="{color}"/>')
-    svg.append(f'<text x="{left + wbar + 4:.1f}" y="{y + 14}">{size/1e6:.2f} MB</text>')
+    svg.append(f'<text x="{left + wbar + 4:.1f}" y="{y + 14}">{size/1e6:.3f} MB</text>')
     y += h + gap
 svg.append("</svg>")
 open(f"{docs}/bench-sizes.svg", "w").write("\n".join(svg) + "\n")
@@ -83,7 +84,7 @@ try:
     ax.set_xscale("log")
     ax.set_xlabel("delta size, MB (log scale; shorter is better)")
     for y, v in enumerate(sizes):
-        ax.text(v * 1.03, y, f"{v:.2f} MB", va="center", fontsize=8)
+        ax.text(v * 1.03, y, f"{v:.3f} MB" if v < 1 else f"{v:.2f} MB", va="center", fontsize=8)
     ax.set_title("adudiff whole-SWU deltas vs generic tools (BASELINES.md)")
     fig.tight_layout()
     fig.savefig(f"{docs}/bench-sizes.png", dpi=110)
