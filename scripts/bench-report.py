@@ -25,7 +25,9 @@ out.append(f"Measured {datetime.date.today().isoformat()} on a {nproc}-core mach
            "v1.swu → `adudiff recompress`ed v2.swu, verified by the generator and re-applied with "
            "`adudiff apply` + `cmp`). Baselines are from `shared/corpus/BASELINES.md`; generic tools "
            "there were run on the *uncompressed ext4 image alone*, while our delta rebuilds the "
-           "whole SWU byte-exactly (including re-gzipping the image).\n")
+           "whole SWU byte-exactly (including re-gzipping the image). The corpus is deterministic: the "
+           "`.ext4`/`.bin` payloads are byte-identical to those of BASELINES.md (same SHA-256); the `.swu` "
+           "files differ only in `sw-description.sig`, because the signing key is generated per cache.\n")
 out.append("| case | v2.swu | recompressed v2 | recompress s | **adudiff delta** | % of v2 | generate s | peak RSS MiB | apply s | apply RSS MiB | byte-exact |")
 out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for r in rows:
