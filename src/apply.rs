@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::execute::output::{target_dir, PendingTarget};
+use crate::execute::output::{ensure_free_space, target_dir, PendingTarget};
 use crate::execute::Executor;
 use crate::format::model::Delta;
 use crate::format::{self, legacy, Item, Recipe, RecipeKind};
@@ -113,6 +113,10 @@ pub fn identify(bytes: &[u8]) -> Item {
 
 /// The apply itself, on the calling thread.
 pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Result<ApplyReport> {
+    #[cfg(feature = "fault-injection")]
+    if delta.as_os_str().to_string_lossy().ends_with(".panic-test") {
+        panic!("fault injection: forced panic for {}", delta.display());
+    }
     let mut report = ApplyReport::default();
     let mut clock = Instant::now();
     let mut lap = |slot: &mut Duration| {
@@ -137,6 +141,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
 
     lap(&mut report.source_hash);
 
+    ensure_free_space(target, parsed.target.length)?;
     let pending = PendingTarget::create(target)?;
     let mut parsed = parsed;
     expand_legacy_nested(&mut parsed, &target_dir(target))?;

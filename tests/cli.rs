@@ -1,13 +1,13 @@
 //! The `adudiff` binary end to end: generate (DiffGenTool positional forms), apply, dump,
 //! manifest, recompress, usage errors.
 
-mod common;
+mod swu_common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use adudiffapi::swu::cpio::CpioFormat;
-use common::*;
+use swu_common::*;
 
 fn adudiff(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adudiff"))

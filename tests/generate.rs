@@ -1,14 +1,14 @@
 //! Writer and generator tests: byte-exact standard v2 output (spec §5 worked examples) and
 //! round trips of small SWU updates built here.
 
-mod common;
+mod swu_common;
 
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
 use adudiffapi::format::{Recipe, RecipeKind, ZlibInit};
 use adudiffapi::generate::zlib::deflate_exact;
 use adudiffapi::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
 use adudiffapi::swu::cpio::CpioFormat;
-use common::*;
+use swu_common::*;
 
 const HELLO_DELTA_HEX: &[&str] = &[
     "50414d5a000000000000000200000000000000050000800c2cf24dba5fb0a30e",

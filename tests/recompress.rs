@@ -1,13 +1,13 @@
 //! `recompress`: re-gzipped images, sha256 in sw-description, cpio headers, signing, idempotence.
 
-mod common;
+mod swu_common;
 
 use adudiffapi::format::ZlibInit;
 use adudiffapi::generate::zlib::{deflate_exact, find_zlib_level, gunzip};
 use adudiffapi::recompress::{recompress_swu, ImageAction, SignatureAction};
 use adudiffapi::swu::cpio::{checksum, CpioArchive, CpioFormat};
 use adudiffapi::swu::description;
-use common::*;
+use swu_common::*;
 
 struct Fixture {
     swu: Vec<u8>,

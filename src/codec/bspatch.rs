@@ -21,7 +21,7 @@ const HEADER_LEN: usize = 32;
 /// Control tuples with `x = y = 0` tolerated (in total) before the patch is declared corrupt:
 /// they make no progress, and a bzip2 bomb of them must not spin for long. Every other tuple
 /// produces at least one byte, so the work is bounded by `N + MAX_IDLE_TUPLES` tuples.
-const MAX_IDLE_TUPLES: u32 = 1 << 16;
+pub const MAX_IDLE_TUPLES: u32 = 1 << 16;
 
 /// A `diff_bspatch_failure` error.
 fn failure(detail: impl std::fmt::Display) -> Error {

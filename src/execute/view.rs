@@ -153,10 +153,13 @@ impl ViewReader {
 }
 
 impl Read for ViewReader {
+    /// Fills as much of `buf` as the remaining pieces allow (a view made of many tiny pieces
+    /// still moves in large reads).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
+        let mut filled = 0;
+        while filled < buf.len() {
             let Some(piece) = self.pieces.last() else {
-                return Ok(0);
+                break;
             };
             let left = piece.len() - self.pos;
             if left == 0 {
@@ -166,20 +169,22 @@ impl Read for ViewReader {
                 self.released = 0;
                 continue;
             }
-            let n = (buf.len() as u64).min(left) as usize;
+            let n = ((buf.len() - filled) as u64).min(left) as usize;
+            let out = &mut buf[filled..filled + n];
             match piece {
                 Piece::Bytes(b) => {
                     let start = self.pos as usize;
-                    buf[..n].copy_from_slice(&b[start..start + n]);
+                    out.copy_from_slice(&b[start..start + n]);
                 }
-                Piece::Zeros(_) => buf[..n].fill(0),
+                Piece::Zeros(_) => out.fill(0),
             }
             self.pos += n as u64;
             if self.pos - self.released >= RELEASE_STEP {
                 self.release_read_pages(false);
             }
-            return Ok(n);
+            filled += n;
         }
+        Ok(filled)
     }
 }
 

@@ -143,6 +143,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri does not support file-backed memory maps")]
     fn maps_files_including_empty_ones() {
         let mut f = tempfile::tempfile().unwrap();
         assert!(SharedBytes::map_file(&f).unwrap().is_empty());

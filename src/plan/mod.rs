@@ -122,12 +122,18 @@ fn keys(item: &Item) -> Vec<Key> {
 
 /// Resolves `delta`'s target given the identity of the available source file.
 pub fn plan(delta: &Delta, source: &Item) -> Result<Plan> {
+    plan_with_limit(delta, source, MAX_PLAN_NODES)
+}
+
+/// [`plan`] with another bound than [`MAX_PLAN_NODES`] on the number of plan nodes (lets tests
+/// exercise the bound at its edge without deltas of a hundred megabytes).
+pub fn plan_with_limit(delta: &Delta, source: &Item, max_nodes: usize) -> Result<Plan> {
     if delta.target.length == 0 {
         return Err(Error::unresolvable(
             "the delta's target item has length 0 (upstream cannot produce an empty target)",
         ));
     }
-    plan_item(delta, source, &delta.target)?.ok_or_else(|| {
+    plan_item_with_limit(delta, source, &delta.target, max_nodes)?.ok_or_else(|| {
         Error::unresolvable(format!(
             "no recipe produces the target {} from this source and delta",
             delta.target.describe()
@@ -138,7 +144,17 @@ pub fn plan(delta: &Delta, source: &Item) -> Result<Plan> {
 /// Resolves any `item` from `delta` and the `source` identity (`Item::empty()` for none);
 /// `Ok(None)` when it cannot be produced.
 pub fn plan_item(delta: &Delta, source: &Item, item: &Item) -> Result<Option<Plan>> {
+    plan_item_with_limit(delta, source, item, MAX_PLAN_NODES)
+}
+
+fn plan_item_with_limit(
+    delta: &Delta,
+    source: &Item,
+    item: &Item,
+    max_nodes: usize,
+) -> Result<Option<Plan>> {
     let mut resolver = Resolver::new(delta, source);
+    resolver.max_nodes = max_nodes;
     Ok(resolver.resolve(item, 0)?.map(|root| Plan {
         nodes: resolver.nodes,
         root,
@@ -158,6 +174,11 @@ struct Resolver<'a> {
     /// Incremented whenever the cycle guard rejects an item; a failure observed while this
     /// changed may succeed via another path, so it is not memoized.
     cycle_rejections: u64,
+    /// The one node of the zero-length item (all zero-length ingredients share it, so they cost
+    /// no memory however many a delta lists).
+    empty: Option<NodeId>,
+    /// Bound on `nodes.len()`.
+    max_nodes: usize,
 }
 
 impl<'a> Resolver<'a> {
@@ -191,13 +212,16 @@ impl<'a> Resolver<'a> {
             failed: HashSet::new(),
             in_progress: HashSet::new(),
             cycle_rejections: 0,
+            empty: None,
+            max_nodes: MAX_PLAN_NODES,
         }
     }
 
     fn add(&mut self, item: &Item, op: Op) -> Result<NodeId> {
-        if self.nodes.len() >= MAX_PLAN_NODES {
+        if self.nodes.len() >= self.max_nodes {
             return Err(Error::unresolvable(format!(
-                "the delta needs more than {MAX_PLAN_NODES} production steps"
+                "the delta needs more than {} production steps",
+                self.max_nodes
             )));
         }
         self.nodes.push(Node {
@@ -214,7 +238,12 @@ impl<'a> Resolver<'a> {
     fn resolve(&mut self, item: &Item, depth: usize) -> Result<Option<NodeId>> {
         if item.length == 0 {
             // Recommendation of the spec: a zero-length ingredient is the empty string.
-            return self.add(item, Op::Empty).map(Some);
+            if let Some(id) = self.empty {
+                return Ok(Some(id));
+            }
+            let id = self.add(item, Op::Empty)?;
+            self.empty = Some(id);
+            return Ok(Some(id));
         }
         let item_keys = keys(item);
         if let Some(&id) = item_keys.iter().find_map(|k| self.resolved.get(k)) {
