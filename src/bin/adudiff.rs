@@ -35,7 +35,7 @@ OPTIONS:
   --bsdiff-max <MiB>   skip bsdiff for segments/windows larger than this (default 512)
   --segment-mb <MiB>   diff large contents in segments of this size (default 32; 0 = whole)
   --margin-mb <MiB>    basis window margin around each aligned segment (default 8)
-  --bsdiff-small-match <n>  qbsdiff's small-match threshold (default 32)
+  --bsdiff-small-match <n>  qbsdiff's small-match threshold (default 24)
   --threads <n>        worker threads (default: all cores)
   -q, --quiet          no progress bars
 

@@ -57,7 +57,7 @@ impl Default for DiffSettings {
             bsdiff_max: 512 << 20,
             segment_size: 32 << 20,
             segment_margin: 8 << 20,
-            bsdiff_small_match: 32,
+            bsdiff_small_match: 24,
         }
     }
 }
