@@ -16,7 +16,10 @@ pub mod error;
 pub mod execute;
 pub mod ffi;
 pub mod format;
+pub mod generate;
 pub mod io;
 pub mod plan;
+pub mod recompress;
+pub mod swu;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ pub mod legacy;
 pub mod model;
 pub mod reader;
 pub mod standard;
+pub mod writer;
 
 pub use model::*;
 
