@@ -53,6 +53,22 @@ for case in sorted(os.listdir(VECTORS)):
         put("inflate", header(1) + gzip.compress(plain, mtime=0))
         put("inflate", header(2) + zlib.compress(plain))
 
-for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd"):
+def newc(name, data, ino):
+    name_b = name.encode() + b"\0"
+    fields = [ino, 0o100644, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0]
+    head = b"070701" + b"".join(b"%08X" % f for f in fields) + name_b
+    head += b"\0" * ((4 - len(head) % 4) % 4)
+    return head + data + b"\0" * ((4 - len(data) % 4) % 4)
+
+
+swu = open(os.path.join(VECTORS, "swu_realistic_rootfs", "source"), "rb").read()
+description = swu[128 : 128 + 551]
+small = newc("sw-description", description, 1) + newc("rootfs.ext4.gz", b"\x1f\x8b" + b"x" * 98, 2)
+small += newc("TRAILER!!!", b"", 0)
+put("swu", small)
+put("swu", small + b"\0" * 512)
+put("swu", description)
+
+for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu"):
     d = os.path.join(HERE, "corpus", target)
     print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")
