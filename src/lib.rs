@@ -17,6 +17,7 @@ pub mod execute;
 pub mod ffi;
 pub mod format;
 pub mod io;
+pub mod pardeflate;
 pub mod plan;
 
 pub use error::{Error, Result};
