@@ -68,3 +68,147 @@ fn small_inputs_all_levels_memlevels_wrappers() {
         }
     }
 }
+
+/// An ext4-like image: 4 KiB blocks in runs of zero blocks, text blocks (pages from a small
+/// pool with a unique label) and 5-bit-entropy "binary" blocks.
+fn ext4_like(seed: u64, blocks: usize) -> Vec<u8> {
+    let mut r = Rng(seed);
+    let words: Vec<&[u8]> = b"lorem ipsum dolor sit amet kernel module firmware device update delta recipe chunk payload config partition rootfs ext4 inode block bitmap journal superblock"
+        .split(|&c| c == b' ')
+        .collect();
+    let pool: Vec<Vec<u8>> = (0..16)
+        .map(|_| {
+            let mut p = Vec::new();
+            while p.len() < 4096 {
+                p.extend_from_slice(words[r.below(words.len() as u64) as usize]);
+                p.push(if r.below(12) == 0 { b'\n' } else { b' ' });
+            }
+            p.truncate(4096);
+            p
+        })
+        .collect();
+    let mut out = Vec::with_capacity(blocks * 4096);
+    while out.len() < blocks * 4096 {
+        let kind = r.below(3);
+        let run = 1 + (r.below(16) * r.below(16) / 8) as usize;
+        for _ in 0..run {
+            match kind {
+                0 => out.extend_from_slice(&[0u8; 4096]),
+                1 => {
+                    let mut page = pool[r.below(16) as usize].clone();
+                    let pos = r.below(4000) as usize;
+                    let label = format!("blk{:08}", out.len() / 4096);
+                    page[pos..pos + label.len()].copy_from_slice(label.as_bytes());
+                    out.extend_from_slice(&page);
+                }
+                _ => out.extend((0..4096).map(|_| 0x40 | (r.next() as u8 & 0x1f))),
+            }
+        }
+    }
+    out.truncate(blocks * 4096);
+    out
+}
+
+/// Bytes from a small alphabet with occasional repeats: many short, far matches.
+fn low_entropy(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed);
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        if v.len() > 100 && r.below(4) == 0 {
+            let back = 1 + r.below(v.len().min(40000) as u64) as usize;
+            let n = 3 + r.below(20) as usize;
+            let start = v.len() - back;
+            for i in 0..n {
+                let b = v[start + i];
+                v.push(b);
+            }
+        } else {
+            v.push(b"ACGT"[r.below(4) as usize]);
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+fn random(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed);
+    (0..len).map(|_| r.next() as u8).collect()
+}
+
+#[test]
+fn window_and_block_boundaries() {
+    // Sizes around the window (32 KiB / 64 KiB / slide threshold) and symbol-buffer sizes.
+    let base = ext4_like(7, 40);
+    for len in [32_767, 32_768, 32_769, 65_273, 65_274, 65_275, 65_535, 65_536, 65_537, 98_042, 131_072] {
+        for level in [1, 4, 6, 9] {
+            for mem in [1, 9] {
+                check(&base[..len], Wrapper::Raw, level, mem, "ext4 boundary");
+            }
+        }
+    }
+}
+
+#[test]
+fn mixed_data_all_levels() {
+    let inputs = [
+        ("ext4", ext4_like(1, 96)),
+        ("lowent", low_entropy(2, 200_000)),
+        ("random", random(3, 150_000)),
+        ("zeros", vec![0u8; 300_000]),
+    ];
+    for (name, data) in &inputs {
+        for level in 1..=9 {
+            for mem in [1, 8, 9] {
+                check(data, Wrapper::Raw, level, mem, name);
+            }
+        }
+        check(data, Wrapper::Gzip, 9, 9, name);
+        check(data, Wrapper::Zlib, 6, 8, name);
+    }
+}
+
+#[test]
+fn chunked_feeding_gives_same_bytes() {
+    // Microsoft feeds zlib 4096-byte pieces; confirm that equals one-shot (and our output).
+    let data = ext4_like(11, 64);
+    for level in [1u32, 3, 5, 9] {
+        let a = zlib_deflate(&data, Wrapper::Gzip, level as i32, 9, 4096);
+        let b = zlib_deflate(&data, Wrapper::Gzip, level as i32, 9, usize::MAX);
+        let c = zlib_deflate(&data, Wrapper::Gzip, level as i32, 9, 1000);
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(deflate(&data, Wrapper::Gzip, level, 9), a);
+    }
+}
+
+#[test]
+fn golden_vectors() {
+    // tests/vectors/zlib_compression_*: target = Microsoft's output for the source slice the
+    // delta names (the first 200000 bytes of the source, checked by inflating the target).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    for (case, wrapper, level) in [
+        ("zlib_compression_raw_level_9", Wrapper::Raw, 9),
+        ("zlib_compression_zlib_level_1", Wrapper::Zlib, 1),
+        ("zlib_compression_gz_level_default", Wrapper::Gzip, 6),
+    ] {
+        let source = std::fs::read(dir.join(case).join("source")).unwrap();
+        let target = std::fs::read(dir.join(case).join("target")).unwrap();
+        let got = deflate(&source[..200_000], wrapper, level, 9);
+        assert_eq!(got.len(), target.len(), "{case}: length");
+        assert!(got == target, "{case}: bytes differ");
+    }
+}
+
+/// Large differential test (a few seconds in release). Run with
+/// `cargo test --release --test pardeflate_diff -- --ignored`.
+#[test]
+#[ignore]
+fn large_structured_level9() {
+    let data = ext4_like(99, 2048); // 8 MiB
+    for mem in [8, 9] {
+        check(&data, Wrapper::Gzip, 9, mem, "ext4 8MiB");
+    }
+    for level in 1..=8 {
+        check(&data, Wrapper::Raw, level, 9, "ext4 8MiB");
+    }
+}
