@@ -166,11 +166,6 @@ impl<'a> Matcher<'a> {
         m
     }
 
-    /// Whether this level uses `deflate_slow` (lazy matching).
-    pub(crate) fn is_lazy(&self) -> bool {
-        self.cfg.slow
-    }
-
     fn set_base(&mut self, pos: usize, base: usize) {
         self.base = base;
         self.base_events.push((pos, base));

@@ -29,7 +29,7 @@ use bits::BitWriter;
 use matcher::{Matcher, NoObserver, Stop};
 use trees::BlockEncoder;
 
-pub use parallel::deflate_parallel;
+pub use parallel::{deflate_parallel, deflate_parallel_with, ParallelOptions};
 
 /// The container around the deflate stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

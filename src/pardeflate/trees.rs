@@ -519,7 +519,8 @@ impl BlockEncoder {
         out.send(u32::from(lcode[END_BLOCK]), u32::from(llen[END_BLOCK]));
     }
 
-    /// Encode one block exactly like zlib's `_tr_flush_block` (level > 0).
+    /// Encode one block exactly like zlib's `_tr_flush_block` (level > 0). The final byte
+    /// alignment after the last block (`bi_windup`) is left to the caller.
     ///
     /// `pieces` are the block's symbols; `stored` is the block's raw bytes when zlib could
     /// still emit it as a stored block (its start had not slid out of the window), else
@@ -588,9 +589,6 @@ impl BlockEncoder {
                 BlockKind::Dynamic
             }
         };
-        if last {
-            out.align();
-        }
         kind
     }
 }

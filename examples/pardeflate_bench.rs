@@ -1,0 +1,46 @@
+//! Benchmark: stock zlib (libz-sys) vs `pardeflate` single-threaded vs `pardeflate` parallel.
+//!
+//! Usage: `cargo run --release --example pardeflate_bench -- FILE [LEVEL] [MEMLEVEL] [THREADS...]`
+//! (defaults: level 9, memLevel 9, threads 2). Gzip wrapper. Verifies that all outputs are
+//! byte-identical and prints wall-clock times.
+
+#[path = "../tests/support/zlib_ref.rs"]
+mod zlib_ref;
+
+use adudiffapi::pardeflate::{deflate, deflate_parallel, Wrapper};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).expect("usage: pardeflate_bench FILE [LEVEL] [MEMLEVEL] [THREADS...]");
+    let level: u32 = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(9);
+    let mem: u32 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(9);
+    let threads: Vec<usize> =
+        if args.len() > 4 { args[4..].iter().map(|s| s.parse().unwrap()).collect() } else { vec![2] };
+    let skip_zlib = std::env::var_os("SKIP_ZLIB").is_some();
+    let data = std::fs::read(path).expect("read input");
+    println!("input {path}: {} bytes, level {level}, memLevel {mem}, gzip", data.len());
+
+    let reference = if skip_zlib {
+        None
+    } else {
+        let t = Instant::now();
+        let z = zlib_ref::zlib_deflate(&data, Wrapper::Gzip, level as i32, mem as i32, 4096);
+        let dt = t.elapsed().as_secs_f64();
+        println!("stock zlib          : {dt:8.3} s  ({} bytes)", z.len());
+        Some((z, dt))
+    };
+    let t = Instant::now();
+    let ours = deflate(&data, Wrapper::Gzip, level, mem);
+    let dt1 = t.elapsed().as_secs_f64();
+    let same = reference.as_ref().map(|(z, _)| *z == ours);
+    let ratio = reference.as_ref().map(|(_, z)| format!("{:.3}x zlib", dt1 / z)).unwrap_or_default();
+    println!("pardeflate 1 thread : {dt1:8.3} s  {ratio}  identical: {same:?}");
+    for &n in &threads {
+        let t = Instant::now();
+        let par = deflate_parallel(&data, Wrapper::Gzip, level, mem, n);
+        let dt = t.elapsed().as_secs_f64();
+        let ratio = reference.as_ref().map(|(_, z)| format!("{:.3}x zlib", dt / z)).unwrap_or_default();
+        println!("pardeflate {n} threads: {dt:8.3} s  {ratio}  identical: {}", par == ours);
+    }
+}

@@ -1,0 +1,122 @@
+//! Parallel mode: byte equality with stock zlib (libz-sys) and with the sequential port,
+//! for thread counts 1–4 and chunk sizes small enough to put many chunk boundaries in
+//! every interesting place.
+
+#[path = "support/zlib_ref.rs"]
+mod zlib_ref;
+
+use adudiffapi::pardeflate::{deflate, deflate_parallel, deflate_parallel_with, ParallelOptions, Wrapper};
+use zlib_ref::zlib_deflate;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Mixed data: zero runs, repeated text with edits, 5-bit "binary", random bytes, and
+/// periodic patterns, in runs of varying length.
+fn mixed(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed);
+    let text = b"delta update payload recipe chunk partition rootfs journal inode bitmap ";
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        let n = 1 + r.below(20_000) as usize;
+        match r.below(6) {
+            0 => v.extend(std::iter::repeat_n(0u8, n)),
+            1 => {
+                for i in 0..n {
+                    let c = text[(i + 7 * v.len()) % text.len()];
+                    v.push(if r.below(200) == 0 { c ^ 0x20 } else { c });
+                }
+            }
+            2 => v.extend((0..n).map(|_| 0x40 | (r.next() as u8 & 0x1f))),
+            3 => v.extend((0..n).map(|_| r.next() as u8)),
+            4 => {
+                let p = 1 + r.below(7) as usize;
+                let pat: Vec<u8> = (0..p).map(|_| r.next() as u8).collect();
+                v.extend((0..n).map(|i| pat[i % p]));
+            }
+            _ => {
+                // copy of earlier data (long matches at various distances)
+                if v.len() > 1000 {
+                    let from = r.below(v.len() as u64 - 500) as usize;
+                    let n = n.min(v.len() - from);
+                    for i in 0..n {
+                        let b = v[from + i];
+                        v.push(b);
+                    }
+                }
+            }
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+fn check_par(data: &[u8], wrapper: Wrapper, level: u32, mem: u32, want: &[u8], what: &str) {
+    for threads in 1..=4 {
+        for chunk_len in [3_000usize, 40_000, 100_003] {
+            let got = deflate_parallel_with(data, wrapper, level, mem, &ParallelOptions { threads, chunk_len });
+            assert!(
+                got == want,
+                "{what}: parallel mismatch level {level} mem {mem} {wrapper:?} threads {threads} chunk {chunk_len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn parallel_equals_zlib_levels_4_to_9() {
+    let data = mixed(5, 600_000);
+    for level in 4..=9 {
+        for mem in [1, 8, 9] {
+            let want = zlib_deflate(&data, Wrapper::Raw, level as i32, mem as i32, usize::MAX);
+            assert!(deflate(&data, Wrapper::Raw, level, mem) == want, "sequential level {level} mem {mem}");
+            check_par(&data, Wrapper::Raw, level, mem, &want, "mixed");
+        }
+    }
+}
+
+#[test]
+fn parallel_wrappers_and_small_inputs() {
+    for len in [0usize, 1, 2, 3, 100, 5_000, 9_000, 70_000] {
+        let data = mixed(len as u64 + 1, len);
+        for w in [Wrapper::Raw, Wrapper::Zlib, Wrapper::Gzip] {
+            for level in [1, 3, 4, 6, 9] {
+                let want = zlib_deflate(&data, w, level as i32, 9, 4096);
+                check_par(&data, w, level, 9, &want, "small");
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_incompressible_and_runs() {
+    // Random data makes stored blocks (whose eligibility depends on the window base);
+    // long zero runs keep chunk parses out of phase with the true parse for a long time.
+    let mut r = Rng(77);
+    let mut data: Vec<u8> = (0..300_000).map(|_| r.next() as u8).collect();
+    data.extend(std::iter::repeat_n(0u8, 400_000));
+    data.extend((0..100_000).map(|_| r.next() as u8));
+    for mem in [1u32, 8, 9] {
+        let want = zlib_deflate(&data, Wrapper::Gzip, 9, mem as i32, usize::MAX);
+        check_par(&data, Wrapper::Gzip, 9, mem, &want, "random+zeros");
+    }
+}
+
+#[test]
+fn default_options_use_parallel_path() {
+    let data = mixed(9, 1_500_000);
+    let want = zlib_deflate(&data, Wrapper::Gzip, 9, 9, 4096);
+    for threads in [0, 2, 3] {
+        assert!(deflate_parallel(&data, Wrapper::Gzip, 9, 9, threads) == want, "threads {threads}");
+    }
+}
