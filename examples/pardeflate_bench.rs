@@ -17,6 +17,27 @@ fn main() {
     let mem: u32 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(9);
     let threads: Vec<usize> =
         if args.len() > 4 { args[4..].iter().map(|s| s.parse().unwrap()).collect() } else { vec![2] };
+    // ONLY=zlib|seq|par runs one variant (for `perf stat` / `time`).
+    let only = std::env::var("ONLY").ok();
+    match only.as_deref() {
+        Some("zlib") => {
+            let data = std::fs::read(path).expect("read input");
+            let z = zlib_ref::zlib_deflate(&data, Wrapper::Gzip, level as i32, mem as i32, 4096);
+            println!("zlib {} bytes", z.len());
+            return;
+        }
+        Some("seq") => {
+            let data = std::fs::read(path).expect("read input");
+            println!("seq {} bytes", deflate(&data, Wrapper::Gzip, level, mem).len());
+            return;
+        }
+        Some("par") => {
+            let data = std::fs::read(path).expect("read input");
+            println!("par {} bytes", deflate_parallel(&data, Wrapper::Gzip, level, mem, threads[0]).len());
+            return;
+        }
+        _ => {}
+    }
     let skip_zlib = std::env::var_os("SKIP_ZLIB").is_some();
     let data = std::fs::read(path).expect("read input");
     println!("input {path}: {} bytes, level {level}, memLevel {mem}, gzip", data.len());

@@ -34,6 +34,8 @@ const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 /// Length-3 matches farther than this are dropped by `deflate_slow`.
 const TOO_FAR: usize = 4096;
+/// Largest hash table (memLevel 9).
+const HASH_MAX: usize = 1 << 16;
 /// Distance between rebases of the position tables.
 const REBASE_SPAN: usize = 1 << 31;
 
@@ -116,8 +118,8 @@ impl Observer for NoObserver {
 /// The LZ77 parser over a whole input buffer.
 pub(crate) struct Matcher<'a> {
     data: &'a [u8],
-    head: Vec<u32>,
-    prev: Vec<u32>,
+    head: Box<[u32; HASH_MAX]>,
+    prev: Box<[u32; WSIZE]>,
     hash_shift: u32,
     hash_mask: u32,
     cfg: Config,
@@ -144,8 +146,8 @@ impl<'a> Matcher<'a> {
         let hash_bits = mem_level + 7;
         let mut m = Matcher {
             data,
-            head: vec![0; 1 << hash_bits],
-            prev: vec![0; WSIZE],
+            head: vec![0u32; HASH_MAX].into_boxed_slice().try_into().expect("size"),
+            prev: vec![0u32; WSIZE].into_boxed_slice().try_into().expect("size"),
             hash_shift: hash_bits.div_ceil(3),
             hash_mask: (1 << hash_bits) - 1,
             cfg: CONFIG[level as usize],
@@ -184,7 +186,7 @@ impl<'a> Matcher<'a> {
             self.set_base(s, self.base + WSIZE);
         }
         if s >= self.rebase_at {
-            let new_tbase = s - 2 * WSIZE;
+            let new_tbase = (s - 2 * WSIZE) / WSIZE * WSIZE;
             let delta = (new_tbase - self.tbase) as u32;
             for e in self.head.iter_mut().chain(self.prev.iter_mut()) {
                 *e = e.saturating_sub(delta);
@@ -200,7 +202,7 @@ impl<'a> Matcher<'a> {
     /// iteration start has been inserted, so this reproduces zlib's tables exactly).
     pub(crate) fn reset(&mut self, pos: usize, state: LazyState, base: usize) {
         self.head.iter_mut().for_each(|e| *e = 0);
-        self.tbase = pos.saturating_sub(2 * WSIZE);
+        self.tbase = pos.saturating_sub(2 * WSIZE) / WSIZE * WSIZE;
         self.rebase_at = self.tbase + REBASE_SPAN;
         let from = pos.saturating_sub(WSIZE);
         let upto = pos.min(self.data.len().saturating_sub(MIN_MATCH - 1));
@@ -239,7 +241,7 @@ impl<'a> Matcher<'a> {
     /// (table encoding, 0 = none).
     #[inline(always)]
     fn insert(&mut self, p: usize) -> u32 {
-        let h = self.hash(p);
+        let h = self.hash(p) & (HASH_MAX - 1);
         let old = self.head[h];
         self.prev[p & WMASK] = old;
         self.head[h] = (p - self.tbase) as u32;
@@ -265,26 +267,31 @@ impl<'a> Matcher<'a> {
         let limit_e = (limit - self.tbase) as u32;
         let tbase = self.tbase;
         let scan = &data[s..s + cap];
-        let mut scan_end = scan[best_len];
-        let mut scan_end1 = scan[best_len - 1];
-        let scan01 = [scan[0], scan[1]];
+        // Every candidate byte read below lies before s + cap (m < s, best_len < cap).
+        // Table entries are offsets from tbase, a multiple of WSIZE, so they index `win`
+        // directly and `prev` by their low bits.
+        let win = &data[tbase..s + cap];
+        let load16 = |i: usize| -> u16 { u16::from_le_bytes(win[i..i + 2].try_into().unwrap()) };
+        let start16 = u16::from_le_bytes([scan[0], scan[1]]);
+        let mut end16 = u16::from_le_bytes([scan[best_len - 1], scan[best_len]]);
+        let prev = &*self.prev;
         let mut cur = cur_head;
         loop {
-            let m = tbase + cur as usize;
-            let cand = &data[m..m + cap];
-            if cand[best_len] == scan_end && cand[best_len - 1] == scan_end1 && cand[0] == scan01[0] && cand[1] == scan01[1] {
-                let len = common_prefix(scan, cand);
+            let m = cur as usize;
+            // Quick rejection of candidates that cannot beat best_len (zlib's scan_end
+            // test, two bytes at a time).
+            if load16(m + best_len - 1) == end16 && load16(m) == start16 {
+                let len = common_prefix(scan, &win[m..m + cap]);
                 if len > best_len {
-                    *match_start = m;
+                    *match_start = tbase + m;
                     best_len = len;
                     if len >= nice {
                         break;
                     }
-                    scan_end = scan[best_len];
-                    scan_end1 = scan[best_len - 1];
+                    end16 = u16::from_le_bytes([scan[best_len - 1], scan[best_len]]);
                 }
             }
-            cur = self.prev[m & WMASK];
+            cur = prev[m & WMASK];
             if cur <= limit_e {
                 break;
             }
