@@ -19,8 +19,9 @@
 //! output: the hash of a position is a function of its three bytes, chain order is insertion
 //! order, and a match can never be extended past the end of the input.
 //!
-//! Hash table entries are stored as `u32` offsets from `tbase` (0 = empty); `tbase` is moved
-//! forward (a "rebase") every 2 GiB so that inputs of any size work.
+//! Like zlib, hash table entries are 16-bit window positions (`pos − B`, 0 = `NIL`) and are
+//! slid down by 32 KiB (saturating at `NIL`) whenever the window base advances, so inputs of
+//! any size work and the tables stay as small as zlib's.
 
 use super::tables::{MAX_MATCH, MIN_MATCH};
 use super::trees::{sym_lit, sym_match, Sym};
@@ -36,8 +37,6 @@ const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
 /// Largest hash table (memLevel 9).
 const HASH_MAX: usize = 1 << 16;
-/// Distance between rebases of the position tables.
-const REBASE_SPAN: usize = 1 << 31;
 
 /// One row of zlib's `configuration_table`.
 #[derive(Clone, Copy, Debug)]
@@ -118,8 +117,9 @@ impl Observer for NoObserver {
 /// The LZ77 parser over a whole input buffer.
 pub(crate) struct Matcher<'a> {
     data: &'a [u8],
-    head: Box<[u32; HASH_MAX]>,
-    prev: Box<[u32; WSIZE]>,
+    head: Box<[u16; HASH_MAX]>,
+    prev: Box<[u16; WSIZE]>,
+    hash_size: usize,
     hash_shift: u32,
     hash_mask: u32,
     cfg: Config,
@@ -130,9 +130,6 @@ pub(crate) struct Matcher<'a> {
     /// Simulated window base `B`.
     pub(crate) base: usize,
     slide_at: usize,
-    tbase: usize,
-    rebase_at: usize,
-    next_event: usize,
     /// `(position, new base)` for every change of `base`, including the one set by `reset`.
     pub(crate) base_events: Vec<(usize, usize)>,
     /// Set when the final pending literal was emitted at the end of the input.
@@ -146,8 +143,9 @@ impl<'a> Matcher<'a> {
         let hash_bits = mem_level + 7;
         let mut m = Matcher {
             data,
-            head: vec![0u32; HASH_MAX].into_boxed_slice().try_into().expect("size"),
-            prev: vec![0u32; WSIZE].into_boxed_slice().try_into().expect("size"),
+            head: vec![0u16; HASH_MAX].into_boxed_slice().try_into().expect("size"),
+            prev: vec![0u16; WSIZE].into_boxed_slice().try_into().expect("size"),
+            hash_size: 1 << hash_bits,
             hash_shift: hash_bits.div_ceil(3),
             hash_mask: (1 << hash_bits) - 1,
             cfg: CONFIG[level as usize],
@@ -155,16 +153,10 @@ impl<'a> Matcher<'a> {
             state: LazyState::INITIAL,
             base: 0,
             slide_at: 0,
-            tbase: 0,
-            rebase_at: 0,
-            next_event: 0,
             base_events: Vec::new(),
             finish_literal: false,
         };
         m.set_base(0, 0);
-        m.tbase = 0;
-        m.rebase_at = REBASE_SPAN;
-        m.update_next_event();
         m
     }
 
@@ -175,26 +167,15 @@ impl<'a> Matcher<'a> {
         self.slide_at = (base + 2 * WSIZE - MIN_LOOKAHEAD).max(end.min(base + 2 * WSIZE).saturating_sub(MIN_LOOKAHEAD - 1));
     }
 
-    fn update_next_event(&mut self) {
-        self.next_event = self.slide_at.min(self.rebase_at);
-    }
-
-    /// Handle a window slide and/or table rebase due at iteration start `s`.
+    /// zlib's `fill_window` slide at iteration start `s`: advance the window base by 32 KiB
+    /// and slide the hash tables (`slide_hash`).
     #[cold]
-    fn event(&mut self, s: usize) {
-        if s >= self.slide_at {
-            self.set_base(s, self.base + WSIZE);
+    fn slide(&mut self, s: usize) {
+        self.set_base(s, self.base + WSIZE);
+        let w = WSIZE as u16;
+        for e in self.head[..self.hash_size].iter_mut().chain(self.prev.iter_mut()) {
+            *e = e.saturating_sub(w);
         }
-        if s >= self.rebase_at {
-            let new_tbase = (s - 2 * WSIZE) / WSIZE * WSIZE;
-            let delta = (new_tbase - self.tbase) as u32;
-            for e in self.head.iter_mut().chain(self.prev.iter_mut()) {
-                *e = e.saturating_sub(delta);
-            }
-            self.tbase = new_tbase;
-            self.rebase_at = s + REBASE_SPAN;
-        }
-        self.update_next_event();
     }
 
     /// Restart the parser at `pos` with lazy state `state` and window base `base`, rebuilding
@@ -202,17 +183,16 @@ impl<'a> Matcher<'a> {
     /// iteration start has been inserted, so this reproduces zlib's tables exactly).
     pub(crate) fn reset(&mut self, pos: usize, state: LazyState, base: usize) {
         self.head.iter_mut().for_each(|e| *e = 0);
-        self.tbase = pos.saturating_sub(2 * WSIZE) / WSIZE * WSIZE;
-        self.rebase_at = self.tbase + REBASE_SPAN;
-        let from = pos.saturating_sub(WSIZE);
+        self.set_base(pos, base);
+        // Positions before the window base are NIL in zlib's tables; leaving them out gives
+        // the same chains.
+        let from = pos.saturating_sub(WSIZE).max(base);
         let upto = pos.min(self.data.len().saturating_sub(MIN_MATCH - 1));
         for p in from..upto {
             self.insert(p);
         }
         self.strstart = pos;
         self.state = state;
-        self.set_base(pos, base);
-        self.update_next_event();
         self.finish_literal = false;
     }
 
@@ -238,20 +218,20 @@ impl<'a> Matcher<'a> {
     }
 
     /// zlib's INSERT_STRING: link `p` into its hash chain; returns the previous head
-    /// (table encoding, 0 = none).
+    /// (window position, 0 = NIL).
     #[inline(always)]
-    fn insert(&mut self, p: usize) -> u32 {
+    fn insert(&mut self, p: usize) -> u16 {
         let h = self.hash(p) & (HASH_MAX - 1);
         let old = self.head[h];
         self.prev[p & WMASK] = old;
-        self.head[h] = (p - self.tbase) as u32;
+        self.head[h] = (p - self.base) as u16;
         old
     }
 
     /// zlib's `longest_match`. Returns the match length (≥ `prev_length`, ≤ lookahead) and
     /// updates `match_start` only when a longer match than `prev_length` is found.
     #[inline(always)]
-    fn longest_match(&self, s: usize, cur_head: u32, prev_length: usize, lookahead: usize, match_start: &mut usize) -> usize {
+    fn longest_match(&self, s: usize, cur_head: u16, prev_length: usize, lookahead: usize, match_start: &mut usize) -> usize {
         let data = self.data;
         let mut chain = self.cfg.chain;
         if prev_length >= self.cfg.good {
@@ -263,14 +243,14 @@ impl<'a> Matcher<'a> {
         if best_len >= cap {
             return best_len.min(lookahead);
         }
-        let limit = if s - self.base > MAX_DIST { s - MAX_DIST } else { self.base };
-        let limit_e = (limit - self.tbase) as u32;
-        let tbase = self.tbase;
+        let base = self.base;
+        let s_w = s - base;
+        let limit = if s_w > MAX_DIST { (s_w - MAX_DIST) as u16 } else { 0 };
         let scan = &data[s..s + cap];
         // Every candidate byte read below lies before s + cap (m < s, best_len < cap).
-        // Table entries are offsets from tbase, a multiple of WSIZE, so they index `win`
-        // directly and `prev` by their low bits.
-        let win = &data[tbase..s + cap];
+        // Table entries are window positions: they index `win` directly, `prev` by their low
+        // bits (the base is a multiple of WSIZE).
+        let win = &data[base..s + cap];
         let load16 = |i: usize| -> u16 { u16::from_le_bytes(win[i..i + 2].try_into().unwrap()) };
         let start16 = u16::from_le_bytes([scan[0], scan[1]]);
         let mut end16 = u16::from_le_bytes([scan[best_len - 1], scan[best_len]]);
@@ -283,7 +263,7 @@ impl<'a> Matcher<'a> {
             if load16(m + best_len - 1) == end16 && load16(m) == start16 {
                 let len = common_prefix(scan, &win[m..m + cap]);
                 if len > best_len {
-                    *match_start = tbase + m;
+                    *match_start = base + m;
                     best_len = len;
                     if len >= nice {
                         break;
@@ -292,7 +272,7 @@ impl<'a> Matcher<'a> {
                 }
             }
             cur = prev[m & WMASK];
-            if cur <= limit_e {
+            if cur <= limit {
                 break;
             }
             chain -= 1;
@@ -303,14 +283,10 @@ impl<'a> Matcher<'a> {
         best_len.min(lookahead)
     }
 
-    /// Is `head_e` (table encoding) a usable hash head for position `s`?
+    /// Is `head` (window position) a usable hash head for position `s`?
     #[inline(always)]
-    fn usable_head(&self, s: usize, head_e: u32) -> bool {
-        if head_e == 0 {
-            return false;
-        }
-        let h = self.tbase + head_e as usize;
-        h > self.base && s - h <= MAX_DIST
+    fn usable_head(&self, s: usize, head: u16) -> bool {
+        head != 0 && s - (self.base + head as usize) <= MAX_DIST
     }
 
     /// Parse from `strstart`, appending symbols to `syms`, until `syms.len() == max_syms`
@@ -339,8 +315,8 @@ impl<'a> Matcher<'a> {
             if O::ACTIVE && ml < MIN_MATCH && obs.checkpoint(s, avail) {
                 break Stop::Observer;
             }
-            if s >= self.next_event {
-                self.event(s);
+            if s >= self.slide_at {
+                self.slide(s);
             }
             let lookahead = end - s;
             if lookahead == 0 {
@@ -408,8 +384,8 @@ impl<'a> Matcher<'a> {
             if O::ACTIVE && obs.checkpoint(s, false) {
                 break Stop::Observer;
             }
-            if s >= self.next_event {
-                self.event(s);
+            if s >= self.slide_at {
+                self.slide(s);
             }
             let lookahead = end - s;
             if lookahead == 0 {

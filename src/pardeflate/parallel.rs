@@ -84,15 +84,35 @@ pub fn deflate_parallel_with(
     }
     let starts: Vec<usize> = (0..data.len().div_ceil(chunk_len)).map(|k| k * chunk_len).collect();
     let ctx = Ctx { data, wrapper, level, mem_level, starts, threads };
+    let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
+    let t0 = std::time::Instant::now();
 
     // (A) parse the chunks in parallel.
     let chunks = ctx.parse_chunks();
+    let t1 = t0.elapsed();
     // (B) resolve the chunk boundaries and splice the true symbol stream.
     let resolved = ctx.resolve(&chunks);
+    let t2 = t0.elapsed();
     let parses: Vec<&Parse> = chunks.iter().map(|c| &c.parse).chain(resolved.own.iter()).collect();
     // (C) cut and encode the blocks in parallel.
     let blocks = cut_blocks(data.len(), &resolved, &parses, block_symbols(mem_level));
     let encoded = ctx.encode_blocks(&blocks, &parses);
+    let t3 = t0.elapsed();
+    if trace {
+        let own_bytes: usize = resolved.own.iter().map(|p| p.byte_of(p.syms.len()) - p.start_byte).sum();
+        eprintln!(
+            "pardeflate: {} chunks of {} B, {} threads; parse {:?}, resolve {:?} ({} B re-parsed in {} runs), blocks {:?} ({} blocks)",
+            chunks.len(),
+            chunk_len,
+            threads,
+            t1,
+            t2 - t1,
+            own_bytes,
+            resolved.own.len(),
+            t3 - t2,
+            blocks.len()
+        );
+    }
     // (D) concatenate.
     let mut check = Check::new(wrapper);
     for c in &chunks {
@@ -108,6 +128,9 @@ pub fn deflate_parallel_with(
     }
     let mut bytes = out.finish();
     bytes.extend_from_slice(&check.trailer());
+    if trace {
+        eprintln!("pardeflate: concatenated at {:?}", t0.elapsed());
+    }
     bytes
 }
 
