@@ -188,8 +188,9 @@ impl<'a> Matcher<'a> {
         // the same chains.
         let from = pos.saturating_sub(WSIZE).max(base);
         let upto = pos.min(self.data.len().saturating_sub(MIN_MATCH - 1));
+        let mut h = self.hash_seed(from);
         for p in from..upto {
-            self.insert(p);
+            self.insert(p, &mut h);
         }
         self.strstart = pos;
         self.state = state;
@@ -210,18 +211,26 @@ impl<'a> Matcher<'a> {
         events[i.saturating_sub(1)].1
     }
 
+    /// The rolling hash primed with the first two bytes at `p` (zlib's hash re-seeding):
+    /// the next [`Matcher::insert`] must be for position `p`.
     #[inline(always)]
-    fn hash(&self, p: usize) -> usize {
-        let d = &self.data[p..p + 3];
-        let sh = self.hash_shift;
-        (((u32::from(d[0]) << (2 * sh)) ^ (u32::from(d[1]) << sh) ^ u32::from(d[2])) & self.hash_mask) as usize
+    fn hash_seed(&self, p: usize) -> u32 {
+        let d = self.data;
+        if p + 1 < d.len() {
+            ((u32::from(d[p]) << self.hash_shift) ^ u32::from(d[p + 1])) & self.hash_mask
+        } else {
+            0
+        }
     }
 
     /// zlib's INSERT_STRING: link `p` into its hash chain; returns the previous head
-    /// (window position, 0 = NIL).
+    /// (window position, 0 = NIL). `ins_h` is the rolling hash of the previous position
+    /// (or a [`Matcher::hash_seed`] for `p`); as in zlib, after three updates the hash
+    /// depends only on the three bytes at `p`.
     #[inline(always)]
-    fn insert(&mut self, p: usize) -> u16 {
-        let h = self.hash(p) & (HASH_MAX - 1);
+    fn insert(&mut self, p: usize, ins_h: &mut u32) -> u16 {
+        *ins_h = ((*ins_h << self.hash_shift) ^ u32::from(self.data[p + 2])) & self.hash_mask;
+        let h = *ins_h as usize & (HASH_MAX - 1);
         let old = self.head[h];
         self.prev[p & WMASK] = old;
         self.head[h] = (p - self.base) as u16;
@@ -308,6 +317,8 @@ impl<'a> Matcher<'a> {
         let mut ms = self.state.match_start;
         let mut avail = self.state.match_available;
         let lazy = self.cfg.lazy;
+        // Positions are inserted consecutively from `s` (until the last two bytes).
+        let mut ins_h = self.hash_seed(s);
         let stop = loop {
             if s >= stop_at {
                 break Stop::Position;
@@ -329,7 +340,7 @@ impl<'a> Matcher<'a> {
             }
             let mut head = 0;
             if lookahead >= MIN_MATCH {
-                head = self.insert(s);
+                head = self.insert(s, &mut ins_h);
             }
             let prev_length = ml;
             let prev_match = ms;
@@ -346,7 +357,7 @@ impl<'a> Matcher<'a> {
                 let last = (s + prev_length - 2).min(max_insert);
                 let mut p = s + 1;
                 while p <= last {
-                    self.insert(p);
+                    self.insert(p, &mut ins_h);
                     p += 1;
                 }
                 s += prev_length - 1;
@@ -377,6 +388,7 @@ impl<'a> Matcher<'a> {
         let mut s = self.strstart;
         let max_insert_length = self.cfg.lazy;
         let mut ms = self.state.match_start;
+        let mut ins_h = self.hash_seed(s);
         let stop = loop {
             if s >= stop_at {
                 break Stop::Position;
@@ -393,7 +405,7 @@ impl<'a> Matcher<'a> {
             }
             let mut head = 0;
             if lookahead >= MIN_MATCH {
-                head = self.insert(s);
+                head = self.insert(s, &mut ins_h);
             }
             let mut ml = MIN_MATCH - 1;
             if self.usable_head(s, head) {
@@ -404,10 +416,13 @@ impl<'a> Matcher<'a> {
                 let rest = lookahead - ml;
                 if ml <= max_insert_length && rest >= MIN_MATCH {
                     for p in s + 1..s + ml {
-                        self.insert(p);
+                        self.insert(p, &mut ins_h);
                     }
+                    s += ml;
+                } else {
+                    s += ml;
+                    ins_h = self.hash_seed(s);
                 }
-                s += ml;
             } else {
                 syms.push(sym_lit(data[s]));
                 s += 1;

@@ -75,7 +75,7 @@ pub fn deflate_parallel_with(
         opts.threads
     };
     let chunk_len = if opts.chunk_len == 0 {
-        (data.len() / (threads * 16)).clamp(256 << 10, 4 << 20)
+        (data.len() / (threads * 32)).clamp(256 << 10, 1 << 20)
     } else {
         opts.chunk_len.max(1)
     };
