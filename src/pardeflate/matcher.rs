@@ -172,10 +172,13 @@ impl<'a> Matcher<'a> {
     #[cold]
     fn slide(&mut self, s: usize) {
         self.set_base(s, self.base + WSIZE);
-        let w = WSIZE as u16;
-        for e in self.head[..self.hash_size].iter_mut().chain(self.prev.iter_mut()) {
-            *e = e.saturating_sub(w);
+        fn slide_table(t: &mut [u16]) {
+            for e in t {
+                *e = e.saturating_sub(WSIZE as u16);
+            }
         }
+        slide_table(&mut self.head[..self.hash_size]);
+        slide_table(&mut self.prev[..]);
     }
 
     /// Restart the parser at `pos` with lazy state `state` and window base `base`, rebuilding
