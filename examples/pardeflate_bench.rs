@@ -12,11 +12,16 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: pardeflate_bench FILE [LEVEL] [MEMLEVEL] [THREADS...]");
+    let path = args
+        .get(1)
+        .expect("usage: pardeflate_bench FILE [LEVEL] [MEMLEVEL] [THREADS...]");
     let level: u32 = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(9);
     let mem: u32 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(9);
-    let threads: Vec<usize> =
-        if args.len() > 4 { args[4..].iter().map(|s| s.parse().unwrap()).collect() } else { vec![2] };
+    let threads: Vec<usize> = if args.len() > 4 {
+        args[4..].iter().map(|s| s.parse().unwrap()).collect()
+    } else {
+        vec![2]
+    };
     // ONLY=zlib|seq|par runs one variant (for `perf stat` / `time`).
     let only = std::env::var("ONLY").ok();
     match only.as_deref() {
@@ -28,19 +33,28 @@ fn main() {
         }
         Some("seq") => {
             let data = std::fs::read(path).expect("read input");
-            println!("seq {} bytes", deflate(&data, Wrapper::Gzip, level, mem).len());
+            println!(
+                "seq {} bytes",
+                deflate(&data, Wrapper::Gzip, level, mem).len()
+            );
             return;
         }
         Some("par") => {
             let data = std::fs::read(path).expect("read input");
-            println!("par {} bytes", deflate_parallel(&data, Wrapper::Gzip, level, mem, threads[0]).len());
+            println!(
+                "par {} bytes",
+                deflate_parallel(&data, Wrapper::Gzip, level, mem, threads[0]).len()
+            );
             return;
         }
         _ => {}
     }
     let skip_zlib = std::env::var_os("SKIP_ZLIB").is_some();
     let data = std::fs::read(path).expect("read input");
-    println!("input {path}: {} bytes, level {level}, memLevel {mem}, gzip", data.len());
+    println!(
+        "input {path}: {} bytes, level {level}, memLevel {mem}, gzip",
+        data.len()
+    );
 
     let reference = if skip_zlib {
         None
@@ -55,13 +69,22 @@ fn main() {
     let ours = deflate(&data, Wrapper::Gzip, level, mem);
     let dt1 = t.elapsed().as_secs_f64();
     let same = reference.as_ref().map(|(z, _)| *z == ours);
-    let ratio = reference.as_ref().map(|(_, z)| format!("{:.3}x zlib", dt1 / z)).unwrap_or_default();
+    let ratio = reference
+        .as_ref()
+        .map(|(_, z)| format!("{:.3}x zlib", dt1 / z))
+        .unwrap_or_default();
     println!("pardeflate 1 thread : {dt1:8.3} s  {ratio}  identical: {same:?}");
     for &n in &threads {
         let t = Instant::now();
         let par = deflate_parallel(&data, Wrapper::Gzip, level, mem, n);
         let dt = t.elapsed().as_secs_f64();
-        let ratio = reference.as_ref().map(|(_, z)| format!("{:.3}x zlib", dt / z)).unwrap_or_default();
-        println!("pardeflate {n} threads: {dt:8.3} s  {ratio}  identical: {}", par == ours);
+        let ratio = reference
+            .as_ref()
+            .map(|(_, z)| format!("{:.3}x zlib", dt / z))
+            .unwrap_or_default();
+        println!(
+            "pardeflate {n} threads: {dt:8.3} s  {ratio}  identical: {}",
+            par == ours
+        );
     }
 }

@@ -26,7 +26,11 @@ fn check(data: &[u8], wrapper: Wrapper, level: u32, mem: u32, what: &str) {
     let want = zlib_deflate(data, wrapper, level as i32, mem as i32, usize::MAX);
     let got = deflate(data, wrapper, level, mem);
     if got != want {
-        let first = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let first = got
+            .iter()
+            .zip(&want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
         panic!(
             "{what}: mismatch level {level} mem {mem} {wrapper:?} len {}: got {} bytes, want {} bytes, first diff at {first}",
             data.len(),
@@ -50,7 +54,10 @@ fn small_inputs() -> Vec<(String, Vec<u8>)> {
     let rnd: Vec<u8> = (0..5000).map(|_| r.next() as u8).collect();
     v.push(("random5k".into(), rnd));
     let text: Vec<u8> = (0..20000)
-        .map(|i| b"the quick brown fox jumps over the lazy dog "[i % 44] ^ if r.below(50) == 0 { 1 } else { 0 })
+        .map(|i| {
+            b"the quick brown fox jumps over the lazy dog "[i % 44]
+                ^ if r.below(50) == 0 { 1 } else { 0 }
+        })
         .collect();
     v.push(("text20k".into(), text));
     v
@@ -139,7 +146,9 @@ fn random(seed: u64, len: usize) -> Vec<u8> {
 fn window_and_block_boundaries() {
     // Sizes around the window (32 KiB / 64 KiB / slide threshold) and symbol-buffer sizes.
     let base = ext4_like(7, 40);
-    for len in [32_767, 32_768, 32_769, 65_273, 65_274, 65_275, 65_535, 65_536, 65_537, 98_042, 131_072] {
+    for len in [
+        32_767, 32_768, 32_769, 65_273, 65_274, 65_275, 65_535, 65_536, 65_537, 98_042, 131_072,
+    ] {
         for level in [1, 4, 6, 9] {
             for mem in [1, 9] {
                 check(&base[..len], Wrapper::Raw, level, mem, "ext4 boundary");

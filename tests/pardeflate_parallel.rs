@@ -5,7 +5,9 @@
 #[path = "support/zlib_ref.rs"]
 mod zlib_ref;
 
-use adudiffapi::pardeflate::{deflate, deflate_parallel, deflate_parallel_with, ParallelOptions, Wrapper};
+use adudiffapi::pardeflate::{
+    deflate, deflate_parallel, deflate_parallel_with, ParallelOptions, Wrapper,
+};
 use zlib_ref::zlib_deflate;
 
 struct Rng(u64);
@@ -30,7 +32,7 @@ fn mixed(seed: u64, len: usize) -> Vec<u8> {
     while v.len() < len {
         let n = 1 + r.below(20_000) as usize;
         match r.below(6) {
-            0 => v.extend(std::iter::repeat_n(0u8, n)),
+            0 => v.resize(v.len() + n, 0),
             1 => {
                 for i in 0..n {
                     let c = text[(i + 7 * v.len()) % text.len()];
@@ -64,7 +66,13 @@ fn mixed(seed: u64, len: usize) -> Vec<u8> {
 fn check_par(data: &[u8], wrapper: Wrapper, level: u32, mem: u32, want: &[u8], what: &str) {
     for threads in 1..=4 {
         for chunk_len in [3_000usize, 40_000, 100_003] {
-            let got = deflate_parallel_with(data, wrapper, level, mem, &ParallelOptions { threads, chunk_len });
+            let got = deflate_parallel_with(
+                data,
+                wrapper,
+                level,
+                mem,
+                &ParallelOptions { threads, chunk_len },
+            );
             assert!(
                 got == want,
                 "{what}: parallel mismatch level {level} mem {mem} {wrapper:?} threads {threads} chunk {chunk_len}"
@@ -79,7 +87,10 @@ fn parallel_equals_zlib_levels_4_to_9() {
     for level in 4..=9 {
         for mem in [1, 8, 9] {
             let want = zlib_deflate(&data, Wrapper::Raw, level as i32, mem as i32, usize::MAX);
-            assert!(deflate(&data, Wrapper::Raw, level, mem) == want, "sequential level {level} mem {mem}");
+            assert!(
+                deflate(&data, Wrapper::Raw, level, mem) == want,
+                "sequential level {level} mem {mem}"
+            );
             check_par(&data, Wrapper::Raw, level, mem, &want, "mixed");
         }
     }
@@ -104,7 +115,7 @@ fn parallel_incompressible_and_runs() {
     // long zero runs keep chunk parses out of phase with the true parse for a long time.
     let mut r = Rng(77);
     let mut data: Vec<u8> = (0..300_000).map(|_| r.next() as u8).collect();
-    data.extend(std::iter::repeat_n(0u8, 400_000));
+    data.resize(data.len() + 400_000, 0);
     data.extend((0..100_000).map(|_| r.next() as u8));
     for mem in [1u32, 8, 9] {
         let want = zlib_deflate(&data, Wrapper::Gzip, 9, mem as i32, usize::MAX);
@@ -117,6 +128,9 @@ fn default_options_use_parallel_path() {
     let data = mixed(9, 1_500_000);
     let want = zlib_deflate(&data, Wrapper::Gzip, 9, 9, 4096);
     for threads in [0, 2, 3] {
-        assert!(deflate_parallel(&data, Wrapper::Gzip, 9, 9, threads) == want, "threads {threads}");
+        assert!(
+            deflate_parallel(&data, Wrapper::Gzip, 9, 9, threads) == want,
+            "threads {threads}"
+        );
     }
 }

@@ -15,7 +15,11 @@ pub(crate) struct BitWriter {
 impl BitWriter {
     /// A writer whose byte buffer starts with room for `cap` bytes.
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        BitWriter { out: Vec::with_capacity(cap), acc: 0, nbits: 0 }
+        BitWriter {
+            out: Vec::with_capacity(cap),
+            acc: 0,
+            nbits: 0,
+        }
     }
 
     /// Append the low `len` bits of `value` (`len` ≤ 32, `value` < 2^len).
@@ -57,7 +61,10 @@ impl BitWriter {
     pub(crate) fn into_bitbuf(mut self) -> BitBuf {
         let nbits = self.bit_len();
         self.align();
-        BitBuf { bytes: self.out, nbits }
+        BitBuf {
+            bytes: self.out,
+            nbits,
+        }
     }
 
     /// Append `buf` at the current bit position.

@@ -162,11 +162,19 @@ mod tests {
 
     #[test]
     fn combine_matches_whole() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for split in [0usize, 1, 15, 16, 17, 5552, 5553, 65_536, 99_999, 100_000] {
             let (a, b) = data.split_at(split);
-            assert_eq!(crc32_combine(crc32(0, a), crc32(0, b), b.len() as u64), crc32(0, &data));
-            assert_eq!(adler32_combine(adler32(1, a), adler32(1, b), b.len() as u64), adler32(1, &data));
+            assert_eq!(
+                crc32_combine(crc32(0, a), crc32(0, b), b.len() as u64),
+                crc32(0, &data)
+            );
+            assert_eq!(
+                adler32_combine(adler32(1, a), adler32(1, b), b.len() as u64),
+                adler32(1, &data)
+            );
         }
         // Byte-wise and sliced paths agree.
         let mut c = 0;

@@ -50,16 +50,76 @@ pub(crate) struct Config {
 
 /// zlib's `configuration_table` for levels 1..=9 (index 0 unused).
 const CONFIG: [Config; 10] = [
-    Config { good: 0, lazy: 0, nice: 0, chain: 0, slow: false },
-    Config { good: 4, lazy: 4, nice: 8, chain: 4, slow: false },
-    Config { good: 4, lazy: 5, nice: 16, chain: 8, slow: false },
-    Config { good: 4, lazy: 6, nice: 32, chain: 32, slow: false },
-    Config { good: 4, lazy: 4, nice: 16, chain: 16, slow: true },
-    Config { good: 8, lazy: 16, nice: 32, chain: 32, slow: true },
-    Config { good: 8, lazy: 16, nice: 128, chain: 128, slow: true },
-    Config { good: 8, lazy: 32, nice: 128, chain: 256, slow: true },
-    Config { good: 32, lazy: 128, nice: 258, chain: 1024, slow: true },
-    Config { good: 32, lazy: 258, nice: 258, chain: 4096, slow: true },
+    Config {
+        good: 0,
+        lazy: 0,
+        nice: 0,
+        chain: 0,
+        slow: false,
+    },
+    Config {
+        good: 4,
+        lazy: 4,
+        nice: 8,
+        chain: 4,
+        slow: false,
+    },
+    Config {
+        good: 4,
+        lazy: 5,
+        nice: 16,
+        chain: 8,
+        slow: false,
+    },
+    Config {
+        good: 4,
+        lazy: 6,
+        nice: 32,
+        chain: 32,
+        slow: false,
+    },
+    Config {
+        good: 4,
+        lazy: 4,
+        nice: 16,
+        chain: 16,
+        slow: true,
+    },
+    Config {
+        good: 8,
+        lazy: 16,
+        nice: 32,
+        chain: 32,
+        slow: true,
+    },
+    Config {
+        good: 8,
+        lazy: 16,
+        nice: 128,
+        chain: 128,
+        slow: true,
+    },
+    Config {
+        good: 8,
+        lazy: 32,
+        nice: 128,
+        chain: 256,
+        slow: true,
+    },
+    Config {
+        good: 32,
+        lazy: 128,
+        nice: 258,
+        chain: 1024,
+        slow: true,
+    },
+    Config {
+        good: 32,
+        lazy: 258,
+        nice: 258,
+        chain: 4096,
+        slow: true,
+    },
 ];
 
 /// The lazy-evaluation state at the start of a loop iteration. Together with the position and
@@ -76,8 +136,11 @@ pub(crate) struct LazyState {
 
 impl LazyState {
     /// The state at the start of a stream.
-    pub(crate) const INITIAL: LazyState =
-        LazyState { match_length: MIN_MATCH - 1, match_start: 0, match_available: false };
+    pub(crate) const INITIAL: LazyState = LazyState {
+        match_length: MIN_MATCH - 1,
+        match_start: 0,
+        match_available: false,
+    };
 }
 
 /// Why [`Matcher::run`] returned.
@@ -143,8 +206,14 @@ impl<'a> Matcher<'a> {
         let hash_bits = mem_level + 7;
         let mut m = Matcher {
             data,
-            head: vec![0u16; HASH_MAX].into_boxed_slice().try_into().expect("size"),
-            prev: vec![0u16; WSIZE].into_boxed_slice().try_into().expect("size"),
+            head: vec![0u16; HASH_MAX]
+                .into_boxed_slice()
+                .try_into()
+                .expect("size"),
+            prev: vec![0u16; WSIZE]
+                .into_boxed_slice()
+                .try_into()
+                .expect("size"),
             hash_size: 1 << hash_bits,
             hash_shift: hash_bits.div_ceil(3),
             hash_mask: (1 << hash_bits) - 1,
@@ -164,7 +233,8 @@ impl<'a> Matcher<'a> {
         self.base = base;
         self.base_events.push((pos, base));
         let end = self.data.len();
-        self.slide_at = (base + 2 * WSIZE - MIN_LOOKAHEAD).max(end.min(base + 2 * WSIZE).saturating_sub(MIN_LOOKAHEAD - 1));
+        self.slide_at = (base + 2 * WSIZE - MIN_LOOKAHEAD)
+            .max(end.min(base + 2 * WSIZE).saturating_sub(MIN_LOOKAHEAD - 1));
     }
 
     /// zlib's `fill_window` slide at iteration start `s`: advance the window base by 32 KiB
@@ -243,7 +313,14 @@ impl<'a> Matcher<'a> {
     /// zlib's `longest_match`. Returns the match length (≥ `prev_length`, ≤ lookahead) and
     /// updates `match_start` only when a longer match than `prev_length` is found.
     #[inline(always)]
-    fn longest_match(&self, s: usize, cur_head: u16, prev_length: usize, lookahead: usize, match_start: &mut usize) -> usize {
+    fn longest_match(
+        &self,
+        s: usize,
+        cur_head: u16,
+        prev_length: usize,
+        lookahead: usize,
+        match_start: &mut usize,
+    ) -> usize {
         let data = self.data;
         let mut chain = self.cfg.chain;
         if prev_length >= self.cfg.good {
@@ -257,7 +334,11 @@ impl<'a> Matcher<'a> {
         }
         let base = self.base;
         let s_w = s - base;
-        let limit = if s_w > MAX_DIST { (s_w - MAX_DIST) as u16 } else { 0 };
+        let limit = if s_w > MAX_DIST {
+            (s_w - MAX_DIST) as u16
+        } else {
+            0
+        };
         let scan = &data[s..s + cap];
         // Every candidate byte read below lies before s + cap (m < s, best_len < cap).
         // Table entries are window positions: they index `win` directly, `prev` by their low
@@ -304,7 +385,13 @@ impl<'a> Matcher<'a> {
     /// Parse from `strstart`, appending symbols to `syms`, until `syms.len() == max_syms`
     /// after an emission, an iteration would start at or beyond `stop_at`, the observer
     /// stops, or the input ends.
-    pub(crate) fn run<O: Observer>(&mut self, syms: &mut Vec<Sym>, max_syms: usize, stop_at: usize, obs: &mut O) -> Stop {
+    pub(crate) fn run<O: Observer>(
+        &mut self,
+        syms: &mut Vec<Sym>,
+        max_syms: usize,
+        stop_at: usize,
+        obs: &mut O,
+    ) -> Stop {
         if self.cfg.slow {
             self.run_slow(syms, max_syms, stop_at, obs)
         } else {
@@ -312,7 +399,13 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    fn run_slow<O: Observer>(&mut self, syms: &mut Vec<Sym>, max_syms: usize, stop_at: usize, obs: &mut O) -> Stop {
+    fn run_slow<O: Observer>(
+        &mut self,
+        syms: &mut Vec<Sym>,
+        max_syms: usize,
+        stop_at: usize,
+        obs: &mut O,
+    ) -> Stop {
         let data = self.data;
         let end = data.len();
         let mut s = self.strstart;
@@ -381,11 +474,21 @@ impl<'a> Matcher<'a> {
             }
         };
         self.strstart = s;
-        self.state = LazyState { match_length: ml, match_start: ms, match_available: avail };
+        self.state = LazyState {
+            match_length: ml,
+            match_start: ms,
+            match_available: avail,
+        };
         stop
     }
 
-    fn run_fast<O: Observer>(&mut self, syms: &mut Vec<Sym>, max_syms: usize, stop_at: usize, obs: &mut O) -> Stop {
+    fn run_fast<O: Observer>(
+        &mut self,
+        syms: &mut Vec<Sym>,
+        max_syms: usize,
+        stop_at: usize,
+        obs: &mut O,
+    ) -> Stop {
         let data = self.data;
         let end = data.len();
         let mut s = self.strstart;
@@ -435,7 +538,11 @@ impl<'a> Matcher<'a> {
             }
         };
         self.strstart = s;
-        self.state = LazyState { match_length: MIN_MATCH - 1, match_start: ms, match_available: false };
+        self.state = LazyState {
+            match_length: MIN_MATCH - 1,
+            match_start: ms,
+            match_available: false,
+        };
         stop
     }
 
@@ -456,7 +563,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let (a, b) = (&a[..n], &b[..n]);
     let mut i = 0;
     while i + 8 <= n {
-        let x = u64::from_le_bytes(a[i..i + 8].try_into().unwrap()) ^ u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().unwrap())
+            ^ u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         if x != 0 {
             return i + (x.trailing_zeros() / 8) as usize;
         }

@@ -102,7 +102,11 @@ struct Check {
 impl Check {
     fn new(wrapper: Wrapper) -> Self {
         let value = if wrapper == Wrapper::Zlib { 1 } else { 0 };
-        Check { wrapper, value, len: 0 }
+        Check {
+            wrapper,
+            value,
+            len: 0,
+        }
     }
 
     fn of(wrapper: Wrapper, data: &[u8]) -> Self {
@@ -123,7 +127,11 @@ impl Check {
             Wrapper::Zlib => checksum::adler32_combine(self.value, next.value, next.len),
             Wrapper::Gzip => checksum::crc32_combine(self.value, next.value, next.len),
         };
-        Check { wrapper: self.wrapper, value, len: self.len + next.len }
+        Check {
+            wrapper: self.wrapper,
+            value,
+            len: self.len + next.len,
+        }
     }
 
     fn trailer(self) -> Vec<u8> {
@@ -161,7 +169,13 @@ pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec
         let block_end = m.emitted_end();
         debug_assert!(!last || block_end == data.len());
         let stored = (block_start >= m.base).then(|| &data[block_start..block_end]);
-        enc.encode_block(&mut out, std::iter::once(&syms[..]), stored, block_end - block_start, last);
+        enc.encode_block(
+            &mut out,
+            std::iter::once(&syms[..]),
+            stored,
+            block_end - block_start,
+            last,
+        );
         syms.clear();
         block_start = block_end;
         if last {

@@ -53,8 +53,23 @@ pub struct ParallelOptions {
 ///
 /// # Panics
 /// If `level` or `mem_level` is outside 1..=9 (see [`super::is_supported`]).
-pub fn deflate_parallel(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32, threads: usize) -> Vec<u8> {
-    deflate_parallel_with(data, wrapper, level, mem_level, &ParallelOptions { threads, chunk_len: 0 })
+pub fn deflate_parallel(
+    data: &[u8],
+    wrapper: Wrapper,
+    level: u32,
+    mem_level: u32,
+    threads: usize,
+) -> Vec<u8> {
+    deflate_parallel_with(
+        data,
+        wrapper,
+        level,
+        mem_level,
+        &ParallelOptions {
+            threads,
+            chunk_len: 0,
+        },
+    )
 }
 
 /// [`deflate_parallel`] with explicit [`ParallelOptions`].
@@ -70,7 +85,9 @@ pub fn deflate_parallel_with(
 ) -> Vec<u8> {
     check_params(level, mem_level);
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         opts.threads
     };
@@ -82,8 +99,17 @@ pub fn deflate_parallel_with(
     if threads <= 1 || level < 4 || data.len() < 2 * chunk_len {
         return super::deflate(data, wrapper, level, mem_level);
     }
-    let starts: Vec<usize> = (0..data.len().div_ceil(chunk_len)).map(|k| k * chunk_len).collect();
-    let ctx = Ctx { data, wrapper, level, mem_level, starts, threads };
+    let starts: Vec<usize> = (0..data.len().div_ceil(chunk_len))
+        .map(|k| k * chunk_len)
+        .collect();
+    let ctx = Ctx {
+        data,
+        wrapper,
+        level,
+        mem_level,
+        starts,
+        threads,
+    };
     let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
     let t0 = std::time::Instant::now();
 
@@ -93,13 +119,21 @@ pub fn deflate_parallel_with(
     // (B) resolve the chunk boundaries and splice the true symbol stream.
     let resolved = ctx.resolve(&chunks);
     let t2 = t0.elapsed();
-    let parses: Vec<&Parse> = chunks.iter().map(|c| &c.parse).chain(resolved.own.iter()).collect();
+    let parses: Vec<&Parse> = chunks
+        .iter()
+        .map(|c| &c.parse)
+        .chain(resolved.own.iter())
+        .collect();
     // (C) cut and encode the blocks in parallel.
     let blocks = cut_blocks(data.len(), &resolved, &parses, block_symbols(mem_level));
     let encoded = ctx.encode_blocks(&blocks, &parses);
     let t3 = t0.elapsed();
     if trace {
-        let own_bytes: usize = resolved.own.iter().map(|p| p.byte_of(p.syms.len()) - p.start_byte).sum();
+        let own_bytes: usize = resolved
+            .own
+            .iter()
+            .map(|p| p.byte_of(p.syms.len()) - p.start_byte)
+            .sum();
         eprintln!(
             "pardeflate: {} chunks of {} B, {} threads; parse {:?}, resolve {:?} ({} B re-parsed in {} runs), blocks {:?} ({} blocks)",
             chunks.len(),
@@ -118,12 +152,15 @@ pub fn deflate_parallel_with(
     for c in &chunks {
         check = check.then(c.check);
     }
-    let mut out = BitWriter::with_capacity(encoded.iter().map(|e| e.len_hint()).sum::<usize>() + 64);
+    let mut out =
+        BitWriter::with_capacity(encoded.iter().map(|e| e.len_hint()).sum::<usize>() + 64);
     out.put_bytes(&header(wrapper, level));
     for (b, e) in blocks.iter().zip(&encoded) {
         match e {
             Encoded::Bits(bits) => out.append(bits),
-            Encoded::Stored => write_stored_block(&mut out, &data[b.start_byte..b.end_byte], b.last),
+            Encoded::Stored => {
+                write_stored_block(&mut out, &data[b.start_byte..b.end_byte], b.last)
+            }
         }
     }
     let mut bytes = out.finish();
@@ -165,7 +202,12 @@ impl Parse {
             }
             pos += sym_len(s);
         }
-        Parse { start_byte, syms, sparse, base_events }
+        Parse {
+            start_byte,
+            syms,
+            sparse,
+            base_events,
+        }
     }
 
     /// Byte position where symbol `i` starts (`i == syms.len()` gives the end).
@@ -237,7 +279,9 @@ impl Observer for Checker<'_> {
     #[inline(always)]
     fn checkpoint(&mut self, pos: usize, match_available: bool) -> bool {
         let bit = 2 * (pos - self.start) + usize::from(match_available);
-        self.marks.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 != 0)
+        self.marks
+            .get(bit / 64)
+            .is_some_and(|w| w >> (bit % 64) & 1 != 0)
     }
 }
 
@@ -303,7 +347,11 @@ fn parallel_map<T: Send>(threads: usize, n: usize, work: impl Fn(usize) -> T + S
     });
     slots
         .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("worker result"))
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("worker result")
+        })
         .collect()
 }
 
@@ -326,8 +374,20 @@ impl Ctx<'_> {
         let span = end - start + 2 * 258 + 64;
         let mut marks = vec![0u64; (2 * span).div_ceil(64)];
         let mut syms = Vec::with_capacity((end - start) / 2);
-        let stop_at = if k + 1 < self.starts.len() { end } else { usize::MAX };
-        let stop = m.run(&mut syms, usize::MAX, stop_at, &mut Recorder { start, marks: &mut marks });
+        let stop_at = if k + 1 < self.starts.len() {
+            end
+        } else {
+            usize::MAX
+        };
+        let stop = m.run(
+            &mut syms,
+            usize::MAX,
+            stop_at,
+            &mut Recorder {
+                start,
+                marks: &mut marks,
+            },
+        );
         let finished = stop == Stop::Finished;
         ChunkParse {
             parse: Parse::new(start, syms, m.base_events.clone()),
@@ -347,7 +407,11 @@ impl Ctx<'_> {
     /// parses made here) and the parses made here.
     fn resolve(&self, chunks: &[ChunkParse]) -> Resolved {
         let n = chunks.len();
-        let mut segments = vec![Segment { parse: 0, from: 0, to: chunks[0].parse.syms.len() }];
+        let mut segments = vec![Segment {
+            parse: 0,
+            from: 0,
+            to: chunks[0].parse.syms.len(),
+        }];
         let mut own: Vec<Parse> = Vec::new();
         let mut coord = Matcher::new(self.data, self.level, self.mem_level);
         let mut cur = 0usize; // chunk whose end state is the true state to continue from
@@ -360,17 +424,32 @@ impl Ctx<'_> {
             let run_start = coord.emitted_end();
             let mut syms = Vec::new();
             loop {
-                let stop_at = if k + 1 < n { self.starts[k + 1] } else { usize::MAX };
-                let mut checker = Checker { start: chunks[k].start, marks: &chunks[k].marks };
+                let stop_at = if k + 1 < n {
+                    self.starts[k + 1]
+                } else {
+                    usize::MAX
+                };
+                let mut checker = Checker {
+                    start: chunks[k].start,
+                    marks: &chunks[k].marks,
+                };
                 let stop = coord.run(&mut syms, usize::MAX, stop_at, &mut checker);
                 match stop {
                     Stop::Observer => {
                         let x = coord.emitted_end();
                         let idx = n + own.len();
-                        segments.push(Segment { parse: idx, from: 0, to: syms.len() });
+                        segments.push(Segment {
+                            parse: idx,
+                            from: 0,
+                            to: syms.len(),
+                        });
                         own.push(Parse::new(run_start, syms, coord.base_events.clone()));
                         let j = chunks[k].parse.index_at(x);
-                        segments.push(Segment { parse: k, from: j, to: chunks[k].parse.syms.len() });
+                        segments.push(Segment {
+                            parse: k,
+                            from: j,
+                            to: chunks[k].parse.syms.len(),
+                        });
                         finish_literal = chunks[k].finish_literal;
                         final_parse = k;
                         if chunks[k].finished {
@@ -386,7 +465,11 @@ impl Ctx<'_> {
                     }
                     Stop::Finished => {
                         let idx = n + own.len();
-                        segments.push(Segment { parse: idx, from: 0, to: syms.len() });
+                        segments.push(Segment {
+                            parse: idx,
+                            from: 0,
+                            to: syms.len(),
+                        });
                         own.push(Parse::new(run_start, syms, coord.base_events.clone()));
                         finish_literal = coord.finish_literal;
                         final_parse = idx;
@@ -397,7 +480,12 @@ impl Ctx<'_> {
             }
         }
         segments.retain(|s| s.from < s.to);
-        Resolved { segments, own, finish_literal, final_parse }
+        Resolved {
+            segments,
+            own,
+            finish_literal,
+            final_parse,
+        }
     }
 
     fn encode_blocks(&self, blocks: &[Block], parses: &[&Parse]) -> Vec<Encoded> {
@@ -427,7 +515,12 @@ impl Ctx<'_> {
 /// Cut the true symbol stream into zlib's blocks: a block is flushed after every `nsyms`
 /// symbols emitted inside the parse loop; the last block holds the rest, including the final
 /// pending literal if any.
-fn cut_blocks(total_len: usize, resolved: &Resolved, parses: &[&Parse], nsyms: usize) -> Vec<Block> {
+fn cut_blocks(
+    total_len: usize,
+    resolved: &Resolved,
+    parses: &[&Parse],
+    nsyms: usize,
+) -> Vec<Block> {
     let finish_literal = resolved.finish_literal;
     let segs = &resolved.segments;
     let total: usize = segs.iter().map(|s| s.to - s.from).sum();
@@ -439,13 +532,21 @@ fn cut_blocks(total_len: usize, resolved: &Resolved, parses: &[&Parse], nsyms: u
     let mut start_byte = 0usize;
     for b in 0..=full_blocks {
         let last = b == full_blocks;
-        let mut need = if last { total - full_blocks * nsyms } else { nsyms };
+        let mut need = if last {
+            total - full_blocks * nsyms
+        } else {
+            nsyms
+        };
         let mut pieces = Vec::new();
         let mut last_sym: Option<(usize, usize)> = None;
         while need > 0 {
             let s = segs[seg_i];
             let take = need.min(s.to - seg_off);
-            pieces.push(Segment { parse: s.parse, from: seg_off, to: seg_off + take });
+            pieces.push(Segment {
+                parse: s.parse,
+                from: seg_off,
+                to: seg_off + take,
+            });
             last_sym = Some((s.parse, seg_off + take - 1));
             need -= take;
             seg_off += take;
@@ -463,7 +564,13 @@ fn cut_blocks(total_len: usize, resolved: &Resolved, parses: &[&Parse], nsyms: u
             (sym_start + sym_len(parses[p].syms[i]), sym_start + 1, p)
         };
         let base = Matcher::base_at(&parses[parse].base_events, flush_pos);
-        blocks.push(Block { pieces, start_byte, end_byte, storable: start_byte >= base, last });
+        blocks.push(Block {
+            pieces,
+            start_byte,
+            end_byte,
+            storable: start_byte >= base,
+            last,
+        });
         start_byte = end_byte;
     }
     blocks

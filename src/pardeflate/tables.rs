@@ -40,9 +40,12 @@ pub(crate) const EXTRA_DBITS: [u8; D_CODES] = [
     13,
 ];
 /// Extra bits for each bit-length code.
-pub(crate) const EXTRA_BLBITS: [u8; BL_CODES] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 7];
+pub(crate) const EXTRA_BLBITS: [u8; BL_CODES] =
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 7];
 /// Order in which the bit-length code lengths are transmitted.
-pub(crate) const BL_ORDER: [u8; BL_CODES] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+pub(crate) const BL_ORDER: [u8; BL_CODES] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
 
 /// Code tables derived from the extra-bit counts.
 pub(crate) struct CodeTables {
@@ -144,7 +147,10 @@ pub(crate) struct StaticTree<const N: usize> {
 }
 
 const fn build_static_ltree() -> StaticTree<{ L_CODES + 2 }> {
-    let mut t = StaticTree { code: [0; L_CODES + 2], len: [0; L_CODES + 2] };
+    let mut t = StaticTree {
+        code: [0; L_CODES + 2],
+        len: [0; L_CODES + 2],
+    };
     let mut bl_count = [0u16; MAX_BITS + 1];
     let mut n = 0;
     while n <= 287 {
@@ -181,7 +187,10 @@ const fn build_static_ltree() -> StaticTree<{ L_CODES + 2 }> {
 }
 
 const fn build_static_dtree() -> StaticTree<D_CODES> {
-    let mut t = StaticTree { code: [0; D_CODES], len: [5; D_CODES] };
+    let mut t = StaticTree {
+        code: [0; D_CODES],
+        len: [5; D_CODES],
+    };
     let mut n = 0;
     while n < D_CODES {
         t.code[n] = bit_reverse(n as u32, 5) as u16;

@@ -237,7 +237,11 @@ impl BlockEncoder {
                 continue;
             }
             bl_count[bits] += 1;
-            let xbits = if n >= kind.extra_base { kind.extra[n - kind.extra_base] as usize } else { 0 };
+            let xbits = if n >= kind.extra_base {
+                kind.extra[n - kind.extra_base] as usize
+            } else {
+                0
+            };
             let f = u64::from(tree.freq[n]);
             opt = opt.wrapping_add(f * (bits + xbits) as u64);
             if let Some(sl) = kind.static_len {
@@ -276,7 +280,9 @@ impl BlockEncoder {
                 }
                 if tree.len[m] as usize != bits {
                     opt_delta = opt_delta.wrapping_add(
-                        (bits as u64).wrapping_sub(u64::from(tree.len[m])).wrapping_mul(u64::from(tree.freq[m])),
+                        (bits as u64)
+                            .wrapping_sub(u64::from(tree.len[m]))
+                            .wrapping_mul(u64::from(tree.freq[m])),
                     );
                     tree.len[m] = bits as u16;
                 }
@@ -314,6 +320,7 @@ impl BlockEncoder {
                 Which::D => (&mut self.dtree, &mut self.heap, &mut self.depth),
                 Which::Bl => (&mut self.bltree, &mut self.heap, &mut self.depth),
             };
+            #[allow(clippy::needless_range_loop)] // index shared by three arrays
             for n in 0..elems {
                 if tree.freq[n] != 0 {
                     self.heap_len += 1;
@@ -399,7 +406,11 @@ impl BlockEncoder {
         let max_code = max_code as usize;
         for n in 0..=max_code {
             let curlen = nextlen;
-            nextlen = if n + 1 > max_code { 0xffff } else { i32::from(len[n + 1]) };
+            nextlen = if n + 1 > max_code {
+                0xffff
+            } else {
+                i32::from(len[n + 1])
+            };
             count += 1;
             if count < max_count && curlen == nextlen {
                 continue;
@@ -450,7 +461,8 @@ impl BlockEncoder {
             _ => &self.dtree,
         };
         let bl = &self.bltree;
-        let code = |out: &mut BitWriter, c: usize| out.send(u32::from(bl.code[c]), u32::from(bl.len[c]));
+        let code =
+            |out: &mut BitWriter, c: usize| out.send(u32::from(bl.code[c]), u32::from(bl.len[c]));
         Self::walk_tree(&tree.len, max_code, |e| match e {
             Emit::Lengths(l, c) => {
                 for _ in 0..c {
@@ -483,7 +495,9 @@ impl BlockEncoder {
             }
             max_blindex -= 1;
         }
-        self.opt_len = self.opt_len.wrapping_add(3 * (max_blindex as u64 + 1) + 5 + 5 + 4);
+        self.opt_len = self
+            .opt_len
+            .wrapping_add(3 * (max_blindex as u64 + 1) + 5 + 5 + 4);
         max_blindex
     }
 
@@ -506,12 +520,14 @@ impl BlockEncoder {
                     let sym = code + LITERALS + 1;
                     let extra = u32::from(EXTRA_LBITS[code]);
                     let n = u32::from(llen[sym]);
-                    let v = u32::from(lcode[sym]) | (((lc - CODES.base_length[code] as usize) as u32) << n);
+                    let v = u32::from(lcode[sym])
+                        | (((lc - CODES.base_length[code] as usize) as u32) << n);
                     out.send(v, n + extra);
                     let d = dist - 1;
                     let dc = d_code(d);
                     let n = u32::from(dlen[dc]);
-                    let v = u32::from(dcode[dc]) | (((d - CODES.base_dist[dc] as usize) as u32) << n);
+                    let v =
+                        u32::from(dcode[dc]) | (((d - CODES.base_dist[dc] as usize) as u32) << n);
                     out.send(v, n + u32::from(EXTRA_DBITS[dc]));
                 }
             }
@@ -547,7 +563,7 @@ impl BlockEncoder {
             opt_lenb = static_lenb;
         }
         let last_bit = u32::from(last);
-        let kind = match stored {
+        match stored {
             Some(raw) if stored_len as u64 + 4 <= opt_lenb => {
                 debug_assert_eq!(raw.len(), stored_len);
                 write_stored_block(out, raw, last);
@@ -588,8 +604,7 @@ impl BlockEncoder {
                 );
                 BlockKind::Dynamic
             }
-        };
-        kind
+        }
     }
 }
 

@@ -17,7 +17,13 @@ unsafe extern "C" fn zfree(_opaque: *mut c_void, p: *mut c_void) {
 /// Compress `data` with stock zlib: `deflateInit2_(level, 8, wbits, mem_level, 0)`,
 /// `deflateSetHeader` (all zero, os = 3) for gzip, input fed in pieces of `piece` bytes with
 /// `Z_NO_FLUSH`, then `Z_FINISH`.
-pub fn zlib_deflate(data: &[u8], wrapper: Wrapper, level: i32, mem_level: i32, piece: usize) -> Vec<u8> {
+pub fn zlib_deflate(
+    data: &[u8],
+    wrapper: Wrapper,
+    level: i32,
+    mem_level: i32,
+    piece: usize,
+) -> Vec<u8> {
     let wbits: c_int = match wrapper {
         Wrapper::Raw => -15,
         Wrapper::Zlib => 15,
@@ -67,7 +73,11 @@ pub fn zlib_deflate(data: &[u8], wrapper: Wrapper, level: i32, mem_level: i32, p
             strm.next_in = data.as_ptr().add(fed) as *mut u8;
             strm.avail_in = n as z::uInt;
             fed += n;
-            let flush = if fed == data.len() { z::Z_FINISH } else { z::Z_NO_FLUSH };
+            let flush = if fed == data.len() {
+                z::Z_FINISH
+            } else {
+                z::Z_NO_FLUSH
+            };
             let rc = z::deflate(&mut strm, flush);
             assert_eq!(strm.avail_in, 0);
             if flush == z::Z_FINISH {
