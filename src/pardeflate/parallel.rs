@@ -27,8 +27,8 @@
 //! chunk is simply re-parsed, so the result is always exact); (C) blocks are cut and encoded
 //! in parallel; (D) the pieces are concatenated.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use super::bits::{BitBuf, BitWriter};
 use super::matcher::{LazyState, Matcher, Observer, Stop};
@@ -113,21 +113,48 @@ pub fn deflate_parallel_with(
     let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
     let t0 = std::time::Instant::now();
 
-    // (A) parse the chunks in parallel.
-    let chunks = ctx.parse_chunks();
+    // (A) parse the chunks in parallel while (B) this thread resolves the chunk boundaries
+    // in order, as soon as the chunks it needs are done.
+    let nchunks = ctx.starts.len();
+    let chunk_slots = Slots::new(nchunks);
+    let next = AtomicUsize::new(0);
+    let resolved = std::thread::scope(|sc| {
+        for _ in 0..threads.min(nchunks) {
+            sc.spawn(|| {
+                let _guard = FailOnPanic(&chunk_slots);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= nchunks {
+                        break;
+                    }
+                    chunk_slots.set(k, ctx.parse_chunk(k));
+                }
+            });
+        }
+        ctx.resolve(&chunk_slots)
+    });
+    let chunks = chunk_slots.into_vec();
     let t1 = t0.elapsed();
-    // (B) resolve the chunk boundaries and splice the true symbol stream.
-    let resolved = ctx.resolve(&chunks);
-    let t2 = t0.elapsed();
     let parses: Vec<&Parse> = chunks
         .iter()
         .map(|c| &c.parse)
         .chain(resolved.own.iter())
         .collect();
-    // (C) cut and encode the blocks in parallel.
+    // (C) cut the blocks, encode them in parallel, and (D) concatenate them in order on this
+    // thread as they become ready.
     let blocks = cut_blocks(data.len(), &resolved, &parses, block_symbols(mem_level));
-    let encoded = ctx.encode_blocks(&blocks, &parses);
-    let t3 = t0.elapsed();
+    let mut check = Check::new(wrapper);
+    for c in &chunks {
+        check = check.then(c.check);
+    }
+    let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
+    out.put_bytes(&header(wrapper, level));
+    ctx.encode_blocks(&blocks, &parses, |b, e| match e {
+        Encoded::Bits(bits) => out.append(bits),
+        Encoded::Stored => write_stored_block(&mut out, &data[b.start_byte..b.end_byte], b.last),
+    });
+    let mut bytes = out.finish();
+    bytes.extend_from_slice(&check.trailer());
     if trace {
         let own_bytes: usize = resolved
             .own
@@ -135,40 +162,85 @@ pub fn deflate_parallel_with(
             .map(|p| p.byte_of(p.syms.len()) - p.start_byte)
             .sum();
         eprintln!(
-            "pardeflate: {} chunks of {} B, {} threads; parse {:?}, resolve {:?} ({} B re-parsed in {} runs), blocks {:?} ({} blocks)",
+            "pardeflate: {} chunks of {} B, {} threads; parsed+resolved {:?} ({} B re-parsed in {} runs), {} blocks, done {:?}",
             chunks.len(),
             chunk_len,
             threads,
             t1,
-            t2 - t1,
             own_bytes,
             resolved.own.len(),
-            t3 - t2,
-            blocks.len()
+            blocks.len(),
+            t0.elapsed()
         );
     }
-    // (D) concatenate.
-    let mut check = Check::new(wrapper);
-    for c in &chunks {
-        check = check.then(c.check);
-    }
-    let mut out =
-        BitWriter::with_capacity(encoded.iter().map(|e| e.len_hint()).sum::<usize>() + 64);
-    out.put_bytes(&header(wrapper, level));
-    for (b, e) in blocks.iter().zip(&encoded) {
-        match e {
-            Encoded::Bits(bits) => out.append(bits),
-            Encoded::Stored => {
-                write_stored_block(&mut out, &data[b.start_byte..b.end_byte], b.last)
-            }
+    bytes
+}
+
+/// Results of parallel work items that can be waited for one by one, in any order, while
+/// the work continues.
+struct Slots<T> {
+    items: Vec<OnceLock<T>>,
+    failed: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl<T> Slots<T> {
+    fn new(n: usize) -> Self {
+        Slots {
+            items: (0..n).map(|_| OnceLock::new()).collect(),
+            failed: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
         }
     }
-    let mut bytes = out.finish();
-    bytes.extend_from_slice(&check.trailer());
-    if trace {
-        eprintln!("pardeflate: concatenated at {:?}", t0.elapsed());
+
+    fn set(&self, i: usize, v: T) {
+        if self.items[i].set(v).is_err() {
+            unreachable!("slot {i} set twice");
+        }
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
     }
-    bytes
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
+    }
+
+    /// Wait for item `i`; panics if a worker panicked.
+    fn wait(&self, i: usize) -> &T {
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(v) = self.items[i].get() {
+                return v;
+            }
+            assert!(
+                !self.failed.load(Ordering::SeqCst),
+                "pardeflate worker panicked"
+            );
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        self.items
+            .into_iter()
+            .map(|c| c.into_inner().expect("all slots filled"))
+            .collect()
+    }
+}
+
+/// Marks the slots as failed if the owning worker thread unwinds, so waiters do not hang.
+struct FailOnPanic<'a, T>(&'a Slots<T>);
+
+impl<T> Drop for FailOnPanic<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail();
+        }
+    }
 }
 
 struct Ctx<'a> {
@@ -320,48 +392,9 @@ enum Encoded {
     Stored,
 }
 
-impl Encoded {
-    fn len_hint(&self) -> usize {
-        match self {
-            Encoded::Bits(b) => b.bytes.len(),
-            Encoded::Stored => 0,
-        }
-    }
-}
-
-/// Run `work(i)` for `i in 0..n` on `threads` threads, returning the results in order.
-fn parallel_map<T: Send>(threads: usize, n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|sc| {
-        for _ in 0..threads.min(n) {
-            sc.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let r = work(i);
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("worker result")
-        })
-        .collect()
-}
-
 impl Ctx<'_> {
     fn chunk_end(&self, k: usize) -> usize {
         self.starts.get(k + 1).copied().unwrap_or(self.data.len())
-    }
-
-    fn parse_chunks(&self) -> Vec<ChunkParse> {
-        parallel_map(self.threads, self.starts.len(), |k| self.parse_chunk(k))
     }
 
     fn parse_chunk(&self, k: usize) -> ChunkParse {
@@ -405,21 +438,22 @@ impl Ctx<'_> {
     /// Walk the chunk boundaries in order and build the true symbol stream. Returns the
     /// segments (indices `< chunks.len()` refer to chunk parses, the others to the returned
     /// parses made here) and the parses made here.
-    fn resolve(&self, chunks: &[ChunkParse]) -> Resolved {
-        let n = chunks.len();
+    fn resolve(&self, slots: &Slots<ChunkParse>) -> Resolved {
+        let n = self.starts.len();
+        let chunk = |k: usize| slots.wait(k);
         let mut segments = vec![Segment {
             parse: 0,
             from: 0,
-            to: chunks[0].parse.syms.len(),
+            to: chunk(0).parse.syms.len(),
         }];
         let mut own: Vec<Parse> = Vec::new();
         let mut coord = Matcher::new(self.data, self.level, self.mem_level);
         let mut cur = 0usize; // chunk whose end state is the true state to continue from
-        let mut finish_literal = chunks[0].finish_literal;
+        let mut finish_literal = chunk(0).finish_literal;
         let mut final_parse = 0usize;
-        let mut k = if chunks[0].finished { n } else { 1 };
+        let mut k = if chunk(0).finished { n } else { 1 };
         'chunks: while k < n {
-            let c = &chunks[cur];
+            let c = &chunk(cur);
             coord.reset(c.end_pos, c.end_state, c.end_base);
             let run_start = coord.emitted_end();
             let mut syms = Vec::new();
@@ -430,8 +464,8 @@ impl Ctx<'_> {
                     usize::MAX
                 };
                 let mut checker = Checker {
-                    start: chunks[k].start,
-                    marks: &chunks[k].marks,
+                    start: chunk(k).start,
+                    marks: &chunk(k).marks,
                 };
                 let stop = coord.run(&mut syms, usize::MAX, stop_at, &mut checker);
                 match stop {
@@ -444,15 +478,15 @@ impl Ctx<'_> {
                             to: syms.len(),
                         });
                         own.push(Parse::new(run_start, syms, coord.base_events.clone()));
-                        let j = chunks[k].parse.index_at(x);
+                        let j = chunk(k).parse.index_at(x);
                         segments.push(Segment {
                             parse: k,
                             from: j,
-                            to: chunks[k].parse.syms.len(),
+                            to: chunk(k).parse.syms.len(),
                         });
-                        finish_literal = chunks[k].finish_literal;
+                        finish_literal = chunk(k).finish_literal;
                         final_parse = k;
-                        if chunks[k].finished {
+                        if chunk(k).finished {
                             break 'chunks;
                         }
                         cur = k;
@@ -488,12 +522,21 @@ impl Ctx<'_> {
         }
     }
 
-    fn encode_blocks(&self, blocks: &[Block], parses: &[&Parse]) -> Vec<Encoded> {
+    /// Encode the blocks on the worker threads and hand the results, in block order, to
+    /// `sink` on this thread as soon as each is ready.
+    fn encode_blocks(
+        &self,
+        blocks: &[Block],
+        parses: &[&Parse],
+        mut sink: impl FnMut(&Block, &Encoded),
+    ) {
         let data = self.data;
         // Blocks are small tasks; hand them out in batches to keep overhead low.
-        const BATCH: usize = 8;
+        const BATCH: usize = 4;
         let batches = blocks.len().div_ceil(BATCH);
-        let out = parallel_map(self.threads, batches, |bi| {
+        let slots: Slots<Vec<Encoded>> = Slots::new(batches);
+        let next = AtomicUsize::new(0);
+        let encode_batch = |bi: usize| -> Vec<Encoded> {
             let mut enc = BlockEncoder::new();
             blocks[bi * BATCH..((bi + 1) * BATCH).min(blocks.len())]
                 .iter()
@@ -506,9 +549,27 @@ impl Ctx<'_> {
                         _ => Encoded::Bits(w.into_bitbuf()),
                     }
                 })
-                .collect::<Vec<_>>()
+                .collect()
+        };
+        std::thread::scope(|sc| {
+            for _ in 0..self.threads.min(batches) {
+                sc.spawn(|| {
+                    let _guard = FailOnPanic(&slots);
+                    loop {
+                        let bi = next.fetch_add(1, Ordering::Relaxed);
+                        if bi >= batches {
+                            break;
+                        }
+                        slots.set(bi, encode_batch(bi));
+                    }
+                });
+            }
+            for bi in 0..batches {
+                for (b, e) in blocks[bi * BATCH..].iter().zip(slots.wait(bi)) {
+                    sink(b, e);
+                }
+            }
         });
-        out.into_iter().flatten().collect()
     }
 }
 
