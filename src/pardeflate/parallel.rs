@@ -108,68 +108,55 @@ pub fn deflate_parallel_with(
         level,
         mem_level,
         starts,
-        threads,
     };
     let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
     let t0 = std::time::Instant::now();
-
-    // (A) parse the chunks in parallel while (B) this thread resolves the chunk boundaries
-    // in order, as soon as the chunks it needs are done.
     let nchunks = ctx.starts.len();
-    let chunk_slots = Slots::new(nchunks);
-    let next = AtomicUsize::new(0);
-    let resolved = std::thread::scope(|sc| {
-        for _ in 0..threads.min(nchunks) {
-            sc.spawn(|| {
-                let _guard = FailOnPanic(&chunk_slots);
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= nchunks {
-                        break;
-                    }
-                    chunk_slots.set(k, ctx.parse_chunk(k));
-                }
-            });
-        }
-        ctx.resolve(&chunk_slots)
-    });
-    let chunks = chunk_slots.into_vec();
-    let t1 = t0.elapsed();
-    let parses: Vec<&Parse> = chunks
-        .iter()
-        .map(|c| &c.parse)
-        .chain(resolved.own.iter())
-        .collect();
-    // (C) cut the blocks, encode them in parallel, and (D) concatenate them in order on this
-    // thread as they become ready.
-    let blocks = cut_blocks(data.len(), &resolved, &parses, block_symbols(mem_level));
-    let mut check = Check::new(wrapper);
-    for c in &chunks {
-        check = check.then(c.check);
-    }
+    let shared = Shared {
+        chunks: Slots::new(nchunks),
+        own: Slots::new(nchunks),
+        next_chunk: AtomicUsize::new(0),
+        queue: Mutex::new(Queue::default()),
+        queue_cv: Condvar::new(),
+        results: Mutex::new(Vec::new()),
+        results_cv: Condvar::new(),
+        failed: AtomicBool::new(false),
+    };
     let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
     out.put_bytes(&header(wrapper, level));
-    ctx.encode_blocks(&blocks, &parses, |b, e| match e {
-        Encoded::Bits(bits) => out.append(bits),
-        Encoded::Stored => write_stored_block(&mut out, &data[b.start_byte..b.end_byte], b.last),
+    // Workers parse chunks, then encode blocks. This thread resolves the chunk boundaries in
+    // order as the chunks complete, cuts blocks as soon as the true symbol stream is known,
+    // and appends encoded blocks to the output in order.
+    let stats = std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| shared.worker(&ctx));
+        }
+        let _guard = FailOnPanic(&shared);
+        ctx.coordinate(&shared, &mut out)
     });
+    let mut check = Check::new(wrapper);
+    for k in 0..nchunks {
+        check = check.then(shared.chunks.get(k).check);
+    }
     let mut bytes = out.finish();
     bytes.extend_from_slice(&check.trailer());
     if trace {
-        let own_bytes: usize = resolved
-            .own
-            .iter()
-            .map(|p| p.byte_of(p.syms.len()) - p.start_byte)
-            .sum();
+        let mut d = stats.sync_distances.clone();
+        d.sort_unstable();
         eprintln!(
-            "pardeflate: {} chunks of {} B, {} threads; parsed+resolved {:?} ({} B re-parsed in {} runs), {} blocks, done {:?}",
-            chunks.len(),
+            "pardeflate: {} chunks of {} B, {} threads; {} B re-parsed in {} runs; sync distance \
+             median {} B, 90% {} B, max {} B; {} chunks never met; {} blocks; parsed {:?}, done {:?}",
+            nchunks,
             chunk_len,
             threads,
-            t1,
-            own_bytes,
-            resolved.own.len(),
-            blocks.len(),
+            stats.reparsed,
+            stats.runs,
+            d.get(d.len() / 2).copied().unwrap_or(0),
+            d.get(d.len() * 9 / 10).copied().unwrap_or(0),
+            d.last().copied().unwrap_or(0),
+            stats.unsynced,
+            stats.blocks,
+            stats.parsed_at.map(|t| t - t0),
             t0.elapsed()
         );
     }
@@ -199,19 +186,19 @@ impl<T> Slots<T> {
         if self.items[i].set(v).is_err() {
             unreachable!("slot {i} set twice");
         }
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&self.lock);
         self.cv.notify_all();
     }
 
     fn fail(&self) {
         self.failed.store(true, Ordering::SeqCst);
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&self.lock);
         self.cv.notify_all();
     }
 
     /// Wait for item `i`; panics if a worker panicked.
     fn wait(&self, i: usize) -> &T {
-        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.lock);
         loop {
             if let Some(v) = self.items[i].get() {
                 return v;
@@ -224,23 +211,171 @@ impl<T> Slots<T> {
         }
     }
 
-    fn into_vec(self) -> Vec<T> {
-        self.items
-            .into_iter()
-            .map(|c| c.into_inner().expect("all slots filled"))
-            .collect()
+    /// Item `i`, which must have been set.
+    fn get(&self, i: usize) -> &T {
+        self.items[i].get().expect("slot filled")
     }
 }
 
-/// Marks the slots as failed if the owning worker thread unwinds, so waiters do not hang.
-struct FailOnPanic<'a, T>(&'a Slots<T>);
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
-impl<T> Drop for FailOnPanic<'_, T> {
+/// State shared by the coordinating thread and the workers.
+struct Shared {
+    chunks: Slots<ChunkParse>,
+    /// Parses made by the coordinator (at most one per chunk boundary plus one).
+    own: Slots<Parse>,
+    next_chunk: AtomicUsize,
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    results: Mutex<Vec<Option<Encoded>>>,
+    results_cv: Condvar,
+    failed: AtomicBool,
+}
+
+/// Blocks waiting to be encoded.
+#[derive(Default)]
+struct Queue {
+    blocks: Vec<Block>,
+    next: usize,
+    closed: bool,
+}
+
+/// Marks the shared state as failed if a thread unwinds, so that nobody waits forever.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.fail();
+            let sh = self.0;
+            sh.failed.store(true, Ordering::SeqCst);
+            sh.chunks.fail();
+            sh.own.fail();
+            lock(&sh.queue).closed = true;
+            sh.queue_cv.notify_all();
+            let _g = lock(&sh.results);
+            sh.results_cv.notify_all();
         }
     }
+}
+
+impl Shared {
+    /// Parse index `p`: chunk parses first, then the coordinator's.
+    fn parse(&self, p: usize) -> &Parse {
+        let n = self.chunks.items.len();
+        if p < n {
+            &self.chunks.get(p).parse
+        } else {
+            self.own.get(p - n)
+        }
+    }
+
+    fn worker(&self, ctx: &Ctx<'_>) {
+        let _guard = FailOnPanic(self);
+        let n = self.chunks.items.len();
+        loop {
+            let k = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            if k >= n {
+                break;
+            }
+            self.chunks.set(k, ctx.parse_chunk(k));
+        }
+        let mut enc = BlockEncoder::new();
+        loop {
+            let task = {
+                let mut q = lock(&self.queue);
+                loop {
+                    if q.next < q.blocks.len() {
+                        let i = q.next;
+                        q.next += 1;
+                        break Some((i, q.blocks[i].clone()));
+                    }
+                    if q.closed {
+                        break None;
+                    }
+                    q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some((i, block)) = task else { break };
+            let e = self.encode(ctx.data, &block, &mut enc);
+            let mut r = lock(&self.results);
+            if r.len() <= i {
+                r.resize_with(i + 1, || None);
+            }
+            r[i] = Some(e);
+            self.results_cv.notify_all();
+        }
+    }
+
+    fn encode(&self, data: &[u8], b: &Block, enc: &mut BlockEncoder) -> Encoded {
+        let mut w = BitWriter::with_capacity((b.end_byte - b.start_byte) / 2 + 64);
+        let pieces = b
+            .pieces
+            .iter()
+            .map(|s| &self.parse(s.parse).syms[s.from..s.to]);
+        let raw = b.storable.then(|| &data[b.start_byte..b.end_byte]);
+        match enc.encode_block(&mut w, pieces, raw, b.end_byte - b.start_byte, b.last) {
+            BlockKind::Stored => Encoded::Stored,
+            _ => Encoded::Bits(w.into_bitbuf()),
+        }
+    }
+
+    fn publish(&self, blocks: Vec<Block>) {
+        if blocks.is_empty() {
+            return;
+        }
+        lock(&self.queue).blocks.extend(blocks);
+        self.queue_cv.notify_all();
+    }
+
+    /// Append encoded blocks `*done..` to `out` in order: all that are ready, or (if `all`)
+    /// every published block, waiting as needed.
+    fn drain(&self, data: &[u8], out: &mut BitWriter, done: &mut usize, all: bool) {
+        loop {
+            let total = lock(&self.queue).blocks.len();
+            if *done >= total {
+                return;
+            }
+            let e = {
+                let mut r = lock(&self.results);
+                loop {
+                    if let Some(e) = r.get_mut(*done).and_then(Option::take) {
+                        break e;
+                    }
+                    if !all {
+                        return;
+                    }
+                    assert!(
+                        !self.failed.load(Ordering::SeqCst),
+                        "pardeflate worker panicked"
+                    );
+                    r = self.results_cv.wait(r).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let (start, end, last) = {
+                let q = lock(&self.queue);
+                let b = &q.blocks[*done];
+                (b.start_byte, b.end_byte, b.last)
+            };
+            match e {
+                Encoded::Bits(bits) => out.append(&bits),
+                Encoded::Stored => write_stored_block(out, &data[start..end], last),
+            }
+            *done += 1;
+        }
+    }
+}
+
+/// Statistics of one parallel run (printed with `PARDEFLATE_TRACE=1`).
+#[derive(Default)]
+struct Stats {
+    sync_distances: Vec<usize>,
+    unsynced: usize,
+    reparsed: usize,
+    runs: usize,
+    blocks: usize,
+    parsed_at: Option<std::time::Instant>,
 }
 
 struct Ctx<'a> {
@@ -249,7 +384,6 @@ struct Ctx<'a> {
     level: u32,
     mem_level: u32,
     starts: Vec<usize>,
-    threads: usize,
 }
 
 /// A parser run's output: symbols covering consecutive bytes from `start_byte`.
@@ -357,18 +491,6 @@ impl Observer for Checker<'_> {
     }
 }
 
-/// The true symbol stream, as produced by [`Ctx::resolve`].
-struct Resolved {
-    /// Runs of symbols; parse indices `< chunks` refer to chunk parses, the others to `own`.
-    segments: Vec<Segment>,
-    /// Parses made while resolving the boundaries.
-    own: Vec<Parse>,
-    /// The last symbol is zlib's final pending literal (it never triggers a block flush).
-    finish_literal: bool,
-    /// The parse that reached the end of the input.
-    final_parse: usize,
-}
-
 /// A run of the true symbol stream: `parse` symbols `from..to`.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
@@ -378,6 +500,7 @@ struct Segment {
 }
 
 /// One deflate block of the final stream.
+#[derive(Clone)]
 struct Block {
     pieces: Vec<Segment>,
     start_byte: usize,
@@ -390,6 +513,121 @@ struct Block {
 enum Encoded {
     Bits(BitBuf),
     Stored,
+}
+
+/// Cuts the true symbol stream into zlib's blocks as it grows: a block is flushed after
+/// every `nsyms` symbols emitted inside the parse loop; the last block holds the rest,
+/// including zlib's final pending literal if any (which never triggers a flush).
+struct Cutter {
+    nsyms: usize,
+    segs: Vec<Segment>,
+    seg_i: usize,
+    used_in_seg: usize,
+    avail: usize,
+    consumed: usize,
+    start_byte: usize,
+    blocks: usize,
+}
+
+impl Cutter {
+    fn new(nsyms: usize) -> Self {
+        Cutter {
+            nsyms,
+            segs: Vec::new(),
+            seg_i: 0,
+            used_in_seg: 0,
+            avail: 0,
+            consumed: 0,
+            start_byte: 0,
+            blocks: 0,
+        }
+    }
+
+    fn push(&mut self, seg: Segment) {
+        if seg.from < seg.to {
+            self.avail += seg.to - seg.from;
+            self.segs.push(seg);
+        }
+    }
+
+    /// Take the next `need` symbols; returns the pieces and the last symbol taken.
+    fn take(&mut self, mut need: usize) -> (Vec<Segment>, Option<(usize, usize)>) {
+        let mut pieces = Vec::new();
+        let mut last = None;
+        self.consumed += need;
+        while need > 0 {
+            let s = self.segs[self.seg_i];
+            let from = s.from + self.used_in_seg;
+            let take = need.min(s.to - from);
+            pieces.push(Segment {
+                parse: s.parse,
+                from,
+                to: from + take,
+            });
+            last = Some((s.parse, from + take - 1));
+            need -= take;
+            self.used_in_seg += take;
+            if from + take == s.to {
+                self.seg_i += 1;
+                self.used_in_seg = 0;
+            }
+        }
+        (pieces, last)
+    }
+
+    fn block(&mut self, sh: &Shared, need: usize) -> Block {
+        let (pieces, last_sym) = self.take(need);
+        let (p, i) = last_sym.expect("full block has symbols");
+        let parse = sh.parse(p);
+        let sym_start = parse.byte_of(i);
+        let end_byte = sym_start + sym_len(parse.syms[i]);
+        // deflate_slow emits the symbol for byte s−1 in the iteration starting at s, and the
+        // window base in effect is the one after that iteration's slide check.
+        let base = Matcher::base_at(&parse.base_events, sym_start + 1);
+        let b = Block {
+            pieces,
+            start_byte: self.start_byte,
+            end_byte,
+            storable: self.start_byte >= base,
+            last: false,
+        };
+        self.start_byte = end_byte;
+        self.blocks += 1;
+        b
+    }
+
+    /// Full blocks that are certainly not the last one.
+    fn cut_ready(&mut self, sh: &Shared) -> Vec<Block> {
+        let mut out = Vec::new();
+        while self.avail - self.consumed > self.nsyms {
+            out.push(self.block(sh, self.nsyms));
+        }
+        out
+    }
+
+    /// All remaining blocks, once the stream is complete.
+    fn cut_final(
+        &mut self,
+        sh: &Shared,
+        finish_literal: bool,
+        final_parse: usize,
+        total_len: usize,
+    ) -> Vec<Block> {
+        let rest = self.avail - self.consumed;
+        let full = (rest - usize::from(finish_literal)) / self.nsyms;
+        let mut out: Vec<Block> = (0..full).map(|_| self.block(sh, self.nsyms)).collect();
+        let (pieces, _) = self.take(rest - full * self.nsyms);
+        let base = Matcher::base_at(&sh.parse(final_parse).base_events, total_len);
+        out.push(Block {
+            pieces,
+            start_byte: self.start_byte,
+            end_byte: total_len,
+            storable: self.start_byte >= base,
+            last: true,
+        });
+        self.blocks += 1;
+        out
+    }
 }
 
 impl Ctx<'_> {
@@ -435,25 +673,28 @@ impl Ctx<'_> {
         }
     }
 
-    /// Walk the chunk boundaries in order and build the true symbol stream. Returns the
-    /// segments (indices `< chunks.len()` refer to chunk parses, the others to the returned
-    /// parses made here) and the parses made here.
-    fn resolve(&self, slots: &Slots<ChunkParse>) -> Resolved {
+    /// Walk the chunk boundaries in order (waiting for the chunks as needed), build the true
+    /// symbol stream, publish its blocks for encoding and append the encoded blocks to `out`.
+    fn coordinate(&self, sh: &Shared, out: &mut BitWriter) -> Stats {
         let n = self.starts.len();
-        let chunk = |k: usize| slots.wait(k);
-        let mut segments = vec![Segment {
+        let chunk = |k: usize| sh.chunks.wait(k);
+        let mut cutter = Cutter::new(block_symbols(self.mem_level));
+        let mut stats = Stats::default();
+        let mut appended = 0usize;
+        cutter.push(Segment {
             parse: 0,
             from: 0,
             to: chunk(0).parse.syms.len(),
-        }];
-        let mut own: Vec<Parse> = Vec::new();
+        });
         let mut coord = Matcher::new(self.data, self.level, self.mem_level);
         let mut cur = 0usize; // chunk whose end state is the true state to continue from
         let mut finish_literal = chunk(0).finish_literal;
         let mut final_parse = 0usize;
         let mut k = if chunk(0).finished { n } else { 1 };
         'chunks: while k < n {
-            let c = &chunk(cur);
+            sh.publish(cutter.cut_ready(sh));
+            sh.drain(self.data, out, &mut appended, false);
+            let c = chunk(cur);
             coord.reset(c.end_pos, c.end_state, c.end_base);
             let run_start = coord.emitted_end();
             let mut syms = Vec::new();
@@ -468,18 +709,29 @@ impl Ctx<'_> {
                     marks: &chunk(k).marks,
                 };
                 let stop = coord.run(&mut syms, usize::MAX, stop_at, &mut checker);
+                if stop == Stop::Position {
+                    // No meeting point in chunk k: it is replaced by this parse.
+                    stats.unsynced += 1;
+                    k += 1;
+                    continue;
+                }
+                let idx = n + stats.runs;
+                let own_len = syms.len();
+                let parse = Parse::new(run_start, syms, coord.base_events.clone());
+                stats.reparsed += parse.byte_of(own_len) - run_start;
+                sh.own.set(stats.runs, parse);
+                stats.runs += 1;
+                cutter.push(Segment {
+                    parse: idx,
+                    from: 0,
+                    to: own_len,
+                });
                 match stop {
                     Stop::Observer => {
                         let x = coord.emitted_end();
-                        let idx = n + own.len();
-                        segments.push(Segment {
-                            parse: idx,
-                            from: 0,
-                            to: syms.len(),
-                        });
-                        own.push(Parse::new(run_start, syms, coord.base_events.clone()));
+                        stats.sync_distances.push(coord.strstart - self.starts[k]);
                         let j = chunk(k).parse.index_at(x);
-                        segments.push(Segment {
+                        cutter.push(Segment {
                             parse: k,
                             from: j,
                             to: chunk(k).parse.syms.len(),
@@ -493,146 +745,23 @@ impl Ctx<'_> {
                         k += 1;
                         continue 'chunks;
                     }
-                    Stop::Position => {
-                        // No meeting point in chunk k: it is replaced by this parse.
-                        k += 1;
-                    }
                     Stop::Finished => {
-                        let idx = n + own.len();
-                        segments.push(Segment {
-                            parse: idx,
-                            from: 0,
-                            to: syms.len(),
-                        });
-                        own.push(Parse::new(run_start, syms, coord.base_events.clone()));
                         finish_literal = coord.finish_literal;
                         final_parse = idx;
                         break 'chunks;
                     }
-                    Stop::BlockFull => unreachable!("no symbol limit"),
+                    Stop::Position | Stop::BlockFull => unreachable!("handled above / no limit"),
                 }
             }
         }
-        segments.retain(|s| s.from < s.to);
-        Resolved {
-            segments,
-            own,
-            finish_literal,
-            final_parse,
-        }
+        stats.parsed_at = Some(std::time::Instant::now());
+        let mut last = cutter.cut_ready(sh);
+        last.extend(cutter.cut_final(sh, finish_literal, final_parse, self.data.len()));
+        sh.publish(last);
+        lock(&sh.queue).closed = true;
+        sh.queue_cv.notify_all();
+        sh.drain(self.data, out, &mut appended, true);
+        stats.blocks = cutter.blocks;
+        stats
     }
-
-    /// Encode the blocks on the worker threads and hand the results, in block order, to
-    /// `sink` on this thread as soon as each is ready.
-    fn encode_blocks(
-        &self,
-        blocks: &[Block],
-        parses: &[&Parse],
-        mut sink: impl FnMut(&Block, &Encoded),
-    ) {
-        let data = self.data;
-        // Blocks are small tasks; hand them out in batches to keep overhead low.
-        const BATCH: usize = 4;
-        let batches = blocks.len().div_ceil(BATCH);
-        let slots: Slots<Vec<Encoded>> = Slots::new(batches);
-        let next = AtomicUsize::new(0);
-        let encode_batch = |bi: usize| -> Vec<Encoded> {
-            let mut enc = BlockEncoder::new();
-            blocks[bi * BATCH..((bi + 1) * BATCH).min(blocks.len())]
-                .iter()
-                .map(|b| {
-                    let mut w = BitWriter::with_capacity((b.end_byte - b.start_byte) / 2 + 64);
-                    let pieces = b.pieces.iter().map(|s| &parses[s.parse].syms[s.from..s.to]);
-                    let raw = b.storable.then(|| &data[b.start_byte..b.end_byte]);
-                    match enc.encode_block(&mut w, pieces, raw, b.end_byte - b.start_byte, b.last) {
-                        BlockKind::Stored => Encoded::Stored,
-                        _ => Encoded::Bits(w.into_bitbuf()),
-                    }
-                })
-                .collect()
-        };
-        std::thread::scope(|sc| {
-            for _ in 0..self.threads.min(batches) {
-                sc.spawn(|| {
-                    let _guard = FailOnPanic(&slots);
-                    loop {
-                        let bi = next.fetch_add(1, Ordering::Relaxed);
-                        if bi >= batches {
-                            break;
-                        }
-                        slots.set(bi, encode_batch(bi));
-                    }
-                });
-            }
-            for bi in 0..batches {
-                for (b, e) in blocks[bi * BATCH..].iter().zip(slots.wait(bi)) {
-                    sink(b, e);
-                }
-            }
-        });
-    }
-}
-
-/// Cut the true symbol stream into zlib's blocks: a block is flushed after every `nsyms`
-/// symbols emitted inside the parse loop; the last block holds the rest, including the final
-/// pending literal if any.
-fn cut_blocks(
-    total_len: usize,
-    resolved: &Resolved,
-    parses: &[&Parse],
-    nsyms: usize,
-) -> Vec<Block> {
-    let finish_literal = resolved.finish_literal;
-    let segs = &resolved.segments;
-    let total: usize = segs.iter().map(|s| s.to - s.from).sum();
-    let in_loop = total - usize::from(finish_literal);
-    let full_blocks = in_loop / nsyms;
-    let mut blocks = Vec::with_capacity(full_blocks + 1);
-    let mut seg_i = 0usize;
-    let mut seg_off = segs.first().map_or(0, |s| s.from);
-    let mut start_byte = 0usize;
-    for b in 0..=full_blocks {
-        let last = b == full_blocks;
-        let mut need = if last {
-            total - full_blocks * nsyms
-        } else {
-            nsyms
-        };
-        let mut pieces = Vec::new();
-        let mut last_sym: Option<(usize, usize)> = None;
-        while need > 0 {
-            let s = segs[seg_i];
-            let take = need.min(s.to - seg_off);
-            pieces.push(Segment {
-                parse: s.parse,
-                from: seg_off,
-                to: seg_off + take,
-            });
-            last_sym = Some((s.parse, seg_off + take - 1));
-            need -= take;
-            seg_off += take;
-            if seg_off == s.to && seg_i + 1 < segs.len() {
-                seg_i += 1;
-                seg_off = segs[seg_i].from;
-            }
-        }
-        let (end_byte, flush_pos, parse) = if last {
-            (total_len, total_len, resolved.final_parse)
-        } else {
-            let (p, i) = last_sym.expect("full block has symbols");
-            let sym_start = parses[p].byte_of(i);
-            // deflate_slow emits the symbol for byte s−1 in the iteration starting at s.
-            (sym_start + sym_len(parses[p].syms[i]), sym_start + 1, p)
-        };
-        let base = Matcher::base_at(&parses[parse].base_events, flush_pos);
-        blocks.push(Block {
-            pieces,
-            start_byte,
-            end_byte,
-            storable: start_byte >= base,
-            last,
-        });
-        start_byte = end_byte;
-    }
-    blocks
 }
