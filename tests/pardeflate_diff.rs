@@ -222,3 +222,25 @@ fn large_structured_level9() {
         check(&data, Wrapper::Raw, level, 9, "ext4 8MiB");
     }
 }
+
+/// Inputs ending at every length around the first two window-slide thresholds (where zlib's
+/// end-of-input slide can put `strstart` exactly at `w_size + MAX_DIST` and window index 0 is
+/// `NIL`), with data that produces matches right up to the end. Run with
+/// `cargo test --release --test pardeflate_diff -- --ignored`.
+#[test]
+#[ignore]
+fn end_of_input_slide_sweep() {
+    let lowent = low_entropy(21, 140_000);
+    let zeros_tail: Vec<u8> = ext4_like(5, 40)
+        .into_iter()
+        .take(65_000)
+        .chain(std::iter::repeat(0u8).take(75_000))
+        .collect();
+    for data in [&lowent, &zeros_tail] {
+        for end in (65_000..65_600).chain(97_800..98_400).step_by(3) {
+            for level in [4, 9] {
+                check(&data[..end], Wrapper::Raw, level, 9, "slide sweep");
+            }
+        }
+    }
+}
