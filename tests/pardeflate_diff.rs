@@ -244,3 +244,54 @@ fn end_of_input_slide_sweep() {
         }
     }
 }
+
+/// Extract the `*.gz` member of a cpio "newc" archive (an SWU image).
+fn swu_gz_member(swu: &[u8]) -> Vec<u8> {
+    let mut off = 0;
+    loop {
+        let h = &swu[off..off + 110];
+        assert_eq!(&h[..6], b"070701", "cpio newc header");
+        let field = |i: usize| {
+            usize::from_str_radix(std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).unwrap(), 16)
+                .unwrap()
+        };
+        let (filesize, namesize) = (field(6), field(11));
+        let name = &swu[off + 110..off + 110 + namesize - 1];
+        let mut p = off + 110 + namesize;
+        p += (4 - p % 4) % 4;
+        if name.ends_with(b".gz") {
+            return swu[p..p + filesize].to_vec();
+        }
+        assert_ne!(name, b"TRAILER!!!", "no .gz member");
+        off = p + filesize;
+        off += (4 - off % 4) % 4;
+    }
+}
+
+/// The real 24 MiB ext4 images of `tests/vectors/swu_realistic_rootfs`: Microsoft's
+/// `rootfs.ext4.gz` members (gzip, level 9, memLevel 9) must be reproduced exactly, by the
+/// sequential and the parallel path. Run with
+/// `cargo test --release --test pardeflate_diff -- --ignored`.
+#[test]
+#[ignore]
+fn realistic_rootfs_gz_members() {
+    use std::io::Read;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/swu_realistic_rootfs");
+    for name in ["source", "target"] {
+        let gz = swu_gz_member(&std::fs::read(dir.join(name)).unwrap());
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        assert_eq!(raw.len(), 25_165_824);
+        assert!(
+            deflate(&raw, Wrapper::Gzip, 9, 9) == gz,
+            "{name}: sequential"
+        );
+        for threads in [2, 3] {
+            let par = adudiffapi::pardeflate::deflate_parallel(&raw, Wrapper::Gzip, 9, 9, threads);
+            assert!(par == gz, "{name}: parallel {threads}");
+        }
+    }
+}
