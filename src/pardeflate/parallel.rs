@@ -99,9 +99,7 @@ pub fn deflate_parallel_with(
     if threads <= 1 || level < 4 || data.len() < 2 * chunk_len {
         return super::deflate(data, wrapper, level, mem_level);
     }
-    let starts: Vec<usize> = (0..data.len().div_ceil(chunk_len))
-        .map(|k| k * chunk_len)
-        .collect();
+    let starts = chunk_starts(data, chunk_len);
     let ctx = Ctx {
         data,
         wrapper,
@@ -161,6 +159,49 @@ pub fn deflate_parallel_with(
         );
     }
     bytes
+}
+
+/// Chunk start positions, about `chunk_len` apart. A boundary that falls inside a run of
+/// identical bytes is moved to the start of the run, and a long run gets a boundary at its end
+/// too (the run becomes one chunk, cheap to parse whatever its length): inside a run a chunk
+/// parse stays out of phase with the true parse (both emit back-to-back 258-byte matches from
+/// different offsets) until the run ends, whereas at the edges of a run the two meet within a
+/// few bytes like anywhere else.
+fn chunk_starts(data: &[u8], chunk_len: usize) -> Vec<usize> {
+    const LONG_RUN: usize = 4096;
+    let n = data.len();
+    let mut starts = vec![0usize];
+    let mut p = chunk_len;
+    while p < n {
+        let prev = *starts.last().unwrap_or(&0);
+        if data[p] != data[p - 1] {
+            starts.push(p);
+            p += chunk_len;
+            continue;
+        }
+        let b = data[p];
+        let mut r = p;
+        while r > prev + 1 && data[r - 1] == b {
+            r -= 1;
+        }
+        if data[r - 1] != b {
+            starts.push(r);
+        }
+        let mut e = p;
+        while e < n && data[e] == b {
+            e += 1;
+        }
+        if e == n {
+            break; // the run reaches the end of the input
+        }
+        if e - r >= LONG_RUN {
+            starts.push(e);
+            p = e + chunk_len;
+        } else {
+            p += chunk_len;
+        }
+    }
+    starts
 }
 
 /// Results of parallel work items that can be waited for one by one, in any order, while
