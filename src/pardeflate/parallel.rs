@@ -806,3 +806,30 @@ impl Ctx<'_> {
         stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_starts;
+
+    #[test]
+    fn chunk_starts_are_increasing_and_avoid_runs() {
+        let mut data = vec![7u8; 10_000];
+        data.extend(std::iter::repeat(0u8).take(50_000)); // long run across several boundaries
+        data.extend((0..30_000u32).map(|i| (i * 2_654_435_761 >> 24) as u8));
+        data.extend(std::iter::repeat(0u8).take(20_000)); // run reaching the end
+        for chunk in [1usize, 100, 4_000, 9_999, 25_000] {
+            let s = chunk_starts(&data, chunk);
+            assert_eq!(s[0], 0);
+            assert!(s.windows(2).all(|w| w[0] < w[1]), "increasing");
+            assert!(s.iter().all(|&p| p < data.len()));
+            // No boundary strictly inside the long zero runs.
+            for &p in &s[1..] {
+                let inside = p > 0 && data[p] == data[p - 1] && data[p] == 0;
+                assert!(
+                    !inside || (p > 10_000 && p < 10_001),
+                    "boundary {p} inside a run (chunk {chunk})"
+                );
+            }
+        }
+    }
+}
