@@ -312,17 +312,14 @@ impl Shared {
         }
     }
 
+    /// Worker loop: encode blocks whenever some are ready (so that encoding and the in-order
+    /// concatenation keep pace with the parse), otherwise parse the next chunk; when all chunks
+    /// are taken, wait for blocks until the coordinator closes the queue.
     fn worker(&self, ctx: &Ctx<'_>) {
         let _guard = FailOnPanic(self);
         let n = self.chunks.items.len();
-        loop {
-            let k = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-            if k >= n {
-                break;
-            }
-            self.chunks.set(k, ctx.parse_chunk(k));
-        }
         let mut enc = BlockEncoder::new();
+        let mut chunks_left = true;
         loop {
             let task = {
                 let mut q = lock(&self.queue);
@@ -332,20 +329,32 @@ impl Shared {
                         q.next += 1;
                         break Some((i, q.blocks[i].clone()));
                     }
-                    if q.closed {
+                    if q.closed || chunks_left {
                         break None;
                     }
                     q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let Some((i, block)) = task else { break };
-            let e = self.encode(ctx.data, &block, &mut enc);
-            let mut r = lock(&self.results);
-            if r.len() <= i {
-                r.resize_with(i + 1, || None);
+            match task {
+                Some((i, block)) => {
+                    let e = self.encode(ctx.data, &block, &mut enc);
+                    let mut r = lock(&self.results);
+                    if r.len() <= i {
+                        r.resize_with(i + 1, || None);
+                    }
+                    r[i] = Some(e);
+                    self.results_cv.notify_all();
+                }
+                None if chunks_left => {
+                    let k = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+                    if k < n {
+                        self.chunks.set(k, ctx.parse_chunk(k));
+                    } else {
+                        chunks_left = false;
+                    }
+                }
+                None => break,
             }
-            r[i] = Some(e);
-            self.results_cv.notify_all();
         }
     }
 
