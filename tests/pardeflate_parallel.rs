@@ -130,6 +130,24 @@ fn parallel_equals_zlib_levels_4_to_9() {
 }
 
 #[test]
+fn parallel_all_mem_levels() {
+    let data = mixed(8, 200_000);
+    for mem in 1..=9u32 {
+        let level = [4, 5, 6, 7, 8, 9][mem as usize % 6];
+        let want = zlib_deflate(&data, Wrapper::Gzip, level as i32, mem as i32, 4096);
+        check_par_with(
+            &data,
+            Wrapper::Gzip,
+            level,
+            mem,
+            &want,
+            "mem levels",
+            &some_configs(mem as usize),
+        );
+    }
+}
+
+#[test]
 fn parallel_wrappers_and_small_inputs() {
     let mut i = 0;
     for len in [0usize, 1, 2, 3, 100, 5_000, 9_000, 70_000] {
