@@ -41,10 +41,12 @@ fn main() {
         }
         Some("par") => {
             let data = std::fs::read(path).expect("read input");
-            println!(
-                "par {} bytes",
-                deflate_parallel(&data, Wrapper::Gzip, level, mem, threads[0]).len()
-            );
+            let out = deflate_parallel(&data, Wrapper::Gzip, level, mem, threads[0]);
+            println!("par {} bytes", out.len());
+            // OUT=path: keep the output (e.g. to compare with a reference .gz).
+            if let Some(o) = std::env::var_os("OUT") {
+                std::fs::write(o, &out).expect("write OUT");
+            }
             return;
         }
         _ => {}
