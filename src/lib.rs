@@ -18,6 +18,7 @@ pub mod ffi;
 pub mod format;
 pub mod generate;
 pub mod io;
+pub mod pardeflate;
 pub mod plan;
 pub mod recompress;
 pub mod swu;

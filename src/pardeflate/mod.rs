@@ -1,0 +1,191 @@
+//! Byte-exact re-implementation of stock zlib's deflate, with a parallel mode.
+//!
+//! [`deflate`] produces exactly the bytes that madler zlib (1.2.x/1.3.x) produces with
+//! `deflateInit2(level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY)` when the whole
+//! input is compressed with `Z_NO_FLUSH` and then `Z_FINISH` (the result does not depend on
+//! how the input is split for levels 1–9), for levels 1–9, memLevel 1–9, window bits 15, and
+//! the raw (`windowBits = −15`), zlib (`15`) and gzip (`31`, header as written by zlib without
+//! `deflateSetHeader` or with an all-zero `gz_header` except `os = 3`) wrappers.
+//!
+//! [`deflate_parallel`] produces the *same bytes* using several threads (levels 4–9; levels
+//! 1–3 run single-threaded). It splits the input into chunks, parses each chunk on its own
+//! thread from a hash table primed with the preceding 32 KiB, finds where each chunk's parse
+//! re-synchronises with the true (sequential) parse, splices the symbol streams, cuts blocks
+//! exactly where zlib's symbol buffer would fill, Huffman-codes the blocks in parallel and
+//! concatenates them at bit level. See `docs/PARDEFLATE.md` for the argument and numbers.
+//!
+//! The compression algorithm is zlib's, by Jean-loup Gailly and Mark Adler (zlib license);
+//! this is an independent Rust implementation of it, written to be output-identical.
+//! No `unsafe` code is used.
+
+mod bits;
+pub mod checksum;
+mod matcher;
+mod parallel;
+mod tables;
+mod trees;
+
+use bits::BitWriter;
+use matcher::{Matcher, NoObserver, Stop};
+use trees::BlockEncoder;
+
+pub use parallel::{deflate_parallel, deflate_parallel_with, ParallelOptions};
+
+/// The container around the deflate stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wrapper {
+    /// Bare deflate stream (zlib `windowBits = −15`).
+    Raw,
+    /// zlib wrapper: 2-byte header, Adler-32 trailer (`windowBits = 15`).
+    Zlib,
+    /// gzip wrapper: 10-byte header (mtime 0, no name, OS 3), CRC-32 and size trailer
+    /// (`windowBits = 31`).
+    Gzip,
+}
+
+/// Whether `level` and `mem_level` are supported by [`deflate`] / [`deflate_parallel`]
+/// (both must be in 1..=9; level 0 and zlib's `Z_DEFAULT_COMPRESSION` (−1, i.e. 6) must be
+/// mapped by the caller).
+pub fn is_supported(level: u32, mem_level: u32) -> bool {
+    (1..=9).contains(&level) && (1..=9).contains(&mem_level)
+}
+
+fn check_params(level: u32, mem_level: u32) {
+    assert!(
+        is_supported(level, mem_level),
+        "pardeflate supports levels 1..=9 and memLevel 1..=9 (got level {level}, memLevel {mem_level})"
+    );
+}
+
+/// zlib's symbol buffer holds `lit_bufsize − 1` symbols; a block is flushed when it is full.
+fn block_symbols(mem_level: u32) -> usize {
+    (1usize << (mem_level + 6)) - 1
+}
+
+/// The wrapper header zlib writes for `level`.
+fn header(wrapper: Wrapper, level: u32) -> Vec<u8> {
+    match wrapper {
+        Wrapper::Raw => Vec::new(),
+        Wrapper::Zlib => {
+            let flags = match level {
+                0 | 1 => 0,
+                2..=5 => 1,
+                6 => 2,
+                _ => 3,
+            };
+            let mut h: u16 = (8 + ((15 - 8) << 4)) << 8;
+            h |= flags << 6;
+            h += 31 - (h % 31);
+            h.to_be_bytes().to_vec()
+        }
+        Wrapper::Gzip => {
+            let xfl = if level == 9 {
+                2
+            } else if level < 2 {
+                4
+            } else {
+                0
+            };
+            vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]
+        }
+    }
+}
+
+/// Checksum state for the wrapper trailer.
+#[derive(Clone, Copy, Debug)]
+struct Check {
+    wrapper: Wrapper,
+    value: u32,
+    len: u64,
+}
+
+impl Check {
+    fn new(wrapper: Wrapper) -> Self {
+        let value = if wrapper == Wrapper::Zlib { 1 } else { 0 };
+        Check {
+            wrapper,
+            value,
+            len: 0,
+        }
+    }
+
+    fn of(wrapper: Wrapper, data: &[u8]) -> Self {
+        let mut c = Check::new(wrapper);
+        c.value = match wrapper {
+            Wrapper::Raw => 0,
+            Wrapper::Zlib => checksum::adler32(1, data),
+            Wrapper::Gzip => checksum::crc32(0, data),
+        };
+        c.len = data.len() as u64;
+        c
+    }
+
+    /// The checksum of the concatenation `self ‖ next`.
+    fn then(self, next: Check) -> Check {
+        let value = match self.wrapper {
+            Wrapper::Raw => 0,
+            Wrapper::Zlib => checksum::adler32_combine(self.value, next.value, next.len),
+            Wrapper::Gzip => checksum::crc32_combine(self.value, next.value, next.len),
+        };
+        Check {
+            wrapper: self.wrapper,
+            value,
+            len: self.len + next.len,
+        }
+    }
+
+    fn trailer(self) -> Vec<u8> {
+        match self.wrapper {
+            Wrapper::Raw => Vec::new(),
+            Wrapper::Zlib => self.value.to_be_bytes().to_vec(),
+            Wrapper::Gzip => {
+                let mut t = self.value.to_le_bytes().to_vec();
+                t.extend_from_slice(&(self.len as u32).to_le_bytes());
+                t
+            }
+        }
+    }
+}
+
+/// Compress `data` exactly like stock zlib's deflate, on the calling thread.
+///
+/// Equivalent to `deflateInit2(level, Z_DEFLATED, ±15/31, mem_level, Z_DEFAULT_STRATEGY)`
+/// followed by `deflate(Z_FINISH)` over the whole input.
+///
+/// # Panics
+/// If `level` or `mem_level` is outside 1..=9 (see [`is_supported`]).
+pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec<u8> {
+    check_params(level, mem_level);
+    let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
+    out.put_bytes(&header(wrapper, level));
+    let nsyms = block_symbols(mem_level);
+    let mut m = Matcher::new(data, level, mem_level);
+    let mut syms = Vec::with_capacity(nsyms);
+    let mut enc = BlockEncoder::new();
+    let mut block_start = 0usize;
+    loop {
+        let stop = m.run(&mut syms, nsyms, usize::MAX, &mut NoObserver);
+        let last = stop == Stop::Finished;
+        let block_end = m.emitted_end();
+        debug_assert!(!last || block_end == data.len());
+        let stored = (block_start >= m.base).then(|| &data[block_start..block_end]);
+        enc.encode_block(
+            &mut out,
+            std::iter::once(&syms[..]),
+            stored,
+            block_end - block_start,
+            last,
+        );
+        syms.clear();
+        block_start = block_end;
+        if last {
+            break;
+        }
+    }
+    let mut bytes = out.finish();
+    bytes.extend_from_slice(&Check::of(wrapper, data).trailer());
+    bytes
+}
+
+#[cfg(test)]
+mod tests;

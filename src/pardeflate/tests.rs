@@ -1,0 +1,1 @@
+//! Unit tests of the module internals (differential tests live in `tests/pardeflate_*.rs`).
