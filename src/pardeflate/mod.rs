@@ -187,5 +187,3 @@ pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec
     bytes
 }
 
-#[cfg(test)]
-mod tests;

@@ -1,1 +1,0 @@
-//! Unit tests of the module internals (differential tests live in `tests/pardeflate_*.rs`).
