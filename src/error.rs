@@ -78,13 +78,21 @@ pub mod code {
 pub struct Error {
     /// Upstream error code (see [`code`]).
     pub code: u32,
-    /// Message as reported by `adu_diff_apply_get_error_text`.
+    /// Upstream's message for this condition (kept identical where upstream has one).
     pub message: String,
+    /// Where it happened, innermost first (e.g. the recipe being produced). Reported after the
+    /// message in upstream's `"\nCallstack:"` layout, so tools that strip upstream's call stack
+    /// see exactly upstream's text.
+    pub context: Vec<String>,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (code {})", self.message, self.code)
+        write!(f, "{} (code {})", self.message, self.code)?;
+        for frame in &self.context {
+            write!(f, "\n  at {frame}")?;
+        }
+        Ok(())
     }
 }
 
@@ -97,7 +105,28 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            context: Vec::new(),
         }
+    }
+
+    /// Adds a context frame (outer frames are appended after inner ones).
+    pub fn with_context(mut self, frame: impl Into<String>) -> Self {
+        self.context.push(frame.into());
+        self
+    }
+
+    /// The text reported through the C API: the message, then the context frames in upstream's
+    /// call-stack layout.
+    pub fn text(&self) -> String {
+        let mut text = self.message.clone();
+        if !self.context.is_empty() {
+            text.push_str("\nCallstack:");
+            for frame in &self.context {
+                text.push_str("\n\t");
+                text.push_str(frame);
+            }
+        }
+        text
     }
 
     /// Upstream's `io_reader_read_failure` with its exact message.
@@ -112,8 +141,9 @@ impl Error {
     pub fn unresolvable(detail: impl fmt::Display) -> Self {
         Error::new(
             code::STANDARD_LIBRARY_EXCEPTION,
-            format!("Failed to apply diff. Exception: std::exception ({detail})"),
+            "Failed to apply diff. Exception: std::exception",
         )
+        .with_context(detail.to_string())
     }
 
     /// `io_device_new_end_past_size` for a range `[offset, offset+len)` of something of `size` bytes.
@@ -134,10 +164,24 @@ impl Error {
 
     /// Recovers an [`Error`] carried by an [`io::Error`]; other I/O errors get `fallback_code`.
     pub fn from_io(err: io::Error, fallback_code: u32) -> Self {
-        match err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        match err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+        {
             Some(inner) => inner.clone(),
             None => Error::new(fallback_code, format!("I/O error: {err}")),
         }
+    }
+}
+
+/// Text of a panic payload (for reporting a caught panic as an error).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }
 

@@ -27,7 +27,7 @@ struct SessionState {
 
 impl SessionState {
     fn record(&mut self, err: &Error) {
-        let text = CString::new(err.message.replace('\0', "\\0")).unwrap_or_default();
+        let text = CString::new(err.text().replace('\0', "\\0")).unwrap_or_default();
         self.errors.push((err.code, text));
     }
 }
@@ -53,16 +53,6 @@ fn lookup(handle: adu_apply_handle) -> Option<Arc<Mutex<SessionState>>> {
         return None;
     }
     lock(registry()).get(&(handle as usize)).cloned()
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 fn path_arg(ptr: *const c_char, name: &str) -> Result<PathBuf, Error> {
@@ -136,11 +126,11 @@ pub extern "C" fn adu_diff_apply(
         let source = path_arg(source_path, "source_path")?;
         let delta = path_arg(diff_path, "diff_path")?;
         let target = path_arg(target_path, "target_path")?;
-        let result = crate::apply::apply_files(&source, &delta, &target);
+        let result = crate::apply::apply_files_with_report(&source, &delta, &target);
         if let Some(log) = state.log_path.as_deref() {
             log_apply(log, &source, &delta, &target, &result);
         }
-        result
+        result.map(|_| ())
     }));
     let error = match outcome {
         Ok(Ok(())) => return 0,
@@ -149,7 +139,7 @@ pub extern "C" fn adu_diff_apply(
             code::STANDARD_LIBRARY_EXCEPTION,
             format!(
                 "Failed to apply diff. Exception: internal error: {}",
-                panic_message(&*payload)
+                crate::error::panic_text(&*payload)
             ),
         ),
     };
@@ -172,7 +162,10 @@ pub extern "C" fn adu_diff_apply_get_error_count(handle: adu_apply_handle) -> u3
 pub extern "C" fn adu_diff_apply_get_error_code(handle: adu_apply_handle, index: u32) -> u32 {
     catch_unwind(|| {
         lookup(handle).map_or(0, |s| {
-            lock(&s).errors.get(index as usize).map_or(0, |(code, _)| *code)
+            lock(&s)
+                .errors
+                .get(index as usize)
+                .map_or(0, |(code, _)| *code)
         })
     })
     .unwrap_or(0)
@@ -198,13 +191,23 @@ pub extern "C" fn adu_diff_apply_get_error_text(
 }
 
 /// Appends a one-line summary of an apply to the session's log file (best effort).
-fn log_apply(log: &Path, source: &Path, delta: &Path, target: &Path, result: &Result<(), Error>) {
+fn log_apply(
+    log: &Path,
+    source: &Path,
+    delta: &Path,
+    target: &Path,
+    result: &Result<crate::apply::ApplyReport, Error>,
+) {
     use std::io::Write;
     let outcome = match result {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error {}: {}", e.code, e.message),
+        Ok(report) => format!("ok ({report})"),
+        Err(e) => format!("error {}: {}", e.code, e.text().replace('\n', " | ")),
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
         let _ = writeln!(
             f,
             "adu_diff_apply source={} delta={} target={} -> {outcome}",
@@ -213,4 +216,48 @@ fn log_apply(log: &Path, source: &Path, delta: &Path, target: &Path, result: &Re
             target.display()
         );
     }
+}
+
+/// Finds the zlib level that reproduces `compressed_file_path` (a gzip file) from
+/// `uncompressed_file_path` with the `zlib_compression` recipe's settings (memLevel 9, OS byte 3),
+/// trying upstream's order 9, 1, -1, 5, 2, 3, 4, 6, 7, 8. Returns 0 and stores the level, or an
+/// error code directly (no session): 40005 when no level matches, 20300 when a file cannot be
+/// opened, 1 for NULL arguments or an internal error.
+///
+/// # Safety
+/// Non-NULL paths must be NUL-terminated strings; a non-NULL `compression_level` must point to a
+/// writable `int32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn diff_get_zlib_compression_level(
+    uncompressed_file_path: *const c_char,
+    compressed_file_path: *const c_char,
+    compression_level: *mut i32,
+) -> u32 {
+    catch_unwind(|| -> u32 {
+        if compression_level.is_null() {
+            return code::STANDARD_LIBRARY_EXCEPTION;
+        }
+        let paths = path_arg(uncompressed_file_path, "uncompressed_file_path")
+            .and_then(|u| Ok((u, path_arg(compressed_file_path, "compressed_file_path")?)));
+        let (uncompressed, compressed) = match paths {
+            Ok(p) => p,
+            Err(e) => return e.code,
+        };
+        let files = crate::apply::map_input(&uncompressed)
+            .and_then(|u| Ok((u, crate::apply::map_input(&compressed)?)));
+        match files {
+            Err(e) => e.code,
+            Ok((u, c)) => {
+                match crate::codec::find_zlib_level(&u, &c, crate::format::ZlibInit::Gzip) {
+                    Some(level) => {
+                        // SAFETY: non-NULL (checked above); the caller provides a writable int32_t.
+                        unsafe { compression_level.write(level) };
+                        0
+                    }
+                    None => code::API_UNKNOWN_ZLIB_COMPRESSION,
+                }
+            }
+        }
+    })
+    .unwrap_or(code::STANDARD_LIBRARY_EXCEPTION)
 }

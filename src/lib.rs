@@ -16,8 +16,11 @@ pub mod error;
 pub mod execute;
 pub mod ffi;
 pub mod format;
+pub mod generate;
 pub mod io;
 pub mod pardeflate;
 pub mod plan;
+pub mod recompress;
+pub mod swu;
 
 pub use error::{Error, Result};

@@ -1,6 +1,419 @@
-//! `adudiff`: command-line front end (apply, generate, recompress, dump, manifest).
+//! `adudiff`: command-line front end (generate, recompress, apply, dump, manifest).
 
-fn main() {
-    eprintln!("adudiff: under construction");
-    std::process::exit(2);
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use adudiffapi::generate::{self, strategy_text, DiffSettings, GenerateOptions};
+use adudiffapi::recompress::{self, ImageAction, SignatureAction};
+
+const USAGE: &str = "\
+adudiff — Azure Device Update delta tool (PAMZ standard v2)
+
+USAGE:
+  adudiff generate [OPTIONS] <source.swu> <target.swu> <delta> [<log dir>] [<work dir>]
+  adudiff recompress <in.swu> <out.swu> [\"<signing command>\"]
+  adudiff apply <source> <delta> <target>
+  adudiff dump <delta>
+  adudiff manifest [--provider <name>] <source.swu>
+
+Run `adudiff <command> --help` for details.";
+
+const GENERATE_HELP: &str = "\
+adudiff generate [OPTIONS] <source.swu> <target.swu> <delta> [<log dir>] [<work dir>]
+
+Makes a standard-v2 delta that turns <source.swu> into <target.swu>, verifies it with the
+library's applier (SHA-256 of the result must equal the target) and writes it to <delta>.
+
+Positional forms (DiffGenTool 3.0.0 compatible):
+  <source> <target> <delta> <work dir>             log folder = <work dir>/logs/<n>
+  <source> <target> <delta> <log dir> <work dir>
+
+OPTIONS:
+  --log-dir <dir>      write diff.json there
+  --work-dir <dir>     temporary files (default: the delta's folder)
+  --zstd-level <n>     zstd level for patch-from candidates (default 12)
+  --bsdiff-max <MiB>   skip bsdiff for segments/windows larger than this (default 512)
+  --segment-mb <MiB>   diff large contents in segments of this size (default 32; 0 = whole)
+  --margin-mb <MiB>    basis window margin around each aligned segment (default 8)
+  --bsdiff-small-match <n>  qbsdiff's small-match threshold (default 24)
+  --threads <n>        worker threads (default: all cores)
+  -q, --quiet          no progress bars
+
+Exit status: 0 delta written; 1 failure (including a delta not smaller than the target).";
+
+const RECOMPRESS_HELP: &str = "\
+adudiff recompress <in.swu> <out.swu> [\"<signing command>\"]
+
+Re-gzips every gzip image listed in sw-description with zlib level 9, memLevel 9 and a fixed
+header (OS byte 3) so that deltas can rebuild it byte-exactly, updates the images' sha256 in
+sw-description (nothing else is re-formatted) and keeps the cpio newc/crc headers correct.
+With a signing command, `<command> <path>/sw-description <path>/sw-description.sig` is run through
+the shell and the .sig it writes is placed right after sw-description (added if missing);
+without one, a stale sw-description.sig is removed.";
+
+const APPLY_HELP: &str = "\
+adudiff apply <source> <delta> <target>
+
+Applies a delta with the library (same code as libadudiffapi.so); prints the error code and text
+and exits 1 on failure.";
+
+const DUMP_HELP: &str = "\
+adudiff dump <delta>
+
+Prints the delta as JSON: format, target/source items, recipes, blobs and sizes.";
+
+const MANIFEST_HELP: &str = "\
+adudiff manifest [--provider <name>] <source.swu>
+
+Prints the import-manifest relatedFiles properties for a delta made against <source.swu>
+(microsoft.sourceFileHashAlgorithm, microsoft.sourceFileHash = base64 SHA-256) and the path where
+the Device Update agent caches that source (/var/lib/adu/sdc/<provider>/sha256-<encoded hash>).";
+
+/// A subcommand: parses its arguments and runs; `Err` carries the message to print.
+type Command = fn(&[String]) -> Result<(), String>;
+
+/// Options (`--name`, value) and positional arguments.
+type SplitArgs = (Vec<(String, String)>, Vec<String>);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let help = rest.iter().any(|a| a == "-h" || a == "--help");
+    let (text, run): (&str, Command) = match cmd.as_str() {
+        "generate" => (GENERATE_HELP, cmd_generate),
+        "recompress" => (RECOMPRESS_HELP, cmd_recompress),
+        "apply" => (APPLY_HELP, cmd_apply),
+        "dump" => (DUMP_HELP, cmd_dump),
+        "manifest" => (MANIFEST_HELP, cmd_manifest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "-V" | "--version" => {
+            println!("adudiff {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("adudiff: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if help {
+        println!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    match run(rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) if msg.starts_with("usage:") => {
+            eprintln!("adudiff {cmd}: {msg}\n\n{text}");
+            ExitCode::from(2)
+        }
+        Err(msg) => {
+            eprintln!("adudiff {cmd}: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Splits `--name value` options (and boolean flags) from positional arguments.
+fn split_options(
+    args: &[String],
+    with_value: &[&str],
+    flags: &[&str],
+) -> Result<SplitArgs, String> {
+    let mut opts = Vec::new();
+    let mut pos = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some((k, v)) = a.split_once('=').filter(|(k, _)| with_value.contains(k)) {
+            opts.push((k.to_string(), v.to_string()));
+        } else if with_value.contains(&a.as_str()) {
+            let v = it
+                .next()
+                .ok_or_else(|| format!("usage: {a} needs a value"))?;
+            opts.push((a.clone(), v.clone()));
+        } else if flags.contains(&a.as_str()) {
+            opts.push((a.clone(), String::new()));
+        } else if a.starts_with("--") {
+            return Err(format!("usage: unknown option {a}"));
+        } else {
+            pos.push(a.clone());
+        }
+    }
+    Ok((opts, pos))
+}
+
+fn cmd_generate(args: &[String]) -> Result<(), String> {
+    let (opts, pos) = split_options(
+        args,
+        &[
+            "--log-dir",
+            "--work-dir",
+            "--zstd-level",
+            "--threads",
+            "--bsdiff-max",
+            "--segment-mb",
+            "--margin-mb",
+            "--bsdiff-small-match",
+        ],
+        &["-q", "--quiet"],
+    )?;
+    if !(3..=5).contains(&pos.len()) {
+        return Err("usage: expected <source> <target> <delta> [<log dir>] [<work dir>]".into());
+    }
+    let mut log_dir: Option<PathBuf> = None;
+    let mut work_dir: Option<PathBuf> = None;
+    match pos.len() {
+        4 => {
+            // DiffGenTool 3.0.0: <source> <target> <output> <working folder>
+            let wf = PathBuf::from(&pos[3]);
+            log_dir = Some(next_log_dir(&wf));
+            work_dir = Some(wf);
+        }
+        5 => {
+            log_dir = Some(PathBuf::from(&pos[3]));
+            work_dir = Some(PathBuf::from(&pos[4]));
+        }
+        _ => {}
+    }
+    let mut settings = DiffSettings::default();
+    let mut threads = 0;
+    let mut quiet = false;
+    for (k, v) in opts {
+        let num = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| format!("usage: {k} expects a number, got {v:?}"))
+        };
+        match k.as_str() {
+            "--log-dir" => log_dir = Some(PathBuf::from(v)),
+            "--work-dir" => work_dir = Some(PathBuf::from(v)),
+            "--zstd-level" => settings.zstd_level = num(&v)?.clamp(1, 22) as i32,
+            "--bsdiff-max" => settings.bsdiff_max = (num(&v)?.max(0) as u64) << 20,
+            "--threads" => threads = num(&v)?.max(0) as usize,
+            "--segment-mb" => settings.segment_size = (num(&v)?.max(0) as u64) << 20,
+            "--margin-mb" => settings.segment_margin = (num(&v)?.max(0) as u64) << 20,
+            "--bsdiff-small-match" => settings.bsdiff_small_match = num(&v)?.max(0) as usize,
+            _ => quiet = true,
+        }
+    }
+    let o = GenerateOptions {
+        source: PathBuf::from(&pos[0]),
+        target: PathBuf::from(&pos[1]),
+        output: PathBuf::from(&pos[2]),
+        log_dir,
+        work_dir,
+        settings,
+        threads,
+        quiet,
+    };
+    let started = std::time::Instant::now();
+    let r = generate::generate(&o).map_err(|e| e.to_string())?;
+    println!(
+        "{:<28} {:>13}  {:<30} {:<34} {:>11}",
+        "member", "size", "strategy", "basis", "delta bytes"
+    );
+    for m in &r.members {
+        let mut strategy = strategy_text(&m.strategy);
+        if let Some(l) = m.zlib_level {
+            strategy.push_str(&format!(", gzip level {l}"));
+        }
+        let basis = m
+            .basis
+            .as_ref()
+            .map(|(n, why)| format!("{n} ({why})"))
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:>13}  {:<30} {:<34} {:>11}",
+            truncate(&m.name, 28),
+            group(m.size),
+            strategy,
+            truncate(&basis, 34),
+            group(m.cost)
+        );
+    }
+    println!(
+        "\ntarget {} B, delta {} B ({:.2} % of the target), {} recipes, inline assets {} B, remainder {} B uncompressed; {:.1} s",
+        group(r.target_size),
+        group(r.delta_size),
+        r.delta_size as f64 * 100.0 / r.target_size as f64,
+        r.recipe_count,
+        group(r.inline_size),
+        group(r.remainder_size),
+        started.elapsed().as_secs_f64()
+    );
+    println!("verified: applying the delta reproduces the target byte-exactly (SHA-256)");
+    let bad = r.not_reproducible();
+    if bad.is_empty() {
+        println!("target is already zlib-reproducible: no recompression or re-signing needed");
+    } else {
+        println!(
+            "not zlib-reproducible (carried compressed; run `adudiff recompress` on the target and re-import it for a much smaller delta): {}",
+            bad.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `<work dir>/logs/<n>` with the smallest unused n (DiffGenTool's convention).
+fn next_log_dir(work: &Path) -> PathBuf {
+    (0..1000)
+        .map(|n| work.join("logs").join(n.to_string()))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| work.join("logs").join("999"))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cmd_recompress(args: &[String]) -> Result<(), String> {
+    if !(2..=3).contains(&args.len()) {
+        return Err("usage: expected <in.swu> <out.swu> [\"<signing command>\"]".into());
+    }
+    let r = recompress::recompress_file(
+        Path::new(&args[0]),
+        Path::new(&args[1]),
+        args.get(2).map(String::as_str),
+    )
+    .map_err(|e| e.to_string())?;
+    for (name, action) in &r.images {
+        let what = match action {
+            ImageAction::Recompressed { old_size, new_size } => {
+                format!(
+                    "recompressed ({} → {} bytes)",
+                    group(*old_size),
+                    group(*new_size)
+                )
+            }
+            ImageAction::AlreadyReproducible => "already reproducible, unchanged".into(),
+            ImageAction::NotCompressed(why) => format!("left unchanged: {why}"),
+            ImageAction::Missing => "listed in sw-description but not in the archive".into(),
+        };
+        println!("{name}: {what}");
+    }
+    match r.signature {
+        SignatureAction::Signed { added: true } => {
+            println!("sw-description.sig: signed and added after sw-description")
+        }
+        SignatureAction::Signed { added: false } => println!("sw-description.sig: re-signed"),
+        SignatureAction::RemovedStale => println!(
+            "sw-description.sig: removed (it no longer matches; pass a signing command to re-sign)"
+        ),
+        SignatureAction::KeptValid => println!("sw-description.sig: kept (nothing changed)"),
+        SignatureAction::None => {}
+    }
+    if !r.changed {
+        println!("{}: no change needed", args[0]);
+    }
+    Ok(())
+}
+
+fn cmd_apply(args: &[String]) -> Result<(), String> {
+    if args.len() != 3 {
+        return Err("usage: expected <source> <delta> <target>".into());
+    }
+    adudiffapi::apply::apply_files(
+        Path::new(&args[0]),
+        Path::new(&args[1]),
+        Path::new(&args[2]),
+    )
+    .map_err(|e| format!("code {}: {}", e.code, e.message))
+}
+
+fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
+    let mut v = serde_json::json!({ "length": i.length });
+    if let Some(h) = &i.sha256 {
+        v["sha256"] = adudiffapi::format::hex(h).into();
+    }
+    if let Some(h) = &i.md5 {
+        v["md5"] = adudiffapi::format::hex(h).into();
+    }
+    if let Some(id) = i.internal {
+        v["internal"] = id.into();
+    }
+    v
+}
+
+fn cmd_dump(args: &[String]) -> Result<(), String> {
+    use serde_json::json;
+    if args.len() != 1 {
+        return Err("usage: expected <delta>".into());
+    }
+    let path = Path::new(&args[0]);
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = adudiffapi::io::SharedBytes::map_file(&f)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = bytes.len();
+    let d = adudiffapi::format::parse_delta(bytes)
+        .map_err(|e| format!("{}: code {}: {}", path.display(), e.code, e.message))?;
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &d.recipes {
+        *by_kind.entry(r.kind.name()).or_default() += 1;
+    }
+    let out = json!({
+        "file": path.display().to_string(),
+        "size": size,
+        "format": format!("{:?}", d.format),
+        "target": item_json(&d.target),
+        "source": item_json(&d.source),
+        "recipe_count": d.recipes.len(),
+        "recipes_by_type": by_kind,
+        "recipes": d.recipes.iter().map(|r| json!({
+            "type": r.kind.name(),
+            "result": item_json(&r.result),
+            "numbers": r.numbers,
+            "items": r.items.iter().map(item_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "blobs": d.blobs.iter().map(|b| json!({
+            "item": item_json(&b.item),
+            "offset": b.offset,
+        })).collect::<Vec<_>>(),
+        "nested_archives": d.nested_archives,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn cmd_manifest(args: &[String]) -> Result<(), String> {
+    let (opts, pos) = split_options(args, &["--provider"], &[])?;
+    if pos.len() != 1 {
+        return Err("usage: expected <source.swu>".into());
+    }
+    let provider = opts
+        .iter()
+        .find(|(k, _)| k == "--provider")
+        .map(|(_, v)| v.clone());
+    let path = Path::new(&pos[0]);
+    let info = adudiffapi::generate::manifest::source_info(path, provider.as_deref())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }

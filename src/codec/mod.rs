@@ -1,1 +1,81 @@
-//! (module under construction)
+//! Byte transforms used by recipes: stock-zlib deflate (byte-exact), inflate, zstd
+//! decompression and bspatch.
+//!
+//! Every codec is a streaming [`std::io::Read`] adaptor that yields exactly the recipe's result
+//! length and then `Ok(0)`. Failures travel as [`std::io::Error`]s wrapping a [`crate::Error`]
+//! with upstream's code (recover it with [`crate::Error::from_io`]); after a failure a reader
+//! keeps returning the same error.
+
+pub mod bspatch;
+pub mod inflate;
+pub mod zlib_deflate;
+pub mod zstd;
+mod zstream;
+
+pub use bspatch::BspatchReader;
+pub use inflate::InflateReader;
+pub use zlib_deflate::{
+    deflate_exact, find_zlib_level, zlib_level_from_number, DeflateReader, LEVEL_SEARCH_ORDER,
+    MEM_LEVEL,
+};
+pub use zstd::ZstdReader;
+pub use zstream::zlib_version;
+
+use crate::error::Error;
+
+/// The crate error carried by `err`, or a new one with `fallback_code` for a foreign I/O error.
+fn sticky_error(err: &std::io::Error, fallback_code: u32) -> Error {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    {
+        Some(inner) => inner.clone(),
+        None => Error::new(fallback_code, format!("I/O error: {err}")),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Helpers shared by the codec tests.
+
+    use std::io::{self, Read};
+    use std::path::PathBuf;
+
+    /// Reads `tests/vectors/<case>/<file>`.
+    pub fn vector(case: &str, file: &str) -> Vec<u8> {
+        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/vectors", case, file]
+            .iter()
+            .collect();
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Reads `r` to its end with reads of at most `piece` bytes.
+    pub fn read_all<R: Read>(mut r: R, piece: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; piece];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// The crate error code carried by an I/O error (0 if none).
+    pub fn err_code(e: io::Error) -> u32 {
+        crate::Error::from_io(e, 0).code
+    }
+
+    /// A reader over a slice that returns at most `.1` bytes per call.
+    pub struct Dribble<'a>(pub &'a [u8], pub usize);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+}

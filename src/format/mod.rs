@@ -1,6 +1,42 @@
 //! PAMZ delta serialization: the model, the readers (standard v2, legacy v0) and the writer.
 
+pub mod legacy;
 pub mod model;
 pub mod reader;
+pub mod standard;
+pub mod writer;
 
 pub use model::*;
+
+use crate::error::{code, Error, Result};
+use crate::io::SharedBytes;
+
+/// Detects the serialization of `data` and parses it (upstream's detection order, pamz-format.md
+/// §1.2, extended to read little-endian legacy files and big-endian standard v1).
+pub fn parse_delta(data: SharedBytes) -> Result<Delta> {
+    if data.len() < 4 {
+        return Err(Error::short_read(4, data.len() as u64));
+    }
+    if &data[..4] != b"PAMZ" {
+        return Err(Error::new(
+            code::DIFF_MAGIC_HEADER_WRONG,
+            format!(
+                "Not a valid diff file - invalid magic. Found: {}",
+                String::from_utf8_lossy(&data[..4])
+            ),
+        ));
+    }
+    if data.len() < 12 {
+        return Err(Error::short_read(8, data.len() as u64 - 4));
+    }
+    let version_bytes: [u8; 8] = data[4..12].try_into().expect("length checked");
+    match u64::from_be_bytes(version_bytes) {
+        2 => standard::parse_standard(data, Format::StandardV2),
+        1 => standard::parse_standard(data, Format::StandardV1BigEndian),
+        0 => legacy::parse_legacy(data),
+        found => Err(Error::new(
+            code::DIFF_VERSION_WRONG,
+            format!("Not a valid version. Expected: 0, Found: {found}"),
+        )),
+    }
+}

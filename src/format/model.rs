@@ -54,7 +54,8 @@ impl Item {
         if self.length != other.length {
             return false;
         }
-        let both = |a: Option<&[u8]>, b: Option<&[u8]>| matches!((a, b), (Some(x), Some(y)) if x == y);
+        let both =
+            |a: Option<&[u8]>, b: Option<&[u8]>| matches!((a, b), (Some(x), Some(y)) if x == y);
         both(
             self.sha256.as_ref().map(|d| &d[..]),
             other.sha256.as_ref().map(|d| &d[..]),

@@ -1,0 +1,212 @@
+//! Random-access views: a sequence of mapped byte ranges and zero runs, sliceable without copying.
+
+use std::io::{self, Read};
+
+use crate::io::SharedBytes;
+
+/// One contiguous piece of a [`View`].
+#[derive(Clone, Debug)]
+pub enum Piece {
+    /// Bytes of a mapped file or buffer.
+    Bytes(SharedBytes),
+    /// A run of zero bytes.
+    Zeros(u64),
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::Zeros(n) => *n,
+        }
+    }
+}
+
+/// Bytes available at random: the concatenation of its pieces.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pieces: Vec<Piece>,
+    len: u64,
+}
+
+impl View {
+    /// A view of one mapped range.
+    pub fn bytes(bytes: SharedBytes) -> Self {
+        let mut view = View::default();
+        view.push(Piece::Bytes(bytes));
+        view
+    }
+
+    /// `len` zero bytes.
+    pub fn zeros(len: u64) -> Self {
+        let mut view = View::default();
+        view.push(Piece::Zeros(len));
+        view
+    }
+
+    /// Number of pieces (for bounding hostile inputs).
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Total length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a piece (empty pieces are dropped, adjacent zero runs merged).
+    pub fn push(&mut self, piece: Piece) {
+        let n = piece.len();
+        if n == 0 {
+            return;
+        }
+        self.len += n;
+        if let (Some(Piece::Zeros(last)), Piece::Zeros(more)) = (self.pieces.last_mut(), &piece) {
+            *last += more;
+            return;
+        }
+        self.pieces.push(piece);
+    }
+
+    /// Appends all pieces of `other`.
+    pub fn append(&mut self, other: &View) {
+        for piece in &other.pieces {
+            self.push(piece.clone());
+        }
+    }
+
+    /// Sub-view `[offset, offset + len)`; the caller has checked the bounds.
+    pub fn slice(&self, offset: u64, len: u64) -> View {
+        let mut out = View::default();
+        let mut skip = offset;
+        let mut want = len;
+        for piece in &self.pieces {
+            if want == 0 {
+                break;
+            }
+            let n = piece.len();
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            let take = (n - skip).min(want);
+            out.push(match piece {
+                Piece::Bytes(b) => Piece::Bytes(b.slice(skip, take).expect("within piece")),
+                Piece::Zeros(_) => Piece::Zeros(take),
+            });
+            want -= take;
+            skip = 0;
+        }
+        out
+    }
+
+    /// The bytes, if the view is one mapped range (or empty).
+    pub fn as_contiguous(&self) -> Option<SharedBytes> {
+        match self.pieces.as_slice() {
+            [] => Some(SharedBytes::from_vec(Vec::new())),
+            [Piece::Bytes(b)] => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// A streaming reader over the view.
+    pub fn reader(&self) -> ViewReader {
+        ViewReader {
+            pieces: self.pieces.clone().into_iter().rev().collect(),
+            pos: 0,
+            released: 0,
+        }
+    }
+}
+
+/// Bytes read between two releases of already-read mapped pages.
+const RELEASE_STEP: u64 = 8 << 20;
+
+/// Sequential reader of a [`View`]. Pages of mapped files it has read are released from the
+/// process's resident set as it goes, so streaming a large file does not grow RSS.
+pub struct ViewReader {
+    /// Remaining pieces, last first.
+    pieces: Vec<Piece>,
+    /// Offset inside the current (last) piece.
+    pos: u64,
+    /// Offset inside the current piece up to which pages were released.
+    released: u64,
+}
+
+impl ViewReader {
+    /// Releases the read part of the current piece once a full step (or, with `finished`, the
+    /// rest) has been read. Small pieces are left alone: they are cheap and often re-read.
+    fn release_read_pages(&mut self, finished: bool) {
+        if let Some(Piece::Bytes(b)) = self.pieces.last() {
+            let span = self.pos - self.released;
+            if (b.len() as u64) >= RELEASE_STEP && (finished || span >= RELEASE_STEP) && span > 0 {
+                b.release(self.released, span);
+                self.released = self.pos;
+            }
+        }
+    }
+}
+
+impl Read for ViewReader {
+    /// Fills as much of `buf` as the remaining pieces allow (a view made of many tiny pieces
+    /// still moves in large reads).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let Some(piece) = self.pieces.last() else {
+                break;
+            };
+            let left = piece.len() - self.pos;
+            if left == 0 {
+                self.release_read_pages(true);
+                self.pieces.pop();
+                self.pos = 0;
+                self.released = 0;
+                continue;
+            }
+            let n = ((buf.len() - filled) as u64).min(left) as usize;
+            let out = &mut buf[filled..filled + n];
+            match piece {
+                Piece::Bytes(b) => {
+                    let start = self.pos as usize;
+                    out.copy_from_slice(&b[start..start + n]);
+                }
+                Piece::Zeros(_) => out.fill(0),
+            }
+            self.pos += n as u64;
+            if self.pos - self.released >= RELEASE_STEP {
+                self.release_read_pages(false);
+            }
+            filled += n;
+        }
+        Ok(filled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(view: &View) -> Vec<u8> {
+        let mut out = Vec::new();
+        view.reader().read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn slices_across_pieces() {
+        let mut v = View::bytes(SharedBytes::from_vec(b"abc".to_vec()));
+        v.push(Piece::Zeros(2));
+        v.push(Piece::Bytes(SharedBytes::from_vec(b"xyz".to_vec())));
+        assert_eq!(v.len(), 8);
+        assert_eq!(read_all(&v), b"abc\0\0xyz");
+        assert_eq!(read_all(&v.slice(2, 5)), b"c\0\0xy");
+        assert!(v.slice(5, 3).as_contiguous().is_some());
+        assert!(v.slice(2, 5).as_contiguous().is_none());
+    }
+}

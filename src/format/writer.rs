@@ -1,0 +1,254 @@
+//! Standard v2 writer, byte-identical to upstream's `diffc_write_diff`.
+//!
+//! Layout and ordering rules are in `pamz-format.md` §4 and §4.4: recipe sets grouped by result
+//! item and sorted by item order, recipes inside a set sorted by type name, numbers and items and
+//! de-duplicated, the fixed 8-name type table, the inline-assets blob stored verbatim and the
+//! remainder stored raw-deflated (stock zlib, level 9, memLevel 9) with its
+//! `zlib_decompression(raw)` recipe.
+
+use std::cmp::Ordering;
+use std::io::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{code, Error, Result};
+use crate::format::model::{Item, Recipe, RecipeKind, ZlibInit, HASH_ALG_MD5, HASH_ALG_SHA256};
+use crate::generate::zlib::deflate_exact;
+
+/// Everything `diffc_write_diff` serializes: header items, recipes and the two blobs.
+#[derive(Clone, Debug, Default)]
+pub struct DeltaBuilder {
+    /// The item applying produces.
+    pub target: Item,
+    /// The source the delta was made against (empty item = none).
+    pub source: Item,
+    /// All recipes, in any order (the writer sorts and de-duplicates them).
+    pub recipes: Vec<Recipe>,
+    /// Inline-assets blob (`diffc_set_inline_assets`); `None` writes an empty section.
+    pub inline_assets: Option<Vec<u8>>,
+    /// Uncompressed remainder (`diffc_set_remainder`); `None` writes an empty section, `Some`
+    /// (even empty) writes the raw-deflated blob.
+    pub remainder: Option<Vec<u8>>,
+}
+
+/// SHA-256 item of `bytes`.
+pub fn item_of(bytes: &[u8]) -> Item {
+    Item::with_sha256(bytes.len() as u64, Sha256::digest(bytes).into())
+}
+
+/// Upstream's item order: length, number of hashes, then digests (MD5, then SHA-256).
+pub fn cmp_items(a: &Item, b: &Item) -> Ordering {
+    let count = |i: &Item| i.md5.is_some() as u8 + i.sha256.is_some() as u8;
+    a.length
+        .cmp(&b.length)
+        .then_with(|| count(a).cmp(&count(b)))
+        .then_with(|| match (&a.md5, &b.md5) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        })
+        .then_with(|| match (&a.sha256, &b.sha256) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        })
+}
+
+fn cmp_item_lists(a: &[Item], b: &[Item]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| cmp_items(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    })
+}
+
+/// Upstream's recipe order inside a set: type name, numbers (count, then values), items.
+fn cmp_recipes(a: &Recipe, b: &Recipe) -> Ordering {
+    a.kind
+        .name()
+        .as_bytes()
+        .cmp(b.kind.name().as_bytes())
+        .then_with(|| a.numbers.len().cmp(&b.numbers.len()))
+        .then_with(|| a.numbers.cmp(&b.numbers))
+        .then_with(|| cmp_item_lists(&a.items, &b.items))
+}
+
+struct Out<'a> {
+    w: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Out<'_> {
+    fn raw(&mut self, b: &[u8]) -> Result<()> {
+        self.w.write_all(b).map_err(|e| {
+            Error::new(
+                code::IO_BINARY_FILE_WRITER_FAILED_OPEN,
+                format!("writing delta: {e}"),
+            )
+        })?;
+        self.written += b.len() as u64;
+        Ok(())
+    }
+    fn u32(&mut self, v: u32) -> Result<()> {
+        self.raw(&v.to_be_bytes())
+    }
+    fn u64(&mut self, v: u64) -> Result<()> {
+        self.raw(&v.to_be_bytes())
+    }
+    fn string(&mut self, s: &str) -> Result<()> {
+        self.u64(s.len() as u64)?;
+        self.raw(s.as_bytes())
+    }
+    fn item(&mut self, item: &Item) -> Result<()> {
+        self.u64(item.length)?;
+        if item.length == 0 {
+            return Ok(());
+        }
+        let sha = item.sha256.ok_or_else(|| {
+            Error::new(
+                32002,
+                format!("item_definition_no_sha256_hash: {}", item.describe()),
+            )
+        })?;
+        self.u32(HASH_ALG_SHA256)?;
+        self.raw(&sha)
+    }
+}
+
+/// Serializes `b` as a standard v2 delta into `w`; returns the number of bytes written.
+pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
+    let _ = HASH_ALG_MD5;
+    let mut recipes: Vec<Recipe> = b
+        .recipes
+        .iter()
+        .filter(|r| r.result.length != 0)
+        .cloned()
+        .collect();
+
+    // Remainder: raw deflate (level 9, memLevel 9) plus its decompression recipe.
+    let remainder_blob = match &b.remainder {
+        None => None,
+        Some(raw) => {
+            let compressed = deflate_exact(raw, ZlibInit::Raw, 9)?;
+            let compressed_item = item_of(&compressed);
+            if !raw.is_empty() {
+                recipes.push(Recipe {
+                    kind: RecipeKind::ZlibDecompression,
+                    result: item_of(raw),
+                    numbers: vec![ZlibInit::Raw as u64],
+                    items: vec![compressed_item.clone()],
+                });
+            }
+            Some((compressed_item, compressed))
+        }
+    };
+
+    for r in &recipes {
+        if r.items.iter().any(|i| i.same_as(&r.result)) {
+            return Err(Error::new(
+                crate::error::code::RECIPE_SELF_REFERENTIAL,
+                format!(
+                    "{} recipe for {} uses its own result",
+                    r.kind.name(),
+                    r.result.describe()
+                ),
+            ));
+        }
+    }
+
+    recipes.sort_by(|x, y| cmp_items(&x.result, &y.result).then_with(|| cmp_recipes(x, y)));
+    recipes.dedup_by(|x, y| cmp_items(&x.result, &y.result).is_eq() && cmp_recipes(x, y).is_eq());
+
+    let mut out = Out { w, written: 0 };
+    out.raw(b"PAMZ")?;
+    out.u64(2)?;
+    out.item(&b.target)?;
+    out.item(&b.source)?;
+    out.u32(RecipeKind::ALL.len() as u32)?;
+    for kind in RecipeKind::ALL {
+        out.string(kind.name())?;
+    }
+    let sets: Vec<&[Recipe]> = recipes
+        .chunk_by(|x, y| cmp_items(&x.result, &y.result).is_eq())
+        .collect();
+    out.u64(sets.len() as u64)?;
+    for set in sets {
+        out.u64(set.len() as u64)?;
+        out.item(&set[0].result)?;
+        for r in set {
+            out.u32(r.kind.id())?;
+            out.u64(r.numbers.len() as u64)?;
+            for n in &r.numbers {
+                out.u64(*n)?;
+            }
+            out.u64(r.items.len() as u64)?;
+            for i in &r.items {
+                out.item(i)?;
+            }
+        }
+    }
+    match &b.inline_assets {
+        Some(ia) if !ia.is_empty() => {
+            out.item(&item_of(ia))?;
+            out.raw(ia)?;
+        }
+        _ => out.u64(0)?,
+    }
+    match &remainder_blob {
+        Some((item, bytes)) => {
+            out.item(item)?;
+            out.raw(bytes)?;
+        }
+        None => out.u64(0)?,
+    }
+    out.u32(0)?; // nested archives: never written
+    Ok(out.written)
+}
+
+/// Serializes `b` into a new byte vector.
+pub fn write_delta_to_vec(b: &DeltaBuilder) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    write_delta(b, &mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello_builder() -> DeltaBuilder {
+        let source = item_of(b"hello world\n");
+        let target = item_of(b"hello");
+        DeltaBuilder {
+            target: target.clone(),
+            source: source.clone(),
+            recipes: vec![Recipe {
+                kind: RecipeKind::Slice,
+                result: target,
+                numbers: vec![0],
+                items: vec![source],
+            }],
+            inline_assets: None,
+            remainder: None,
+        }
+    }
+
+    #[test]
+    fn worked_example_is_byte_exact() {
+        let bytes = write_delta_to_vec(&hello_builder()).unwrap();
+        assert_eq!(bytes.len(), 428);
+        assert_eq!(&bytes[..4], b"PAMZ");
+        assert_eq!(&bytes[0x64..0x68], &[0, 0, 0, 8]);
+        assert_eq!(&bytes[0x114..0x11C], &1u64.to_be_bytes());
+        assert_eq!(&bytes[0x150..0x154], &[0, 0, 0, 2]);
+        assert_eq!(&bytes[0x198..], &[0u8; 20][..]);
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_sets_sorted() {
+        let mut b = hello_builder();
+        b.recipes.push(b.recipes[0].clone());
+        let bytes = write_delta_to_vec(&b).unwrap();
+        assert_eq!(bytes.len(), 428);
+    }
+}

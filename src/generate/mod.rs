@@ -1,0 +1,949 @@
+//! Delta generation: SWU-aware planning, member diffing (bsdiff / zstd patch-from), recipe
+//! assembly, writing (standard v2) and verification with the crate's own applier.
+//!
+//! Pipeline: parse both cpio archives → members whose bytes exist in the source become slices of
+//! it → gzip members that stock zlib reproduces become `zlib_compression` of their content →
+//! changed content is diffed against the best-matching source content (bsdiff and zstd in
+//! parallel, the smaller wins) → cpio headers, paddings, small and undiffable members go to the
+//! remainder → write → apply and compare SHA-256 → size check.
+
+pub mod build;
+pub mod diff;
+pub mod error;
+pub mod manifest;
+pub mod matching;
+pub mod pool;
+pub mod progress;
+pub mod segment;
+pub mod zlib;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::format::writer::{item_of, write_delta_to_vec};
+use crate::format::{hex, Item, RecipeKind, ZlibInit};
+use crate::io::SharedBytes;
+use crate::swu::cpio::{CpioArchive, CpioMember};
+use build::Assembly;
+pub use diff::{DiffSettings, Method};
+use error::{fail, ToolError, ToolResult};
+use progress::Progress;
+
+/// Basis window of the second-chance zstd candidate for poorly matching segments (the applier's
+/// zstd window limit with a prefix is 2^28 for prefix + segment).
+pub const WIDE_WINDOW: u64 = 200 << 20;
+
+/// zstd level of the extra candidate for contents diffed in one piece.
+pub const STRONG_ZSTD_LEVEL: i32 = 19;
+
+/// Members up to this size that changed go to the remainder without diffing (upstream: 512).
+pub const SMALL_MEMBER: u64 = 512;
+
+/// What `generate` needs.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Source SWU (what the device has).
+    pub source: PathBuf,
+    /// Target SWU (what the device must end up with).
+    pub target: PathBuf,
+    /// Where the delta goes.
+    pub output: PathBuf,
+    /// Folder for `diff.json` (none = no log).
+    pub log_dir: Option<PathBuf>,
+    /// Folder for temporary files (none = next to the output).
+    pub work_dir: Option<PathBuf>,
+    /// Candidate tuning.
+    pub settings: DiffSettings,
+    /// Threads for diffing (0 = all cores).
+    pub threads: usize,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// How one target member is produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Identical bytes exist in the source: a slice of it.
+    SourceSlice,
+    /// Stored in the deflated remainder (small, new, or no usable delta).
+    Remainder(String),
+    /// A delta of the (uncompressed) content.
+    Delta(Method),
+    /// The content is identical to the basis (only the compression differs).
+    SameContent,
+    /// Segment-wise deltas mixing bsdiff and zstd.
+    Mixed,
+}
+
+/// Per-member outcome.
+#[derive(Clone, Debug)]
+pub struct MemberReport {
+    /// Member name.
+    pub name: String,
+    /// Stored size in the target SWU.
+    pub size: u64,
+    /// zlib level that reproduces the member (gzip members only).
+    pub zlib_level: Option<i32>,
+    /// Whether the member is gzip that zlib does not reproduce.
+    pub gzip_not_reproducible: bool,
+    /// Source member used as basis, with the matching rule.
+    pub basis: Option<(String, &'static str)>,
+    /// Candidate sizes (method, bytes).
+    pub candidates: Vec<(Method, u64)>,
+    /// Chosen strategy.
+    pub strategy: Strategy,
+    /// Bytes this member costs in the delta (payload or remainder bytes before deflate).
+    pub cost: u64,
+    /// Number of segments the content was diffed in.
+    pub segments: usize,
+    /// CPU seconds spent per candidate method.
+    pub cpu_seconds: Vec<(Method, f64)>,
+    /// Per segment: (start, length, window, candidate sizes, chosen method; none = all zeros).
+    pub segment_log: Vec<SegmentLog>,
+}
+
+/// What happened to one segment of a member's content.
+#[derive(Clone, Debug)]
+pub struct SegmentLog {
+    /// Offset in the content.
+    pub start: u64,
+    /// Length.
+    pub len: u64,
+    /// Basis window (offset, length).
+    pub window: Option<(u64, u64)>,
+    /// Candidate sizes.
+    pub candidates: Vec<(Method, u64)>,
+    /// Chosen method (none: all zeros or the window itself).
+    pub chosen: Option<Method>,
+}
+
+/// Outcome of a generation.
+#[derive(Clone, Debug)]
+pub struct GenerateReport {
+    /// Source size.
+    pub source_size: u64,
+    /// Target size.
+    pub target_size: u64,
+    /// Delta size.
+    pub delta_size: u64,
+    /// Delta SHA-256 (hex).
+    pub delta_sha256: String,
+    /// Uncompressed remainder size.
+    pub remainder_size: u64,
+    /// Inline assets size.
+    pub inline_size: u64,
+    /// Per member, in target order.
+    pub members: Vec<MemberReport>,
+    /// Stage timings (name, seconds).
+    pub timings: Vec<(String, f64)>,
+    /// Number of recipes written.
+    pub recipe_count: usize,
+}
+
+impl GenerateReport {
+    /// gzip members zlib cannot reproduce (the target would need `adudiff recompress`).
+    pub fn not_reproducible(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .filter(|m| m.gzip_not_reproducible)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> ToolResult<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(dir.display(), e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(dir.display(), e))?;
+    tmp.write_all(bytes).map_err(|e| fail(path.display(), e))?;
+    set_file_mode(tmp.as_file())?;
+    tmp.persist(path)
+        .map_err(|e| fail(path.display(), e.error))?;
+    Ok(())
+}
+
+/// Gives a file made through `tempfile` (mode 0600) the usual 0644.
+fn set_file_mode(f: &File) -> ToolResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| fail("output file", e))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn map(path: &Path) -> ToolResult<SharedBytes> {
+    let f = File::open(path).map_err(|e| fail(path.display(), e))?;
+    SharedBytes::map_file(&f).map_err(|e| fail(path.display(), e))
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// An archive view: members with payload views, or the whole file as one member when the input
+/// is not a cpio archive.
+struct Swu {
+    data: SharedBytes,
+    archive: Option<CpioArchive>,
+}
+
+impl Swu {
+    fn payload(&self, m: &CpioMember) -> SharedBytes {
+        self.data
+            .slice(m.data_offset, m.data_len)
+            .expect("parsed bounds")
+    }
+}
+
+/// Content a delta is made against.
+#[derive(Clone)]
+struct Basis {
+    member: usize,
+    decompressed: bool,
+}
+
+/// Plan for one target member's payload.
+enum Plan {
+    Remainder(String),
+    Slice { source_offset: u64 },
+    Build(Box<BuildPlan>),
+}
+
+struct BuildPlan {
+    /// `Some(level)`: the payload is `zlib_compression(gzip, level)` of `content`.
+    gz_level: Option<i32>,
+    /// What must be produced (uncompressed content, or the payload itself).
+    content: SharedBytes,
+    basis: Option<Basis>,
+}
+
+type DiffOutcome = (usize, usize, Method, ToolResult<Vec<u8>>, f64);
+/// A delta payload with the method that applies it.
+type Candidate = (Method, Vec<u8>);
+/// The chosen candidate of a segment, its basis window and the segment.
+type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
+
+/// Generates the delta described by `opts`.
+pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
+    let progress = Progress::new(opts.quiet);
+    let mut timings = Vec::new();
+    let threads = if opts.threads == 0 {
+        pool::workers()
+    } else {
+        opts.threads
+    };
+
+    // ---- parse
+    let t0 = Instant::now();
+    let stage = progress.stage("parse", 0);
+    let src = map(&opts.source)?;
+    let tgt = map(&opts.target)?;
+    if tgt.is_empty() {
+        return Err(fail(opts.target.display(), "empty target"));
+    }
+    let source = Swu {
+        archive: CpioArchive::parse(&src).ok(),
+        data: src,
+    };
+    let target_archive = CpioArchive::parse(&tgt).map_err(|e| {
+        fail(
+            opts.target.display(),
+            format!("not a cpio newc/crc SWU ({e})"),
+        )
+    })?;
+    let target = Swu {
+        archive: Some(target_archive),
+        data: tgt,
+    };
+    let (source_item, target_item) = std::thread::scope(|s| {
+        let a = s.spawn(|| item_of(&source.data));
+        let b = item_of(&target.data);
+        (a.join().expect("hash thread"), b)
+    });
+    let src_members: Vec<CpioMember> = source
+        .archive
+        .as_ref()
+        .map(|a| a.files().filter(|m| m.data_len > 0).cloned().collect())
+        .unwrap_or_else(|| {
+            vec![CpioMember {
+                name: opts
+                    .source
+                    .file_name()
+                    .map_or("source".into(), |n| n.to_string_lossy().into_owned()),
+                header: Default::default(),
+                header_offset: 0,
+                header_len: 0,
+                data_offset: 0,
+                data_len: source.data.len() as u64,
+                data_pad: 0,
+            }]
+        });
+    let mut by_hash: HashMap<[u8; 32], u64> = HashMap::new();
+    let src_gz: Vec<bool> = src_members
+        .iter()
+        .map(|m| zlib::is_gzip(&source.payload(m)))
+        .collect();
+    for m in &src_members {
+        by_hash
+            .entry(sha(&source.payload(m)))
+            .or_insert(m.data_offset);
+    }
+    stage.finish();
+    timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
+
+    // ---- plan: unchanged members, bases, what to decompress
+    let t1 = Instant::now();
+    let tarch = target.archive.as_ref().expect("target is cpio");
+    let tmembers: Vec<&CpioMember> = tarch.files().collect();
+    let candidates: Vec<matching::Candidate> = src_members
+        .iter()
+        .zip(&src_gz)
+        .map(|(m, gz)| matching::Candidate {
+            name: &m.name,
+            size: if *gz {
+                gz_isize(&source.payload(m))
+            } else {
+                m.data_len
+            },
+        })
+        .collect();
+    struct Pre {
+        plan: Option<Plan>,
+        gz: bool,
+        basis: Option<(usize, &'static str)>,
+    }
+    let mut pre: Vec<Pre> = Vec::new();
+    for m in &tmembers {
+        let payload = target.payload(m);
+        let mut p = Pre {
+            plan: None,
+            gz: false,
+            basis: None,
+        };
+        if m.data_len == 0 {
+            p.plan = Some(Plan::Remainder("empty".into()));
+        } else if let Some(&off) = by_hash.get(&sha(&payload)) {
+            p.plan = Some(Plan::Slice { source_offset: off });
+        } else if m.data_len <= SMALL_MEMBER || m.name == "sw-description" {
+            p.plan = Some(Plan::Remainder("small".into()));
+        } else if m.name == "sw-description.sig" {
+            p.plan = Some(Plan::Remainder("signature".into()));
+        } else {
+            p.gz = zlib::is_gzip(&payload);
+            let size = if p.gz { gz_isize(&payload) } else { m.data_len };
+            p.basis = matching::best_basis(&m.name, size, &candidates);
+        }
+        pre.push(p);
+    }
+
+    // Decompress target gzip members (and find their level) and the source bases, in parallel.
+    let mut src_needed: Vec<usize> = pre
+        .iter()
+        .filter_map(|p| p.basis.map(|(i, _)| i))
+        .filter(|&i| src_gz[i])
+        .collect();
+    src_needed.sort_unstable();
+    src_needed.dedup();
+    enum Decoded {
+        Target(usize, Option<(Vec<u8>, Option<i32>)>),
+        Source(usize, Option<Vec<u8>>),
+    }
+    let total: u64 = pre
+        .iter()
+        .zip(&tmembers)
+        .filter(|(p, _)| p.gz)
+        .map(|(_, m)| m.data_len)
+        .sum::<u64>()
+        + src_needed
+            .iter()
+            .map(|&i| src_members[i].data_len)
+            .sum::<u64>();
+    let stage = progress.stage("analyse", total);
+    let mut jobs: Vec<(u64, pool::Job<'_, Decoded>)> = Vec::new();
+    for (i, (p, m)) in pre.iter().zip(&tmembers).enumerate() {
+        if p.gz {
+            let payload = target.payload(m);
+            let counter = stage.counter.clone();
+            jobs.push((
+                m.data_len,
+                Box::new(move || {
+                    let r = zlib::gunzip(&payload).ok().map(|raw| {
+                        let level = zlib::find_zlib_level(&raw, &payload, ZlibInit::Gzip);
+                        (raw, level)
+                    });
+                    counter.add(payload.len() as u64);
+                    Decoded::Target(i, r)
+                }),
+            ));
+        }
+    }
+    for &si in &src_needed {
+        let payload = source.payload(&src_members[si]);
+        let counter = stage.counter.clone();
+        jobs.push((
+            payload.len() as u64,
+            Box::new(move || {
+                let r = zlib::gunzip(&payload).ok();
+                counter.add(payload.len() as u64);
+                Decoded::Source(si, r)
+            }),
+        ));
+    }
+    let mut t_raw: HashMap<usize, (SharedBytes, Option<i32>)> = HashMap::new();
+    let mut s_raw: HashMap<usize, SharedBytes> = HashMap::new();
+    for d in pool::run(threads, jobs) {
+        match d {
+            Decoded::Target(i, Some((raw, level))) => {
+                t_raw.insert(i, (SharedBytes::from_vec(raw), level));
+            }
+            Decoded::Target(_, None) => {}
+            Decoded::Source(i, Some(raw)) => {
+                s_raw.insert(i, SharedBytes::from_vec(raw));
+            }
+            Decoded::Source(_, None) => {}
+        }
+    }
+    stage.finish();
+
+    // Final plans.
+    let mut reports: Vec<MemberReport> = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
+    for (i, (p, m)) in pre.into_iter().zip(&tmembers).enumerate() {
+        let mut r = MemberReport {
+            name: m.name.clone(),
+            size: m.data_len,
+            zlib_level: None,
+            gzip_not_reproducible: false,
+            basis: None,
+            candidates: vec![],
+            strategy: Strategy::Remainder(String::new()),
+            cost: 0,
+            segments: 0,
+            cpu_seconds: vec![],
+            segment_log: vec![],
+        };
+        let plan = match p.plan {
+            Some(plan) => plan,
+            None => {
+                let level = t_raw.get(&i).and_then(|(_, l)| *l);
+                r.zlib_level = level;
+                r.gzip_not_reproducible = p.gz && level.is_none();
+                r.basis = p.basis.map(|(b, why)| (src_members[b].name.clone(), why));
+                let (content, gz_level) = match (level, t_raw.get(&i)) {
+                    (Some(l), Some((raw, _))) => (raw.clone(), Some(l)),
+                    _ => (target.payload(m), None),
+                };
+                // A reproducible target is diffed uncompressed (against the uncompressed source
+                // when it can be had); otherwise raw bytes against raw bytes.
+                let basis = p.basis.map(|(b, _)| Basis {
+                    member: b,
+                    decompressed: src_gz[b]
+                        && s_raw.contains_key(&b)
+                        && (gz_level.is_some() || !p.gz),
+                });
+                Plan::Build(Box::new(BuildPlan {
+                    gz_level,
+                    content,
+                    basis,
+                }))
+            }
+        };
+        reports.push(r);
+        plans.push(plan);
+    }
+    let basis_bytes = |b: &Basis| -> SharedBytes {
+        if b.decompressed {
+            s_raw[&b.member].clone()
+        } else {
+            source.payload(&src_members[b.member])
+        }
+    };
+    timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
+
+    // ---- diff: every candidate of every segment on the pool
+    let t2 = Instant::now();
+    let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
+    let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
+    let total: u64 = plans
+        .iter()
+        .map(|p| match p {
+            Plan::Build(b) => b.content.len() as u64 * 2,
+            _ => 0,
+        })
+        .sum();
+    let stage = progress.stage("diff", total);
+    for (i, plan) in plans.iter().enumerate() {
+        let Plan::Build(b) = plan else { continue };
+        let basis = b.basis.as_ref().map(&basis_bytes);
+        if let Some(bb) = &basis {
+            if bb.len() == b.content.len() && sha(bb) == sha(&b.content) {
+                continue; // same content: no delta needed
+            }
+        }
+        let segs = segment::split(&b.content, basis.as_deref(), &opts.settings);
+        for (k, seg) in segs.iter().enumerate() {
+            let content = b
+                .content
+                .slice(seg.start, seg.len)
+                .expect("segment inside content");
+            if seg.zeros {
+                stage.counter.add(seg.len * 2);
+                continue;
+            }
+            let window = match (&basis, seg.window) {
+                (Some(bb), Some((off, len))) => {
+                    Some(bb.slice(off, len).expect("window inside basis"))
+                }
+                _ => None,
+            };
+            // Unsegmented contents (≤ 1.5 segments) also get a strong zstd try: cheap at that
+            // size, and it wins on already-compressed payloads such as kernels.
+            let mut levels = vec![opts.settings.zstd_level];
+            if segs.len() == 1 && opts.settings.zstd_level < STRONG_ZSTD_LEVEL {
+                levels.push(STRONG_ZSTD_LEVEL);
+            }
+            for level in levels {
+                let counter = stage.counter.clone();
+                let (c, w) = (content.clone(), window.clone());
+                diff_jobs.push((
+                    seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
+                    Box::new(move || {
+                        let t = Instant::now();
+                        let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
+                        (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                    }),
+                ));
+            }
+            match window {
+                Some(w)
+                    if seg.len <= opts.settings.bsdiff_max
+                        && (w.len() as u64) <= opts.settings.bsdiff_max =>
+                {
+                    let counter = stage.counter.clone();
+                    let small_match = opts.settings.bsdiff_small_match;
+                    diff_jobs.push((
+                        seg.len + w.len() as u64 * 2,
+                        Box::new(move || {
+                            let t = Instant::now();
+                            let r = diff::bsdiff_delta(&content, &w, small_match, &counter);
+                            (i, k, Method::Bsdiff, r, t.elapsed().as_secs_f64())
+                        }),
+                    ));
+                }
+                _ => stage.counter.add(seg.len),
+            }
+        }
+        segments.insert(i, segs);
+    }
+    let mut found: HashMap<(usize, usize), Vec<Candidate>> = HashMap::new();
+    let mut cpu: HashMap<(usize, Method), f64> = HashMap::new();
+    for (i, k, method, r, secs) in pool::run(threads, diff_jobs) {
+        *cpu.entry((i, method)).or_default() += secs;
+        match r {
+            Ok(bytes) => found.entry((i, k)).or_default().push((method, bytes)),
+            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
+        }
+    }
+    // Second pass: segments that matched poorly in their aligned window (major rewrites move
+    // content far) get one more zstd try against a wide window of the basis.
+    let mut wide_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
+    let mut wide_windows: HashMap<(usize, usize), (u64, u64)> = HashMap::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let (Plan::Build(b), Some(segs)) = (plan, segments.get(&i)) else {
+            continue;
+        };
+        let Some(basis) = b.basis.as_ref().map(&basis_bytes) else {
+            continue;
+        };
+        if segs.len() < 2 {
+            continue;
+        }
+        for (k, seg) in segs.iter().enumerate() {
+            let best = found
+                .get(&(i, k))
+                .and_then(|c| c.iter().map(|(_, d)| d.len() as u64).min());
+            let (Some(best), Some((woff, wlen))) = (best, seg.window) else {
+                continue;
+            };
+            if best * 4 < seg.len {
+                continue;
+            }
+            let blen = basis.len() as u64;
+            let want = WIDE_WINDOW.min(blen);
+            if want < wlen + wlen / 2 {
+                continue;
+            }
+            let center = woff + wlen / 2;
+            let lo = center.saturating_sub(want / 2).min(blen - want);
+            wide_windows.insert((i, k), (lo, want));
+            let c = b.content.slice(seg.start, seg.len).expect("segment");
+            let w = basis.slice(lo, want).expect("window");
+            let level = opts.settings.zstd_level;
+            let counter = stage.counter.clone();
+            wide_jobs.push((
+                seg.len + want,
+                Box::new(move || {
+                    let t = Instant::now();
+                    let r = diff::zstd_delta(&c, Some(&w), level, &counter);
+                    (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                }),
+            ));
+        }
+    }
+    let mut wide: HashMap<(usize, usize), Vec<u8>> = HashMap::new();
+    for (i, k, method, r, secs) in pool::run(threads, wide_jobs) {
+        *cpu.entry((i, method)).or_default() += secs;
+        match r {
+            Ok(bytes) => {
+                wide.insert((i, k), bytes);
+            }
+            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
+        }
+    }
+    for ((i, m), secs) in cpu {
+        reports[i].cpu_seconds.push((m, secs));
+    }
+    stage.finish();
+    timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
+
+    // ---- assemble
+    let t3 = Instant::now();
+    let mut asm = Assembly::default();
+    let source_slice = |asm: &mut Assembly, offset: u64, bytes: &[u8]| -> Item {
+        let item = item_of(bytes);
+        asm.recipe(
+            RecipeKind::Slice,
+            &item,
+            vec![offset],
+            vec![source_item.clone()],
+        );
+        item
+    };
+    let mut basis_items: HashMap<(usize, bool), Item> = HashMap::new();
+    let mut cursor = 0u64;
+    let tdata = &target.data;
+    for (i, (m, plan)) in tmembers.iter().zip(plans.iter()).enumerate() {
+        // Header chunk (and anything before it) from the remainder.
+        asm.literal(&tdata[cursor as usize..m.data_offset as usize]);
+        let payload = target.payload(m);
+        let r = &mut reports[i];
+        match plan {
+            Plan::Remainder(why) => {
+                asm.literal(&payload);
+                r.strategy = Strategy::Remainder(why.clone());
+                r.cost = payload.len() as u64;
+            }
+            Plan::Slice { source_offset } => {
+                let item = source_slice(&mut asm, *source_offset, &payload);
+                asm.part(item);
+                r.strategy = Strategy::SourceSlice;
+            }
+            Plan::Build(b) => {
+                let basis = b.basis.as_ref().map(|bs| {
+                    let key = (bs.member, bs.decompressed);
+                    if let Some(it) = basis_items.get(&key) {
+                        return it.clone();
+                    }
+                    let sm = &src_members[bs.member];
+                    let raw_item = source_slice(&mut asm, sm.data_offset, &source.payload(sm));
+                    let it = if bs.decompressed {
+                        let unz = item_of(&s_raw[&bs.member]);
+                        asm.recipe(
+                            RecipeKind::ZlibDecompression,
+                            &unz,
+                            vec![ZlibInit::Gzip as u64],
+                            vec![raw_item],
+                        );
+                        unz
+                    } else {
+                        raw_item
+                    };
+                    basis_items.insert(key, it.clone());
+                    it
+                });
+                let content_item = item_of(&b.content);
+                let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
+                let segs = segments.remove(&i).unwrap_or_default();
+                // Best candidate per segment (ties keep bsdiff).
+                let mut picks: Vec<Pick<'_>> = Vec::new();
+                let mut sums: HashMap<Method, u64> = HashMap::new();
+                let mut best_total = 0u64;
+                let mut complete = true;
+                for (k, seg) in segs.iter().enumerate() {
+                    let mut cands = found.remove(&(i, k)).unwrap_or_default();
+                    for (m, d) in &cands {
+                        *sums.entry(*m).or_default() += d.len() as u64;
+                    }
+                    cands.sort_by_key(|(m, d)| (d.len(), *m != Method::Bsdiff));
+                    let mut window = seg.window;
+                    let mut log_window = seg.window;
+                    let mut pick = cands.first().cloned();
+                    let wide_cand = wide.remove(&(i, k));
+                    if let Some(wd) = &wide_cand {
+                        let better = match &pick {
+                            None => true,
+                            Some((_, d)) => wd.len() < d.len(),
+                        };
+                        if better {
+                            window = wide_windows.get(&(i, k)).copied();
+                            log_window = window;
+                            pick = Some((Method::Zstd, wd.clone()));
+                        }
+                    }
+                    let mut logged: Vec<(Method, u64)> =
+                        cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect();
+                    if let Some(wd) = &wide_cand {
+                        logged.push((Method::Zstd, wd.len() as u64));
+                    }
+                    r.segment_log.push(SegmentLog {
+                        start: seg.start,
+                        len: seg.len,
+                        window: log_window,
+                        candidates: logged,
+                        chosen: pick.as_ref().map(|(m, _)| *m),
+                    });
+                    match &pick {
+                        Some((_, d)) => best_total += d.len() as u64,
+                        None if seg.zeros => {}
+                        None => complete = false,
+                    }
+                    picks.push((pick, window, seg));
+                }
+                let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
+                sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
+                r.candidates = sums;
+                let usable = same || (complete && !segs.is_empty() && best_total < m.data_len);
+                if !usable {
+                    asm.literal(&payload);
+                    r.strategy = Strategy::Remainder("no smaller delta".into());
+                    r.cost = payload.len() as u64;
+                } else {
+                    if same {
+                        r.strategy = Strategy::SameContent;
+                    } else {
+                        let mut parts = Vec::new();
+                        let mut methods: Vec<Method> = Vec::new();
+                        for (pick, window, seg) in picks {
+                            let bytes = b.content.slice(seg.start, seg.len).expect("segment");
+                            let seg_item = if parts.is_empty() && seg.len == b.content.len() as u64
+                            {
+                                content_item.clone()
+                            } else {
+                                item_of(&bytes)
+                            };
+                            if seg.zeros {
+                                asm.recipe(RecipeKind::AllZeros, &seg_item, vec![], vec![]);
+                                parts.push(seg_item);
+                                continue;
+                            }
+                            let (method, delta) = pick.expect("complete");
+                            let window_item = match (&basis, window) {
+                                (Some(bi), Some((off, len))) if len == bi.length && off == 0 => {
+                                    Some(bi.clone())
+                                }
+                                (Some(bi), Some((off, len))) => {
+                                    let bb = basis_bytes(b.basis.as_ref().expect("basis"));
+                                    let w = item_of(&bb[off as usize..(off + len) as usize]);
+                                    asm.recipe(RecipeKind::Slice, &w, vec![off], vec![bi.clone()]);
+                                    Some(w)
+                                }
+                                _ => None,
+                            };
+                            if window_item.as_ref().is_some_and(|w| w.same_as(&seg_item)) {
+                                parts.push(seg_item); // the window already is this segment
+                                continue;
+                            }
+                            let asset = asm.inline_asset(&delta);
+                            let mut items = vec![asset];
+                            items.extend(window_item);
+                            let kind = match method {
+                                Method::Bsdiff => RecipeKind::BspatchDecompression,
+                                Method::Zstd => RecipeKind::ZstdDecompression,
+                            };
+                            asm.recipe(kind, &seg_item, vec![], items);
+                            r.cost += delta.len() as u64;
+                            if !methods.contains(&method) {
+                                methods.push(method);
+                            }
+                            parts.push(seg_item);
+                        }
+                        if !(parts.len() == 1 && parts[0].same_as(&content_item)) {
+                            asm.recipe(RecipeKind::Chain, &content_item, vec![], parts);
+                        }
+                        r.segments = segs.len();
+                        r.strategy = match methods.as_slice() {
+                            [m] => Strategy::Delta(*m),
+                            _ => Strategy::Mixed,
+                        };
+                    }
+                    let part = match b.gz_level {
+                        Some(level) => {
+                            let gz_item = item_of(&payload);
+                            let level_number = if level < 0 { 0xFFFF_FFFF } else { level as u64 };
+                            asm.recipe(
+                                RecipeKind::ZlibCompression,
+                                &gz_item,
+                                vec![ZlibInit::Gzip as u64, level_number],
+                                vec![content_item],
+                            );
+                            gz_item
+                        }
+                        None => content_item,
+                    };
+                    asm.part(part);
+                }
+            }
+        }
+        cursor = m.data_offset + m.data_len;
+    }
+    asm.literal(&tdata[cursor as usize..]);
+    let remainder_size = asm.remainder_len() as u64;
+    let inline_size = asm.inline_len() as u64;
+    let builder = asm.finish(target_item.clone(), source_item.clone());
+    let recipe_count = builder.recipes.len();
+    let delta = write_delta_to_vec(&builder)?;
+    drop(builder);
+    timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
+
+    // ---- verify with the library's applier, then size check and write
+    let t4 = Instant::now();
+    let stage = progress.stage("verify", 0);
+    let work = match &opts.work_dir {
+        Some(w) => w.clone(),
+        None => parent_dir(&opts.output),
+    };
+    std::fs::create_dir_all(&work).map_err(|e| fail(work.display(), e))?;
+    let tmp = tempfile::tempdir_in(&work).map_err(|e| fail(work.display(), e))?;
+    let delta_tmp = tmp.path().join("delta.tmp");
+    let out_tmp = tmp.path().join("target.verify");
+    std::fs::write(&delta_tmp, &delta).map_err(|e| fail(delta_tmp.display(), e))?;
+    crate::apply::apply_files(&opts.source, &delta_tmp, &out_tmp).map_err(|e| {
+        fail(
+            "verification",
+            format!("applying the new delta failed: {e}; delta not written"),
+        )
+    })?;
+    let produced = std::fs::read(&out_tmp).map_err(|e| fail(out_tmp.display(), e))?;
+    if produced.len() as u64 != target_item.length || item_of(&produced) != target_item {
+        return Err(fail(
+            "verification",
+            "applying the new delta does not reproduce the target (SHA-256 differs); delta not written",
+        ));
+    }
+    drop(produced);
+    stage.finish();
+    timings.push(("verify".to_string(), t4.elapsed().as_secs_f64()));
+
+    let report = GenerateReport {
+        source_size: source.data.len() as u64,
+        target_size: target.data.len() as u64,
+        delta_size: delta.len() as u64,
+        delta_sha256: hex(&sha(&delta)),
+        remainder_size,
+        inline_size,
+        members: reports,
+        timings,
+        recipe_count,
+    };
+    if let Some(dir) = &opts.log_dir {
+        write_log(dir, opts, &report)?;
+    }
+    if report.delta_size >= report.target_size {
+        return Err(ToolError(format!(
+            "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
+            report.delta_size, report.target_size
+        )));
+    }
+    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    }
+    let _ = std::fs::set_permissions(&delta_tmp, {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    }
+    let _ = std::fs::set_permissions(&delta_tmp, {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    std::fs::rename(&delta_tmp, &opts.output)
+        .or_else(|_| write_atomically(&opts.output, &delta).map_err(|e| std::io::Error::other(e.0)))
+        .map_err(|e| fail(opts.output.display(), e))?;
+    Ok(report)
+}
+
+/// ISIZE of a gzip member (uncompressed length mod 2³²), from its trailer.
+fn gz_isize(gz: &[u8]) -> u64 {
+    if gz.len() < 18 {
+        return 0;
+    }
+    u32::from_le_bytes(gz[gz.len() - 4..].try_into().expect("4 bytes")) as u64
+}
+
+/// `diff.json`: inputs, output, per-member strategy and timings.
+fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResult<()> {
+    use serde_json::json;
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
+    let members: Vec<_> = r
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "size": m.size,
+                "strategy": strategy_text(&m.strategy),
+                "zlib_level": m.zlib_level,
+                "gzip_not_reproducible": m.gzip_not_reproducible,
+                "basis": m.basis.as_ref().map(|(n, why)| json!({"name": n, "match": why})),
+                "candidates": m.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
+                "cost": m.cost,
+                "segments": m.segment_log.iter().map(|g| json!({
+                    "start": g.start, "len": g.len,
+                    "window": g.window.map(|(o, l)| json!({"offset": o, "len": l})),
+                    "candidates": g.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
+                    "chosen": g.chosen.map(|c| c.name()),
+                })).collect::<Vec<_>>(),
+                "cpu_seconds": m.cpu_seconds.iter().map(|(k, s)| json!({"method": k.name(), "seconds": s})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let log = json!({
+        "tool": concat!("adudiff ", env!("CARGO_PKG_VERSION")),
+        "source": {"path": opts.source.display().to_string(), "size": r.source_size},
+        "target": {"path": opts.target.display().to_string(), "size": r.target_size},
+        "delta": {"path": opts.output.display().to_string(), "size": r.delta_size, "sha256": r.delta_sha256,
+                  "recipes": r.recipe_count, "inline_assets": r.inline_size, "remainder_uncompressed": r.remainder_size},
+        "settings": {"zstd_level": opts.settings.zstd_level, "bsdiff_max": opts.settings.bsdiff_max},
+        "members": members,
+        "timings_s": r.timings.iter().map(|(k, v)| json!({"stage": k, "seconds": v})).collect::<Vec<_>>(),
+        "not_reproducible": r.not_reproducible(),
+    });
+    let path = dir.join("diff.json");
+    let text = serde_json::to_string_pretty(&log).map_err(|e| fail(path.display(), e))?;
+    std::fs::write(&path, text).map_err(|e| fail(path.display(), e))
+}
+
+/// Human-readable strategy.
+pub fn strategy_text(s: &Strategy) -> String {
+    match s {
+        Strategy::SourceSlice => "unchanged (slice of source)".into(),
+        Strategy::Remainder(why) if why.is_empty() => "remainder".into(),
+        Strategy::Remainder(why) => format!("remainder ({why})"),
+        Strategy::Delta(m) => format!("{} delta", m.name()),
+        Strategy::SameContent => "same content, recompressed".into(),
+        Strategy::Mixed => "bsdiff+zstd segments".into(),
+    }
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests: small SWU files built in memory.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use adudiffapi::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
+
+/// Deterministic, moderately compressible pseudo-text of `len` bytes.
+pub fn text(seed: u64, len: usize) -> Vec<u8> {
+    let words = [
+        "alpha ",
+        "beta ",
+        "gamma ",
+        "delta\n",
+        "kernel ",
+        "rootfs ",
+        "update ",
+        "device ",
+        "0x1f8b ",
+        "swupdate ",
+        "libcrypto ",
+        "systemd\n",
+    ];
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let w = words[(x >> 59) as usize % words.len()];
+        out.extend_from_slice(w.as_bytes());
+        if (x >> 40) & 0xff == 7 {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// gzip as GNU `gzip -n -9` would *not* be reproduced: flate2's own encoder, with an mtime.
+pub fn foreign_gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(1_700_000_000)
+        .filename("image")
+        .write(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A cpio archive of `members`, zero-padded to 512 bytes like `cpio -o`.
+pub fn cpio(format: CpioFormat, members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (name, data)) in members.iter().enumerate() {
+        write_member(
+            &mut out,
+            format,
+            &regular_file_header(i as u32 + 1),
+            name,
+            data,
+        );
+    }
+    write_trailer(&mut out, format);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// A `sw-description` listing `images` as (filename, compressed attribute, sha256).
+pub fn sw_description(images: &[(&str, Option<&str>, &str)], files: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "software =\n{\n\tversion = \"1.0\";\n\t// test description\n\tstable = {\n\t\tmain: {\n\t\t\timages: (\n",
+    );
+    for (i, (name, compressed, sha)) in images.iter().enumerate() {
+        s.push_str("\t\t\t\t{\n");
+        s.push_str(&format!("\t\t\t\t\tfilename = \"{name}\";\n"));
+        s.push_str("\t\t\t\t\ttype = \"raw\";\n");
+        if let Some(c) = compressed {
+            s.push_str(&format!("\t\t\t\t\tcompressed = \"{c}\";\n"));
+        }
+        s.push_str(&format!("\t\t\t\t\tsha256 = \"{sha}\";\n"));
+        s.push_str(if i + 1 == images.len() {
+            "\t\t\t\t}\n"
+        } else {
+            "\t\t\t\t},\n"
+        });
+    }
+    s.push_str("\t\t\t);\n\t\t\tfiles: (\n");
+    for (i, (name, sha)) in files.iter().enumerate() {
+        s.push_str(&format!(
+            "\t\t\t\t{{ filename = \"{name}\"; type = \"archive\"; path = \"/\"; sha256 = \"{sha}\"; }}{}\n",
+            if i + 1 == files.len() { "" } else { "," }
+        ));
+    }
+    s.push_str("\t\t\t);\n\t\t};\n\t};\n}\n");
+    s
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
