@@ -138,8 +138,17 @@ pub(crate) struct Abort;
 /// fills the input (streaming mode); complete from the start in batch mode.
 pub(crate) struct Feed {
     len: usize,
-    state: Mutex<(usize, bool)>,
+    state: Mutex<FeedState>,
     cv: Condvar,
+}
+
+struct FeedState {
+    avail: usize,
+    failed: bool,
+    /// Input before this position will not be read again.
+    low: usize,
+    /// Threads waiting for more input.
+    waiters: usize,
 }
 
 const POLL: Duration = Duration::from_millis(50);
@@ -149,7 +158,12 @@ impl Feed {
     pub(crate) fn new(len: usize) -> Self {
         Feed {
             len,
-            state: Mutex::new((0, false)),
+            state: Mutex::new(FeedState {
+                avail: 0,
+                failed: false,
+                low: 0,
+                waiters: 0,
+            }),
             cv: Condvar::new(),
         }
     }
@@ -163,33 +177,29 @@ impl Feed {
 
     /// Bytes `..avail` are written and final.
     pub(crate) fn publish(&self, avail: usize) {
-        lock(&self.state).0 = avail.min(self.len);
+        lock(&self.state).avail = avail.min(self.len);
         self.cv.notify_all();
     }
 
-    /// Abandon the run: every waiter returns [`Abort`].
-    pub(crate) fn fail(&self) {
-        lock(&self.state).1 = true;
+    /// Input before `low` will not be read again.
+    pub(crate) fn set_low(&self, low: usize) {
+        let mut g = lock(&self.state);
+        g.low = g.low.max(low);
+        drop(g);
         self.cv.notify_all();
     }
 
-    pub(crate) fn failed(&self) -> bool {
-        lock(&self.state).1
-    }
-
-    fn avail(&self) -> usize {
-        lock(&self.state).0
-    }
-
-    /// Wait until more than `seen` bytes are available (or all are).
-    fn wait_beyond(&self, seen: usize) -> Result<usize, Abort> {
+    /// For the filling thread: wait until writing at `off` keeps the input at most `window`
+    /// bytes ahead of the consumers' low mark, or someone waits for input (so that a chunk
+    /// longer than the window cannot deadlock).
+    pub(crate) fn wait_room(&self, off: usize, window: usize) -> Result<(), Abort> {
         let mut g = lock(&self.state);
         loop {
-            if g.1 {
+            if g.failed {
                 return Err(Abort);
             }
-            if g.0 > seen || g.0 == self.len {
-                return Ok(g.0);
+            if off < g.low.saturating_add(window) || g.waiters > 0 {
+                return Ok(());
             }
             g = self
                 .cv
@@ -197,6 +207,42 @@ impl Feed {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Abandon the run: every waiter returns [`Abort`].
+    pub(crate) fn fail(&self) {
+        lock(&self.state).failed = true;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        lock(&self.state).failed
+    }
+
+    fn avail(&self) -> usize {
+        lock(&self.state).avail
+    }
+
+    /// Wait until more than `seen` bytes are available (or all are).
+    fn wait_beyond(&self, seen: usize) -> Result<usize, Abort> {
+        let mut g = lock(&self.state);
+        g.waiters += 1;
+        self.cv.notify_all();
+        let r = loop {
+            if g.failed {
+                break Err(Abort);
+            }
+            if g.avail > seen || g.avail == self.len {
+                break Ok(g.avail);
+            }
+            g = self
+                .cv
+                .wait_timeout(g, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        g.waiters -= 1;
+        r
     }
 
     /// Wait until `..pos` (capped at the length) is available.

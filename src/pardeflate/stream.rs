@@ -137,7 +137,7 @@ impl ParallelDeflateReader {
             let feeder_in = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("pardeflate-feed".into())
-                .spawn(move || feed(&mut *input, &writer, len, &feeder_in))?;
+                .spawn(move || feed(&mut *input, &writer, len, chunk_len, &feeder_in))?;
             let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
             let coord_in = Arc::clone(&shared);
             let coordinator = std::thread::Builder::new()
@@ -154,7 +154,10 @@ impl ParallelDeflateReader {
                         ahead: threads + 2,
                     };
                     let released = Mutex::new(0usize);
-                    let release = |upto: usize| release_pages(&mapped.map, &released, upto);
+                    let release = |upto: usize| {
+                        coord_in.feed.set_low(upto);
+                        release_pages(&mapped.map, &released, upto);
+                    };
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         run(&job, &release, &mut |b| tx.send(Ok(b)).map_err(|_| Abort))
                     }));
@@ -207,7 +210,7 @@ fn release_pages(map: &memmap2::Mmap, released: &Mutex<usize>, upto: usize) {
 }
 
 /// Feeder thread: copy `len` bytes of `input` into `file`, publishing progress.
-fn feed(input: &mut dyn Read, file: &File, len: usize, shared: &Input) {
+fn feed(input: &mut dyn Read, file: &File, len: usize, chunk_len: usize, shared: &Input) {
     const PIECE: usize = 1 << 20;
     const PUBLISH: usize = 64 << 10;
     let mut buf = vec![0u8; PIECE.min(len.max(1))];
@@ -216,8 +219,11 @@ fn feed(input: &mut dyn Read, file: &File, len: usize, shared: &Input) {
         *lock(&shared.error) = Some(e);
         shared.feed.fail();
     };
+    // How far the input may run ahead of the consumers (bounds the mapped pages touched by
+    // the chunk boundary scan, and the temporary file's dirty pages).
+    let window = (16 << 20).max(8 * chunk_len);
     while off < len {
-        if shared.feed.failed() {
+        if shared.feed.wait_room(off, window).is_err() {
             return;
         }
         let want = buf.len().min(len - off);
