@@ -243,7 +243,7 @@ fn end_of_input_slide_sweep() {
     let zeros_tail: Vec<u8> = ext4_like(5, 40)
         .into_iter()
         .take(65_000)
-        .chain(std::iter::repeat(0u8).take(75_000))
+        .chain(std::iter::repeat_n(0u8, 75_000))
         .collect();
     for data in [&lowent, &zeros_tail] {
         for end in (65_000..65_600).chain(97_800..98_400).step_by(3) {

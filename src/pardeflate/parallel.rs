@@ -1107,9 +1107,9 @@ mod tests {
     #[test]
     fn chunk_starts_are_increasing_and_avoid_runs() {
         let mut data = vec![7u8; 10_000];
-        data.extend(std::iter::repeat(0u8).take(50_000)); // long run across several boundaries
+        data.extend(std::iter::repeat_n(0u8, 50_000)); // long run across several boundaries
         data.extend((0..30_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
-        data.extend(std::iter::repeat(0u8).take(20_000)); // run reaching the end
+        data.extend(std::iter::repeat_n(0u8, 20_000)); // run reaching the end
         for chunk in [1usize, 100, 4_000, 9_999, 25_000] {
             let s = chunk_starts(&data, chunk);
             assert_eq!(s[0], 0);
