@@ -1018,7 +1018,7 @@ impl Ctx<'_> {
             // Nothing before the oldest unappended block or the current chunk is read again
             // (a reset primes from at most 32 KiB before its position).
             let keep = appended_end.min(cur.start).saturating_sub(64 << 10);
-            if keep >= released + (8 << 20) {
+            if keep >= released + (2 << 20) {
                 (self.release)(keep);
                 released = keep;
             }

@@ -221,7 +221,7 @@ fn feed(input: &mut dyn Read, file: &File, len: usize, chunk_len: usize, shared:
     };
     // How far the input may run ahead of the consumers (bounds the mapped pages touched by
     // the chunk boundary scan, and the temporary file's dirty pages).
-    let window = (16 << 20).max(8 * chunk_len);
+    let window = (12 << 20).max(8 * chunk_len);
     while off < len {
         if shared.feed.wait_room(off, window).is_err() {
             return;
