@@ -353,7 +353,7 @@ pub(crate) fn run(
 #[cfg(test)]
 fn chunk_starts(data: &[u8], chunk_len: usize) -> Vec<usize> {
     let mut g = StartGen::new(chunk_len);
-    g.advance(data, data.len());
+    g.advance(data, data.len(), usize::MAX);
     assert!(g.done);
     g.starts
 }
@@ -381,11 +381,12 @@ impl StartGen {
         }
     }
 
-    /// Decide every boundary that `data[..avail]` determines.
-    fn advance(&mut self, data: &[u8], avail: usize) {
+    /// Decide the boundaries that `data[..avail]` determines, until chunk `want`'s start is
+    /// known (scanning no further keeps the pages touched close to the parse).
+    fn advance(&mut self, data: &[u8], avail: usize, want: usize) {
         const LONG_RUN: usize = 4096;
         let n = data.len();
-        while !self.done {
+        while !self.done && self.starts.len() <= want {
             let p = self.p;
             if p >= n {
                 self.done = true;
@@ -513,7 +514,7 @@ impl Shared<'_> {
             let avail = self.feed.avail();
             {
                 let mut g = lock(&self.gen);
-                g.advance(data, avail);
+                g.advance(data, avail, k);
                 if let Some(&s) = g.starts.get(k) {
                     return Ok(Some(s));
                 }
