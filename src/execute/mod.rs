@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
 use crate::error::{code, Error, Result};
-use crate::format::model::Delta;
+use crate::format::model::{Delta, ZlibInit};
 use crate::io::SharedBytes;
+use crate::pardeflate::{ParallelDeflateReader, ParallelOptions, StreamOptions, Wrapper};
 use crate::plan::{NodeId, Op, Plan};
 use stream::{ExactLen, Pipe, Stream, VerifySha256};
 use view::View;
@@ -36,6 +37,11 @@ pub const MAX_VIEW_PIECES: usize = 1 << 20;
 
 /// Copy buffer size for materialization.
 const COPY_CHUNK: usize = 1 << 20;
+
+/// Deflate inputs at least this long are compressed on all cores by
+/// [`ParallelDeflateReader`] (levels 4–9, byte-identical to zlib); shorter ones, levels 0–3
+/// and single-core machines use stock zlib.
+pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
 
 /// Produces the bytes of plan nodes.
 pub struct Executor<'a> {
@@ -177,11 +183,41 @@ impl<'a> Executor<'a> {
                 )
             }
             Op::Deflate { input, init, level } => {
+                let input_len = self.plan.nodes[input].item.length;
+                let zlib_level = if level == -1 { 6 } else { level };
+                let parallel = (4..=9).contains(&zlib_level)
+                    && input_len >= PARALLEL_DEFLATE_THRESHOLD
+                    && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
                 let input = self.stream(input)?;
-                Box::new(
-                    DeflateReader::new(input, init, level, length)
-                        .map_err(|e| e.with_context(describe()))?,
-                )
+                if parallel {
+                    let wrapper = match init {
+                        ZlibInit::Raw => Wrapper::Raw,
+                        ZlibInit::Zlib => Wrapper::Zlib,
+                        ZlibInit::Gzip => Wrapper::Gzip,
+                    };
+                    let opts = StreamOptions {
+                        parallel: ParallelOptions::default(),
+                        temp_dir: Some(self.temp_dir.clone()),
+                    };
+                    let reader = ParallelDeflateReader::with_options(
+                        input,
+                        input_len,
+                        wrapper,
+                        zlib_level as u32,
+                        crate::codec::zlib_deflate::MEM_LEVEL as u32,
+                        &opts,
+                    )
+                    .map_err(|e| {
+                        Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
+                            .with_context(describe())
+                    })?;
+                    Box::new(reader)
+                } else {
+                    Box::new(
+                        DeflateReader::new(input, init, level, length)
+                            .map_err(|e| e.with_context(describe()))?,
+                    )
+                }
             }
             Op::Inflate { input, init } => {
                 let input = self.stream(input)?;

@@ -52,6 +52,16 @@ impl BitWriter {
         self.out.extend_from_slice(bytes);
     }
 
+    /// Number of complete bytes buffered.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Take the complete bytes buffered so far (the pending bits stay).
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
     /// Total number of bits written so far.
     pub(crate) fn bit_len(&self) -> u64 {
         self.out.len() as u64 * 8 + u64::from(self.nbits)

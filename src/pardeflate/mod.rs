@@ -22,6 +22,7 @@ mod bits;
 pub mod checksum;
 mod matcher;
 mod parallel;
+mod stream;
 mod tables;
 mod trees;
 
@@ -30,6 +31,7 @@ use matcher::{Matcher, NoObserver, Stop};
 use trees::BlockEncoder;
 
 pub use parallel::{deflate_parallel, deflate_parallel_with, ParallelOptions};
+pub use stream::{ParallelDeflateReader, StreamOptions};
 
 /// The container around the deflate stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

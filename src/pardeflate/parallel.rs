@@ -27,8 +27,10 @@
 //! chunk is simply re-parsed, so the result is always exact); (C) blocks are cut and encoded
 //! in parallel; (D) the pieces are concatenated.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use super::bits::{BitBuf, BitWriter};
 use super::matcher::{LazyState, Matcher, Observer, Stop};
@@ -43,6 +45,24 @@ pub struct ParallelOptions {
     /// Bytes per parse chunk; 0 picks a size from the input length and thread count.
     /// Any value gives the same output (it only affects speed).
     pub chunk_len: usize,
+}
+
+impl ParallelOptions {
+    pub(crate) fn resolve(&self, len: usize) -> (usize, usize) {
+        let threads = if self.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.threads
+        };
+        let chunk_len = if self.chunk_len == 0 {
+            (len / (threads * 32)).clamp(256 << 10, 1 << 20)
+        } else {
+            self.chunk_len.max(1)
+        };
+        (threads, chunk_len)
+    }
 }
 
 /// Compress `data` with `threads` threads (0 = all available cores); the output is
@@ -84,69 +104,232 @@ pub fn deflate_parallel_with(
     opts: &ParallelOptions,
 ) -> Vec<u8> {
     check_params(level, mem_level);
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        opts.threads
-    };
-    let chunk_len = if opts.chunk_len == 0 {
-        (data.len() / (threads * 32)).clamp(256 << 10, 1 << 20)
-    } else {
-        opts.chunk_len.max(1)
-    };
+    let (threads, chunk_len) = opts.resolve(data.len());
     if threads <= 1 || level < 4 || data.len() < 2 * chunk_len {
         return super::deflate(data, wrapper, level, mem_level);
     }
-    let starts = chunk_starts(data, chunk_len);
-    let ctx = Ctx {
+    let feed = Feed::complete(data.len());
+    let mut bytes = Vec::with_capacity(data.len() / 3 + 64);
+    let job = Job {
         data,
+        feed: &feed,
         wrapper,
         level,
         mem_level,
-        starts,
+        threads,
+        chunk_len,
+        ahead: usize::MAX / 2,
+    };
+    let r = run(&job, &|_| {}, &mut |b: Vec<u8>| {
+        bytes.extend_from_slice(&b);
+        Ok(())
+    });
+    if r.is_err() {
+        panic!("pardeflate worker panicked");
+    }
+    bytes
+}
+
+/// The run was abandoned (input error, consumer gone, or a worker panicked).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Abort;
+
+/// How much of the input can be read: bytes `..avail` are final. Shared with the thread that
+/// fills the input (streaming mode); complete from the start in batch mode.
+pub(crate) struct Feed {
+    len: usize,
+    state: Mutex<FeedState>,
+    cv: Condvar,
+}
+
+struct FeedState {
+    avail: usize,
+    failed: bool,
+    /// Input before this position will not be read again.
+    low: usize,
+    /// Threads waiting for more input.
+    waiters: usize,
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+impl Feed {
+    /// Nothing available yet; total length `len`.
+    pub(crate) fn new(len: usize) -> Self {
+        Feed {
+            len,
+            state: Mutex::new(FeedState {
+                avail: 0,
+                failed: false,
+                low: 0,
+                waiters: 0,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// All `len` bytes available.
+    pub(crate) fn complete(len: usize) -> Self {
+        let f = Feed::new(len);
+        f.publish(len);
+        f
+    }
+
+    /// Bytes `..avail` are written and final.
+    pub(crate) fn publish(&self, avail: usize) {
+        lock(&self.state).avail = avail.min(self.len);
+        self.cv.notify_all();
+    }
+
+    /// Input before `low` will not be read again.
+    pub(crate) fn set_low(&self, low: usize) {
+        let mut g = lock(&self.state);
+        g.low = g.low.max(low);
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    /// For the filling thread: wait until writing at `off` keeps the input at most `window`
+    /// bytes ahead of the consumers' low mark, or someone waits for input (so that a chunk
+    /// longer than the window cannot deadlock).
+    pub(crate) fn wait_room(&self, off: usize, window: usize) -> Result<(), Abort> {
+        let mut g = lock(&self.state);
+        loop {
+            if g.failed {
+                return Err(Abort);
+            }
+            if off < g.low.saturating_add(window) || g.waiters > 0 {
+                return Ok(());
+            }
+            g = self
+                .cv
+                .wait_timeout(g, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Abandon the run: every waiter returns [`Abort`].
+    pub(crate) fn fail(&self) {
+        lock(&self.state).failed = true;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        lock(&self.state).failed
+    }
+
+    fn avail(&self) -> usize {
+        lock(&self.state).avail
+    }
+
+    /// Wait until more than `seen` bytes are available (or all are).
+    fn wait_beyond(&self, seen: usize) -> Result<usize, Abort> {
+        let mut g = lock(&self.state);
+        g.waiters += 1;
+        self.cv.notify_all();
+        let r = loop {
+            if g.failed {
+                break Err(Abort);
+            }
+            if g.avail > seen || g.avail == self.len {
+                break Ok(g.avail);
+            }
+            g = self
+                .cv
+                .wait_timeout(g, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        g.waiters -= 1;
+        r
+    }
+
+    /// Wait until `..pos` (capped at the length) is available.
+    fn wait_for(&self, pos: usize) -> Result<(), Abort> {
+        let pos = pos.min(self.len);
+        let mut seen = self.avail();
+        while seen < pos {
+            seen = self.wait_beyond(seen)?;
+        }
+        if self.failed() {
+            return Err(Abort);
+        }
+        Ok(())
+    }
+}
+
+/// How far past a chunk's end its parse (and the coordinator's) may read: the last match
+/// and the lazy evaluation after it read at most 2·258 + 2 bytes past the stop position.
+const READ_MARGIN: usize = 4096;
+
+/// Parameters of one run.
+pub(crate) struct Job<'a> {
+    /// The whole input (only `..feed.avail` may be read).
+    pub(crate) data: &'a [u8],
+    pub(crate) feed: &'a Feed,
+    pub(crate) wrapper: Wrapper,
+    pub(crate) level: u32,
+    pub(crate) mem_level: u32,
+    pub(crate) threads: usize,
+    pub(crate) chunk_len: usize,
+    /// Chunks the workers may parse ahead of the one the coordinator waits for.
+    pub(crate) ahead: usize,
+}
+
+/// Run the parallel deflate: `emit` receives the output bytes in order (header to trailer);
+/// `release(pos)` is called from time to time with a position below which the input will not
+/// be read again. Levels 4–9, `threads ≥ 1`.
+pub(crate) fn run(
+    job: &Job<'_>,
+    release: &(dyn Fn(usize) + Sync),
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), Abort>,
+) -> Result<(), Abort> {
+    let ctx = Ctx {
+        data: job.data,
+        wrapper: job.wrapper,
+        level: job.level,
+        mem_level: job.mem_level,
+        release,
     };
     let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
     let t0 = std::time::Instant::now();
-    let nchunks = ctx.starts.len();
     let shared = Shared {
-        chunks: Slots::new(nchunks),
-        own: Slots::new(nchunks),
-        next_chunk: AtomicUsize::new(0),
+        feed: job.feed,
+        gen: Mutex::new(StartGen::new(job.chunk_len)),
+        chunks: Mutex::new(HashMap::new()),
+        chunks_cv: Condvar::new(),
         queue: Mutex::new(Queue::default()),
         queue_cv: Condvar::new(),
-        results: Mutex::new(Vec::new()),
+        results: Mutex::new(BTreeMap::new()),
         results_cv: Condvar::new(),
         failed: AtomicBool::new(false),
+        ahead: job.ahead.max(1),
     };
-    let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
-    out.put_bytes(&header(wrapper, level));
-    // Workers parse chunks, then encode blocks. This thread resolves the chunk boundaries in
-    // order as the chunks complete, cuts blocks as soon as the true symbol stream is known,
-    // and appends encoded blocks to the output in order.
     let stats = std::thread::scope(|sc| {
-        for _ in 0..threads {
+        for _ in 0..job.threads {
             sc.spawn(|| shared.worker(&ctx));
         }
         let _guard = FailOnPanic(&shared);
-        ctx.coordinate(&shared, &mut out)
-    });
-    let mut check = Check::new(wrapper);
-    for k in 0..nchunks {
-        check = check.then(shared.chunks.get(k).check);
-    }
-    let mut bytes = out.finish();
-    bytes.extend_from_slice(&check.trailer());
+        let r = ctx.coordinate(&shared, emit);
+        if r.is_err() {
+            shared.abort();
+        } else {
+            // Let idle workers go.
+            lock(&shared.queue).closed = true;
+            shared.queue_cv.notify_all();
+        }
+        r
+    })?;
     if trace {
         let mut d = stats.sync_distances.clone();
         d.sort_unstable();
         eprintln!(
             "pardeflate: {} chunks of {} B, {} threads; {} B re-parsed in {} runs; sync distance \
              median {} B, 90% {} B, max {} B; {} chunks never met; {} blocks; parsed {:?}, done {:?}",
-            nchunks,
-            chunk_len,
-            threads,
+            stats.chunks,
+            job.chunk_len,
+            job.threads,
             stats.reparsed,
             stats.runs,
             d.get(d.len() / 2).copied().unwrap_or(0),
@@ -158,7 +341,7 @@ pub fn deflate_parallel_with(
             t0.elapsed()
         );
     }
-    bytes
+    Ok(())
 }
 
 /// Chunk start positions, about `chunk_len` apart. A boundary that falls inside a run of
@@ -167,94 +350,84 @@ pub fn deflate_parallel_with(
 /// parse stays out of phase with the true parse (both emit back-to-back 258-byte matches from
 /// different offsets) until the run ends, whereas at the edges of a run the two meet within a
 /// few bytes like anywhere else.
+#[cfg(test)]
 fn chunk_starts(data: &[u8], chunk_len: usize) -> Vec<usize> {
-    const LONG_RUN: usize = 4096;
-    let n = data.len();
-    let mut starts = vec![0usize];
-    let mut p = chunk_len;
-    while p < n {
-        let prev = *starts.last().unwrap_or(&0);
-        if data[p] != data[p - 1] {
-            starts.push(p);
-            p += chunk_len;
-            continue;
-        }
-        let b = data[p];
-        let mut r = p;
-        while r > prev + 1 && data[r - 1] == b {
-            r -= 1;
-        }
-        if data[r - 1] != b {
-            starts.push(r);
-        }
-        let mut e = p;
-        while e < n && data[e] == b {
-            e += 1;
-        }
-        if e == n {
-            break; // the run reaches the end of the input
-        }
-        if e - r >= LONG_RUN {
-            starts.push(e);
-            p = e + chunk_len;
-        } else {
-            p += chunk_len;
-        }
-    }
-    starts
+    let mut g = StartGen::new(chunk_len);
+    g.advance(data, data.len(), usize::MAX);
+    assert!(g.done);
+    g.starts
 }
 
-/// Results of parallel work items that can be waited for one by one, in any order, while
-/// the work continues.
-struct Slots<T> {
-    items: Vec<OnceLock<T>>,
-    failed: AtomicBool,
-    lock: Mutex<()>,
-    cv: Condvar,
+/// Incremental [`chunk_starts`]: decides boundaries as the input arrives (a decision only
+/// depends on bytes before the end of the run it is in, if any).
+struct StartGen {
+    chunk_len: usize,
+    starts: Vec<usize>,
+    /// Next tentative boundary.
+    p: usize,
+    /// End of the run scanned so far from `p` (when `> p`).
+    run_end: usize,
+    done: bool,
 }
 
-impl<T> Slots<T> {
-    fn new(n: usize) -> Self {
-        Slots {
-            items: (0..n).map(|_| OnceLock::new()).collect(),
-            failed: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
+impl StartGen {
+    fn new(chunk_len: usize) -> Self {
+        StartGen {
+            chunk_len,
+            starts: vec![0],
+            p: chunk_len,
+            run_end: 0,
+            done: false,
         }
     }
 
-    fn set(&self, i: usize, v: T) {
-        if self.items[i].set(v).is_err() {
-            unreachable!("slot {i} set twice");
-        }
-        let _g = lock(&self.lock);
-        self.cv.notify_all();
-    }
-
-    fn fail(&self) {
-        self.failed.store(true, Ordering::SeqCst);
-        let _g = lock(&self.lock);
-        self.cv.notify_all();
-    }
-
-    /// Wait for item `i`; panics if a worker panicked.
-    fn wait(&self, i: usize) -> &T {
-        let mut g = lock(&self.lock);
-        loop {
-            if let Some(v) = self.items[i].get() {
-                return v;
+    /// Decide the boundaries that `data[..avail]` determines, until chunk `want`'s start is
+    /// known (scanning no further keeps the pages touched close to the parse).
+    fn advance(&mut self, data: &[u8], avail: usize, want: usize) {
+        const LONG_RUN: usize = 4096;
+        let n = data.len();
+        while !self.done && self.starts.len() <= want {
+            let p = self.p;
+            if p >= n {
+                self.done = true;
+                break;
             }
-            assert!(
-                !self.failed.load(Ordering::SeqCst),
-                "pardeflate worker panicked"
-            );
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            if p >= avail {
+                break;
+            }
+            let prev = *self.starts.last().unwrap_or(&0);
+            if data[p] != data[p - 1] {
+                self.starts.push(p);
+                self.p += self.chunk_len;
+                continue;
+            }
+            let b = data[p];
+            let mut e = self.run_end.max(p);
+            while e < avail && data[e] == b {
+                e += 1;
+            }
+            self.run_end = e;
+            if e == avail && avail < n {
+                break; // the run may go on
+            }
+            let mut r = p;
+            while r > prev + 1 && data[r - 1] == b {
+                r -= 1;
+            }
+            if data[r - 1] != b {
+                self.starts.push(r);
+            }
+            if e == n {
+                self.done = true; // the run reaches the end of the input
+                break;
+            }
+            if e - r >= LONG_RUN {
+                self.starts.push(e);
+                self.p = e + self.chunk_len;
+            } else {
+                self.p += self.chunk_len;
+            }
         }
-    }
-
-    /// Item `i`, which must have been set.
-    fn get(&self, i: usize) -> &T {
-        self.items[i].get().expect("slot filled")
     }
 }
 
@@ -263,107 +436,182 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// State shared by the coordinating thread and the workers.
-struct Shared {
-    chunks: Slots<ChunkParse>,
-    /// Parses made by the coordinator (at most one per chunk boundary plus one).
-    own: Slots<Parse>,
-    next_chunk: AtomicUsize,
+struct Shared<'f> {
+    feed: &'f Feed,
+    gen: Mutex<StartGen>,
+    /// Parsed chunks not yet taken by the coordinator.
+    chunks: Mutex<HashMap<usize, ChunkParse>>,
+    chunks_cv: Condvar,
     queue: Mutex<Queue>,
     queue_cv: Condvar,
-    results: Mutex<Vec<Option<Encoded>>>,
+    /// Encoded blocks not yet appended, by block index.
+    results: Mutex<BTreeMap<usize, Done>>,
     results_cv: Condvar,
     failed: AtomicBool,
+    ahead: usize,
 }
 
-/// Blocks waiting to be encoded.
+/// Blocks waiting to be encoded, and chunk scheduling.
 #[derive(Default)]
 struct Queue {
-    blocks: Vec<Block>,
-    next: usize,
+    pending: VecDeque<(usize, Block)>,
+    published: usize,
     closed: bool,
+    next_chunk: usize,
+    /// The chunk the coordinator needs next.
+    frontier: usize,
+    chunks_done: bool,
 }
 
 /// Marks the shared state as failed if a thread unwinds, so that nobody waits forever.
-struct FailOnPanic<'a>(&'a Shared);
+struct FailOnPanic<'a, 'f>(&'a Shared<'f>);
 
-impl Drop for FailOnPanic<'_> {
+impl Drop for FailOnPanic<'_, '_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let sh = self.0;
-            sh.failed.store(true, Ordering::SeqCst);
-            sh.chunks.fail();
-            sh.own.fail();
-            lock(&sh.queue).closed = true;
-            sh.queue_cv.notify_all();
-            let _g = lock(&sh.results);
-            sh.results_cv.notify_all();
+            self.0.abort();
         }
     }
 }
 
-impl Shared {
-    /// Parse index `p`: chunk parses first, then the coordinator's.
-    fn parse(&self, p: usize) -> &Parse {
-        let n = self.chunks.items.len();
-        if p < n {
-            &self.chunks.get(p).parse
+enum Task {
+    Encode(usize, Block),
+    Parse(usize),
+    Exit,
+}
+
+/// An encoded block with what the in-order concatenation needs.
+struct Done {
+    enc: Encoded,
+    start: usize,
+    end: usize,
+    last: bool,
+}
+
+impl Shared<'_> {
+    fn abort(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        lock(&self.queue).closed = true;
+        self.queue_cv.notify_all();
+        drop(lock(&self.chunks));
+        self.chunks_cv.notify_all();
+        drop(lock(&self.results));
+        self.results_cv.notify_all();
+    }
+
+    fn check(&self) -> Result<(), Abort> {
+        if self.failed.load(Ordering::SeqCst) || self.feed.failed() {
+            Err(Abort)
         } else {
-            self.own.get(p - n)
+            Ok(())
         }
     }
 
+    /// Start of chunk `k`, or `None` if the input has fewer chunks; waits for input as needed.
+    fn start_of(&self, data: &[u8], k: usize) -> Result<Option<usize>, Abort> {
+        loop {
+            self.check()?;
+            let avail = self.feed.avail();
+            {
+                let mut g = lock(&self.gen);
+                g.advance(data, avail, k);
+                if let Some(&s) = g.starts.get(k) {
+                    return Ok(Some(s));
+                }
+                if g.done {
+                    return Ok(None);
+                }
+            }
+            self.feed.wait_beyond(avail)?;
+        }
+    }
+
+    /// Wait for chunk `k`'s parse and take it.
+    fn take_chunk(&self, k: usize) -> Result<ChunkParse, Abort> {
+        let mut g = lock(&self.chunks);
+        loop {
+            if let Some(c) = g.remove(&k) {
+                return Ok(c);
+            }
+            self.check()?;
+            g = self
+                .chunks_cv
+                .wait_timeout(g, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn set_frontier(&self, k: usize) {
+        lock(&self.queue).frontier = k;
+        self.queue_cv.notify_all();
+    }
+
     /// Worker loop: encode blocks whenever some are ready (so that encoding and the in-order
-    /// concatenation keep pace with the parse), otherwise parse the next chunk; when all chunks
-    /// are taken, wait for blocks until the coordinator closes the queue.
+    /// concatenation keep pace with the parse), otherwise parse the next chunk (at most
+    /// `ahead` chunks past the coordinator); exit when the coordinator closes the queue.
     fn worker(&self, ctx: &Ctx<'_>) {
         let _guard = FailOnPanic(self);
-        let n = self.chunks.items.len();
         let mut enc = BlockEncoder::new();
-        let mut chunks_left = true;
         loop {
             let task = {
                 let mut q = lock(&self.queue);
                 loop {
-                    if q.next < q.blocks.len() {
-                        let i = q.next;
-                        q.next += 1;
-                        break Some((i, q.blocks[i].clone()));
+                    if self.check().is_err() {
+                        break Task::Exit;
                     }
-                    if q.closed || chunks_left {
-                        break None;
+                    if let Some((i, b)) = q.pending.pop_front() {
+                        break Task::Encode(i, b);
                     }
-                    q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+                    if !q.chunks_done && q.next_chunk < q.frontier.saturating_add(self.ahead) {
+                        let k = q.next_chunk;
+                        q.next_chunk += 1;
+                        break Task::Parse(k);
+                    }
+                    if q.closed {
+                        break Task::Exit;
+                    }
+                    q = self
+                        .queue_cv
+                        .wait_timeout(q, POLL)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             };
             match task {
-                Some((i, block)) => {
-                    let e = self.encode(ctx.data, &block, &mut enc);
-                    let mut r = lock(&self.results);
-                    if r.len() <= i {
-                        r.resize_with(i + 1, || None);
-                    }
-                    r[i] = Some(e);
+                Task::Encode(i, block) => {
+                    let enc = self.encode(ctx.data, &block, &mut enc);
+                    let done = Done {
+                        enc,
+                        start: block.start_byte,
+                        end: block.end_byte,
+                        last: block.last,
+                    };
+                    drop(block);
+                    lock(&self.results).insert(i, done);
                     self.results_cv.notify_all();
                 }
-                None if chunks_left => {
-                    let k = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-                    if k < n {
-                        self.chunks.set(k, ctx.parse_chunk(k));
-                    } else {
-                        chunks_left = false;
+                Task::Parse(k) => match ctx.parse_chunk(self, k) {
+                    Ok(Some(c)) => {
+                        lock(&self.chunks).insert(k, c);
+                        self.chunks_cv.notify_all();
                     }
-                }
-                None => break,
+                    Ok(None) => {
+                        lock(&self.queue).chunks_done = true;
+                    }
+                    Err(Abort) => {
+                        self.abort();
+                        return;
+                    }
+                },
+                Task::Exit => return,
             }
         }
     }
 
     fn encode(&self, data: &[u8], b: &Block, enc: &mut BlockEncoder) -> Encoded {
         let mut w = BitWriter::with_capacity((b.end_byte - b.start_byte) / 2 + 64);
-        let pieces = b
-            .pieces
-            .iter()
-            .map(|s| &self.parse(s.parse).syms[s.from..s.to]);
+        let pieces = b.pieces.iter().map(|s| &s.parse.syms[s.from..s.to]);
         let raw = b.storable.then(|| &data[b.start_byte..b.end_byte]);
         match enc.encode_block(&mut w, pieces, raw, b.end_byte - b.start_byte, b.last) {
             BlockKind::Stored => Encoded::Stored,
@@ -375,44 +623,54 @@ impl Shared {
         if blocks.is_empty() {
             return;
         }
-        lock(&self.queue).blocks.extend(blocks);
+        let mut q = lock(&self.queue);
+        for b in blocks {
+            let i = q.published;
+            q.pending.push_back((i, b));
+            q.published += 1;
+        }
+        drop(q);
         self.queue_cv.notify_all();
     }
 
     /// Append encoded blocks `*done..` to `out` in order: all that are ready, or (if `all`)
-    /// every published block, waiting as needed.
-    fn drain(&self, data: &[u8], out: &mut BitWriter, done: &mut usize, all: bool) {
+    /// every published block, waiting as needed. `appended_end` is the end of the last one.
+    fn drain(
+        &self,
+        data: &[u8],
+        out: &mut BitWriter,
+        done: &mut usize,
+        appended_end: &mut usize,
+        all: bool,
+    ) -> Result<(), Abort> {
         loop {
-            let total = lock(&self.queue).blocks.len();
+            let total = lock(&self.queue).published;
             if *done >= total {
-                return;
+                return Ok(());
             }
-            let e = {
+            let d = {
                 let mut r = lock(&self.results);
                 loop {
-                    if let Some(e) = r.get_mut(*done).and_then(Option::take) {
-                        break e;
+                    if let Some(d) = r.remove(done) {
+                        break d;
                     }
                     if !all {
-                        return;
+                        return Ok(());
                     }
-                    assert!(
-                        !self.failed.load(Ordering::SeqCst),
-                        "pardeflate worker panicked"
-                    );
-                    r = self.results_cv.wait(r).unwrap_or_else(|e| e.into_inner());
+                    self.check()?;
+                    r = self
+                        .results_cv
+                        .wait_timeout(r, POLL)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             };
-            let (start, end, last) = {
-                let q = lock(&self.queue);
-                let b = &q.blocks[*done];
-                (b.start_byte, b.end_byte, b.last)
-            };
-            match e {
+            match d.enc {
                 Encoded::Bits(bits) => out.append(&bits),
-                Encoded::Stored => write_stored_block(out, &data[start..end], last),
+                Encoded::Stored => write_stored_block(out, &data[d.start..d.end], d.last),
             }
             *done += 1;
+            *appended_end = d.end;
         }
     }
 }
@@ -425,6 +683,7 @@ struct Stats {
     reparsed: usize,
     runs: usize,
     blocks: usize,
+    chunks: usize,
     parsed_at: Option<std::time::Instant>,
 }
 
@@ -433,7 +692,7 @@ struct Ctx<'a> {
     wrapper: Wrapper,
     level: u32,
     mem_level: u32,
-    starts: Vec<usize>,
+    release: &'a (dyn Fn(usize) + Sync),
 }
 
 /// A parser run's output: symbols covering consecutive bytes from `start_byte`.
@@ -495,7 +754,7 @@ impl Parse {
 
 /// Result of parsing one chunk.
 struct ChunkParse {
-    parse: Parse,
+    parse: Arc<Parse>,
     /// First byte of the chunk.
     start: usize,
     /// Canonical states seen: bit `2·(pos − start) + match_available`.
@@ -541,16 +800,15 @@ impl Observer for Checker<'_> {
     }
 }
 
-/// A run of the true symbol stream: `parse` symbols `from..to`.
-#[derive(Clone, Copy, Debug)]
+/// A run of the true symbol stream: symbols `from..to` of `parse`.
+#[derive(Clone)]
 struct Segment {
-    parse: usize,
+    parse: Arc<Parse>,
     from: usize,
     to: usize,
 }
 
 /// One deflate block of the final stream.
-#[derive(Clone)]
 struct Block {
     pieces: Vec<Segment>,
     start_byte: usize,
@@ -570,8 +828,8 @@ enum Encoded {
 /// including zlib's final pending literal if any (which never triggers a flush).
 struct Cutter {
     nsyms: usize,
-    segs: Vec<Segment>,
-    seg_i: usize,
+    /// Segments not yet wholly cut (the first one partly, from `used_in_seg`).
+    segs: VecDeque<Segment>,
     used_in_seg: usize,
     avail: usize,
     consumed: usize,
@@ -583,8 +841,7 @@ impl Cutter {
     fn new(nsyms: usize) -> Self {
         Cutter {
             nsyms,
-            segs: Vec::new(),
-            seg_i: 0,
+            segs: VecDeque::new(),
             used_in_seg: 0,
             avail: 0,
             consumed: 0,
@@ -596,39 +853,38 @@ impl Cutter {
     fn push(&mut self, seg: Segment) {
         if seg.from < seg.to {
             self.avail += seg.to - seg.from;
-            self.segs.push(seg);
+            self.segs.push_back(seg);
         }
     }
 
     /// Take the next `need` symbols; returns the pieces and the last symbol taken.
-    fn take(&mut self, mut need: usize) -> (Vec<Segment>, Option<(usize, usize)>) {
+    fn take(&mut self, mut need: usize) -> (Vec<Segment>, Option<(Arc<Parse>, usize)>) {
         let mut pieces = Vec::new();
         let mut last = None;
         self.consumed += need;
         while need > 0 {
-            let s = self.segs[self.seg_i];
+            let s = &self.segs[0];
             let from = s.from + self.used_in_seg;
             let take = need.min(s.to - from);
             pieces.push(Segment {
-                parse: s.parse,
+                parse: Arc::clone(&s.parse),
                 from,
                 to: from + take,
             });
-            last = Some((s.parse, from + take - 1));
+            last = Some((Arc::clone(&s.parse), from + take - 1));
             need -= take;
             self.used_in_seg += take;
             if from + take == s.to {
-                self.seg_i += 1;
+                self.segs.pop_front();
                 self.used_in_seg = 0;
             }
         }
         (pieces, last)
     }
 
-    fn block(&mut self, sh: &Shared, need: usize) -> Block {
+    fn block(&mut self, need: usize) -> Block {
         let (pieces, last_sym) = self.take(need);
-        let (p, i) = last_sym.expect("full block has symbols");
-        let parse = sh.parse(p);
+        let (parse, i) = last_sym.expect("full block has symbols");
         let sym_start = parse.byte_of(i);
         let end_byte = sym_start + sym_len(parse.syms[i]);
         // deflate_slow emits the symbol for byte s−1 in the iteration starting at s, and the
@@ -647,10 +903,10 @@ impl Cutter {
     }
 
     /// Full blocks that are certainly not the last one.
-    fn cut_ready(&mut self, sh: &Shared) -> Vec<Block> {
+    fn cut_ready(&mut self) -> Vec<Block> {
         let mut out = Vec::new();
         while self.avail - self.consumed > self.nsyms {
-            out.push(self.block(sh, self.nsyms));
+            out.push(self.block(self.nsyms));
         }
         out
     }
@@ -658,16 +914,15 @@ impl Cutter {
     /// All remaining blocks, once the stream is complete.
     fn cut_final(
         &mut self,
-        sh: &Shared,
         finish_literal: bool,
-        final_parse: usize,
+        final_parse: &Parse,
         total_len: usize,
     ) -> Vec<Block> {
         let rest = self.avail - self.consumed;
         let full = (rest - usize::from(finish_literal)) / self.nsyms;
-        let mut out: Vec<Block> = (0..full).map(|_| self.block(sh, self.nsyms)).collect();
+        let mut out: Vec<Block> = (0..full).map(|_| self.block(self.nsyms)).collect();
         let (pieces, _) = self.take(rest - full * self.nsyms);
-        let base = Matcher::base_at(&sh.parse(final_parse).base_events, total_len);
+        let base = Matcher::base_at(&final_parse.base_events, total_len);
         out.push(Block {
             pieces,
             start_byte: self.start_byte,
@@ -680,26 +935,27 @@ impl Cutter {
     }
 }
 
-impl Ctx<'_> {
-    fn chunk_end(&self, k: usize) -> usize {
-        self.starts.get(k + 1).copied().unwrap_or(self.data.len())
-    }
+/// Flush the output in pieces of about this size.
+const EMIT_BYTES: usize = 256 << 10;
+/// Published but not yet appended blocks beyond which the coordinator waits for encoders.
+const MAX_OUTSTANDING_BLOCKS: usize = 64;
 
-    fn parse_chunk(&self, k: usize) -> ChunkParse {
-        let start = self.starts[k];
-        let end = self.chunk_end(k);
+impl Ctx<'_> {
+    fn parse_chunk(&self, sh: &Shared<'_>, k: usize) -> Result<Option<ChunkParse>, Abort> {
+        let Some(start) = sh.start_of(self.data, k)? else {
+            return Ok(None);
+        };
+        let next = sh.start_of(self.data, k + 1)?;
+        let end = next.unwrap_or(self.data.len());
+        sh.feed.wait_for(end.saturating_add(READ_MARGIN))?;
         let mut m = Matcher::new(self.data, self.level, self.mem_level);
         if k > 0 {
             m.reset(start, LazyState::INITIAL, Matcher::base_guess(start));
         }
         let span = end - start + 2 * 258 + 64;
         let mut marks = vec![0u64; (2 * span).div_ceil(64)];
-        let mut syms = Vec::with_capacity((end - start) / 2);
-        let stop_at = if k + 1 < self.starts.len() {
-            end
-        } else {
-            usize::MAX
-        };
+        let mut syms = Vec::with_capacity((end - start) / 4);
+        let stop_at = if next.is_some() { end } else { usize::MAX };
         let stop = m.run(
             &mut syms,
             usize::MAX,
@@ -710,8 +966,9 @@ impl Ctx<'_> {
             },
         );
         let finished = stop == Stop::Finished;
-        ChunkParse {
-            parse: Parse::new(start, syms, m.base_events.clone()),
+        syms.shrink_to_fit();
+        Ok(Some(ChunkParse {
+            parse: Arc::new(Parse::new(start, syms, m.base_events.clone())),
             start,
             marks,
             end_pos: m.strstart,
@@ -720,84 +977,108 @@ impl Ctx<'_> {
             finished,
             finish_literal: m.finish_literal,
             check: Check::of(self.wrapper, &self.data[start..end]),
-        }
+        }))
     }
 
     /// Walk the chunk boundaries in order (waiting for the chunks as needed), build the true
-    /// symbol stream, publish its blocks for encoding and append the encoded blocks to `out`.
-    fn coordinate(&self, sh: &Shared, out: &mut BitWriter) -> Stats {
-        let n = self.starts.len();
-        let chunk = |k: usize| sh.chunks.wait(k);
+    /// symbol stream, publish its blocks for encoding, append the encoded blocks in order and
+    /// emit the output bytes.
+    fn coordinate(
+        &self,
+        sh: &Shared<'_>,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), Abort>,
+    ) -> Result<Stats, Abort> {
+        let mut out = BitWriter::with_capacity(EMIT_BYTES + (64 << 10));
+        out.put_bytes(&header(self.wrapper, self.level));
+        let mut check = Check::new(self.wrapper);
         let mut cutter = Cutter::new(block_symbols(self.mem_level));
         let mut stats = Stats::default();
         let mut appended = 0usize;
+        let mut appended_end = 0usize;
+        let mut released = 0usize;
+        let mut cur = sh.take_chunk(0)?; // the chunk whose end state is the true state
+        stats.chunks = 1;
+        check = check.then(cur.check);
         cutter.push(Segment {
-            parse: 0,
+            parse: Arc::clone(&cur.parse),
             from: 0,
-            to: chunk(0).parse.syms.len(),
+            to: cur.parse.syms.len(),
         });
         let mut coord = Matcher::new(self.data, self.level, self.mem_level);
-        let mut cur = 0usize; // chunk whose end state is the true state to continue from
-        let mut finish_literal = chunk(0).finish_literal;
-        let mut final_parse = 0usize;
-        let mut k = if chunk(0).finished { n } else { 1 };
-        'chunks: while k < n {
-            sh.publish(cutter.cut_ready(sh));
-            sh.drain(self.data, out, &mut appended, false);
-            let c = chunk(cur);
-            coord.reset(c.end_pos, c.end_state, c.end_base);
+        let mut finish_literal = cur.finish_literal;
+        let mut final_parse = Arc::clone(&cur.parse);
+        let mut next_k = (!cur.finished).then_some(1usize);
+        'chunks: while let Some(mut k) = next_k {
+            sh.publish(cutter.cut_ready());
+            let outstanding = lock(&sh.queue).published - appended;
+            let all = outstanding > MAX_OUTSTANDING_BLOCKS;
+            sh.drain(self.data, &mut out, &mut appended, &mut appended_end, all)?;
+            if out.byte_len() >= EMIT_BYTES {
+                emit(out.take_bytes())?;
+            }
+            // Nothing before the oldest unappended block or the current chunk is read again
+            // (a reset primes from at most 32 KiB before its position).
+            let keep = appended_end.min(cur.start).saturating_sub(64 << 10);
+            if keep >= released + (2 << 20) {
+                (self.release)(keep);
+                released = keep;
+            }
+            sh.set_frontier(k);
+            let mut ck = sh.take_chunk(k)?;
+            stats.chunks += 1;
+            check = check.then(ck.check);
+            coord.reset(cur.end_pos, cur.end_state, cur.end_base);
             let run_start = coord.emitted_end();
             let mut syms = Vec::new();
             loop {
-                let stop_at = if k + 1 < n {
-                    self.starts[k + 1]
-                } else {
-                    usize::MAX
-                };
+                let next = sh.start_of(self.data, k + 1)?;
+                let stop_at = next.unwrap_or(usize::MAX);
                 let mut checker = Checker {
-                    start: chunk(k).start,
-                    marks: &chunk(k).marks,
+                    start: ck.start,
+                    marks: &ck.marks,
                 };
                 let stop = coord.run(&mut syms, usize::MAX, stop_at, &mut checker);
                 if stop == Stop::Position {
                     // No meeting point in chunk k: it is replaced by this parse.
                     stats.unsynced += 1;
                     k += 1;
+                    sh.set_frontier(k);
+                    ck = sh.take_chunk(k)?;
+                    stats.chunks += 1;
+                    check = check.then(ck.check);
                     continue;
                 }
-                let idx = n + stats.runs;
                 let own_len = syms.len();
-                let parse = Parse::new(run_start, syms, coord.base_events.clone());
+                let parse = Arc::new(Parse::new(run_start, syms, coord.base_events.clone()));
                 stats.reparsed += parse.byte_of(own_len) - run_start;
-                sh.own.set(stats.runs, parse);
                 stats.runs += 1;
                 cutter.push(Segment {
-                    parse: idx,
+                    parse: Arc::clone(&parse),
                     from: 0,
                     to: own_len,
                 });
                 match stop {
                     Stop::Observer => {
                         let x = coord.emitted_end();
-                        stats.sync_distances.push(coord.strstart - self.starts[k]);
-                        let j = chunk(k).parse.index_at(x);
+                        stats.sync_distances.push(coord.strstart - ck.start);
+                        let j = ck.parse.index_at(x);
                         cutter.push(Segment {
-                            parse: k,
+                            parse: Arc::clone(&ck.parse),
                             from: j,
-                            to: chunk(k).parse.syms.len(),
+                            to: ck.parse.syms.len(),
                         });
-                        finish_literal = chunk(k).finish_literal;
-                        final_parse = k;
-                        if chunk(k).finished {
+                        finish_literal = ck.finish_literal;
+                        final_parse = Arc::clone(&ck.parse);
+                        if ck.finished {
                             break 'chunks;
                         }
-                        cur = k;
-                        k += 1;
+                        cur = ck;
+                        next_k = Some(k + 1);
                         continue 'chunks;
                     }
                     Stop::Finished => {
                         finish_literal = coord.finish_literal;
-                        final_parse = idx;
+                        final_parse = parse;
                         break 'chunks;
                     }
                     Stop::Position | Stop::BlockFull => unreachable!("handled above / no limit"),
@@ -805,14 +1086,18 @@ impl Ctx<'_> {
             }
         }
         stats.parsed_at = Some(std::time::Instant::now());
-        let mut last = cutter.cut_ready(sh);
-        last.extend(cutter.cut_final(sh, finish_literal, final_parse, self.data.len()));
+        let mut last = cutter.cut_ready();
+        last.extend(cutter.cut_final(finish_literal, &final_parse, self.data.len()));
+        drop(final_parse);
         sh.publish(last);
         lock(&sh.queue).closed = true;
         sh.queue_cv.notify_all();
-        sh.drain(self.data, out, &mut appended, true);
+        sh.drain(self.data, &mut out, &mut appended, &mut appended_end, true)?;
         stats.blocks = cutter.blocks;
-        stats
+        let mut bytes = out.finish();
+        bytes.extend_from_slice(&check.trailer());
+        emit(bytes)?;
+        Ok(stats)
     }
 }
 
