@@ -14,9 +14,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::format::{hex, ZlibInit};
+use crate::format::hex;
 use crate::generate::error::{fail, ToolError, ToolResult};
-use crate::generate::zlib::{deflate_exact, gunzip_member, is_gzip};
+use crate::generate::zlib::{gunzip_member, is_gzip};
 use crate::swu::cpio::{write_member, CpioArchive};
 use crate::swu::description;
 
@@ -133,7 +133,16 @@ pub fn recompress_swu(
                                 "more than one gzip member; only single-member gzip is supported",
                             ));
                         }
-                        Ok((name.clone(), deflate_exact(&raw, ZlibInit::Gzip, 9)?))
+                        // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
+                        // every core: see src/pardeflate.
+                        let gz = crate::pardeflate::deflate_parallel(
+                            &raw,
+                            crate::pardeflate::Wrapper::Gzip,
+                            9,
+                            crate::codec::MEM_LEVEL as u32,
+                            0,
+                        );
+                        Ok((name.clone(), gz))
                     })
                 })
                 .collect();
