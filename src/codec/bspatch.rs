@@ -143,6 +143,9 @@ impl BzBlock {
     }
 }
 
+/// Output produced between two releases of the old file's resident pages.
+const OLD_RELEASE_STEP: u64 = 4 << 20;
+
 /// Streaming bspatch: yields the new file (exactly `output_len` bytes), then `Ok(0)`.
 pub struct BspatchReader {
     old: SharedBytes,
@@ -300,7 +303,14 @@ impl Read for BspatchReader {
             return Err(err.clone().into_io());
         }
         let mut filled = 0;
-        match self.fill(buf, &mut filled) {
+        let before = self.new_pos;
+        let outcome = self.fill(buf, &mut filled);
+        if self.new_pos / OLD_RELEASE_STEP != before / OLD_RELEASE_STEP {
+            // `old` is usually a slice of a large mapped file (a decompressed image): drop the
+            // pages read so far from the resident set (a no-op for heap buffers).
+            self.old.release(0, self.old.len() as u64);
+        }
+        match outcome {
             Ok(()) => Ok(filled),
             Err(e) => {
                 self.failed = Some(e.clone());

@@ -188,4 +188,3 @@ pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec
     bytes.extend_from_slice(&Check::of(wrapper, data).trailer());
     bytes
 }
-
