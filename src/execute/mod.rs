@@ -43,6 +43,23 @@ const COPY_CHUNK: usize = 1 << 20;
 /// and single-core machines use stock zlib.
 pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
 
+/// Whether the process runs under an address-space limit. Worker threads reserve stacks and
+/// malloc arenas (virtual memory) and may fail to start under one; the parallel deflater is then
+/// not used and stock zlib (one thread, O(1) memory) does the work. (A worker that still fails
+/// to start is tolerated by the deflater as long as one runs.)
+fn resources_limited() -> bool {
+    let limited = |resource| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct we pass.
+        let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
+        ok && limit.rlim_cur != libc::RLIM_INFINITY
+    };
+    limited(libc::RLIMIT_AS)
+}
+
 /// Produces the bytes of plan nodes.
 pub struct Executor<'a> {
     plan: &'a Plan,
@@ -187,7 +204,8 @@ impl<'a> Executor<'a> {
                 let zlib_level = if level == -1 { 6 } else { level };
                 let parallel = (4..=9).contains(&zlib_level)
                     && input_len >= PARALLEL_DEFLATE_THRESHOLD
-                    && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+                    && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
+                    && !resources_limited();
                 let input = self.stream(input)?;
                 if parallel {
                     let wrapper = match init {

@@ -307,8 +307,18 @@ pub(crate) fn run(
         ahead: job.ahead.max(1),
     };
     let stats = std::thread::scope(|sc| {
+        // A worker that cannot be started (thread limits) is simply missing: the others take
+        // its chunks. Without any worker nothing would parse, so that is an error.
+        let mut started = 0;
         for _ in 0..job.threads {
-            sc.spawn(|| shared.worker(&ctx));
+            let spawned = std::thread::Builder::new()
+                .name("pardeflate-worker".into())
+                .spawn_scoped(sc, || shared.worker(&ctx));
+            started += usize::from(spawned.is_ok());
+        }
+        if started == 0 {
+            shared.abort();
+            return Err(Abort);
         }
         let _guard = FailOnPanic(&shared);
         let r = ctx.coordinate(&shared, emit);
