@@ -164,6 +164,11 @@ impl Error {
 
     /// Recovers an [`Error`] carried by an [`io::Error`]; other I/O errors get `fallback_code`.
     pub fn from_io(err: io::Error, fallback_code: u32) -> Self {
+        Self::from_io_ref(&err, fallback_code)
+    }
+
+    /// Like [`Error::from_io`], without consuming the I/O error.
+    pub fn from_io_ref(err: &io::Error, fallback_code: u32) -> Self {
         match err
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<Error>())

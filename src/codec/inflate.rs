@@ -9,8 +9,8 @@ use std::io::{self, Read};
 
 use libz_sys as z;
 
-use super::sticky_error;
 use super::zstream::Inflater;
+use super::InputBuffer;
 use crate::error::{code, Error, Result};
 use crate::format::model::ZlibInit;
 
@@ -27,12 +27,8 @@ fn inflate_failed(ret: i32) -> Error {
 
 /// Streaming inflate of `input`: yields exactly `output_len` bytes, then `Ok(0)`.
 pub struct InflateReader<R: Read> {
-    input: R,
+    src: InputBuffer<R>,
     inflater: Inflater,
-    buf: Vec<u8>,
-    pos: usize,
-    len: usize,
-    input_eof: bool,
     stream_end: bool,
     produced: u64,
     output_len: u64,
@@ -43,33 +39,13 @@ impl<R: Read> InflateReader<R> {
     /// Starts inflating `input` with the given framing (gzip accepts only gzip).
     pub fn new(input: R, init: ZlibInit, output_len: u64) -> Result<Self> {
         Ok(InflateReader {
-            input,
+            src: InputBuffer::new(input, CHUNK),
             inflater: Inflater::new(init.window_bits())?,
-            buf: vec![0; CHUNK],
-            pos: 0,
-            len: 0,
-            input_eof: false,
             stream_end: false,
             produced: 0,
             output_len,
             failed: None,
         })
-    }
-
-    /// Refills the input buffer if it is empty and input remains.
-    fn refill(&mut self) -> io::Result<()> {
-        while self.pos == self.len && !self.input_eof {
-            match self.input.read(&mut self.buf) {
-                Ok(0) => self.input_eof = true,
-                Ok(n) => {
-                    self.pos = 0;
-                    self.len = n.min(self.buf.len());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -81,26 +57,26 @@ impl<R: Read> InflateReader<R> {
             if self.stream_end {
                 return Err(Error::short_read(self.output_len, self.produced).into_io());
             }
-            self.refill()?;
+            self.src.refill()?;
             let want = buf
                 .len()
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));
             let step = self
                 .inflater
-                .step(&self.buf[self.pos..self.len], &mut buf[..want]);
-            self.pos += step.consumed;
+                .step(self.src.pending(usize::MAX), &mut buf[..want]);
+            self.src.consume(step.consumed);
             self.produced += step.produced as u64;
             match step.ret {
                 z::Z_STREAM_END => self.stream_end = true,
                 z::Z_OK => {}
                 // No progress: with output space, that means the input ran out mid-stream.
-                z::Z_BUF_ERROR if self.pos < self.len || !self.input_eof => {}
+                z::Z_BUF_ERROR if !self.src.exhausted() => {}
                 ret => return Err(inflate_failed(ret).into_io()),
             }
             if step.produced > 0 {
                 return Ok(step.produced);
             }
-            if step.consumed == 0 && !self.stream_end && self.input_eof && self.pos == self.len {
+            if step.consumed == 0 && !self.stream_end && self.src.exhausted() {
                 // Defensive: zlib reports this as Z_BUF_ERROR, handled above.
                 return Err(inflate_failed(z::Z_BUF_ERROR).into_io());
             }
@@ -118,7 +94,7 @@ impl<R: Read> Read for InflateReader<R> {
         }
         let result = self.read_inner(buf);
         if let Err(e) = &result {
-            self.failed = Some(sticky_error(e, code::IO_ZLIB_READER_INFLATE_FAILED));
+            self.failed = Some(Error::from_io_ref(e, code::IO_ZLIB_READER_INFLATE_FAILED));
         }
         result
     }

@@ -21,16 +21,64 @@ pub use zlib_deflate::{
 pub use zstd::ZstdReader;
 pub use zstream::zlib_version;
 
-use crate::error::Error;
+use std::io::{self, Read};
 
-/// The crate error carried by `err`, or a new one with `fallback_code` for a foreign I/O error.
-fn sticky_error(err: &std::io::Error, fallback_code: u32) -> Error {
-    match err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<Error>())
-    {
-        Some(inner) => inner.clone(),
-        None => Error::new(fallback_code, format!("I/O error: {err}")),
+/// Buffered input of a codec: reads from the inner reader only when everything handed out has
+/// been consumed, and remembers the end of input.
+struct InputBuffer<R> {
+    input: R,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    eof: bool,
+}
+
+impl<R: Read> InputBuffer<R> {
+    fn new(input: R, capacity: usize) -> Self {
+        InputBuffer {
+            input,
+            buf: vec![0; capacity],
+            pos: 0,
+            len: 0,
+            eof: false,
+        }
+    }
+
+    /// Refills the buffer if it is empty and input remains.
+    fn refill(&mut self) -> io::Result<()> {
+        while self.pos == self.len && !self.eof {
+            match self.input.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.pos = 0;
+                    self.len = n.min(self.buf.len());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max` buffered bytes not consumed yet.
+    fn pending(&self, max: usize) -> &[u8] {
+        let end = self.len.min(self.pos.saturating_add(max));
+        &self.buf[self.pos..end]
+    }
+
+    /// Marks `n` pending bytes as consumed.
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// Whether the inner reader has reached its end.
+    fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Whether every input byte has been consumed.
+    fn exhausted(&self) -> bool {
+        self.eof && self.pos == self.len
     }
 }
 

@@ -9,8 +9,8 @@ use std::io::{self, Read};
 
 use libz_sys as z;
 
-use super::sticky_error;
 use super::zstream::{Deflater, Step};
+use super::InputBuffer;
 use crate::error::{code, Error, Result};
 use crate::format::model::ZlibInit;
 
@@ -59,13 +59,9 @@ fn check_step(step: &Step) -> Result<bool> {
 
 /// Streaming deflate of `input`: yields exactly `output_len` compressed bytes, then `Ok(0)`.
 pub struct DeflateReader<R: Read> {
-    input: R,
+    src: InputBuffer<R>,
     deflater: Deflater,
     piece: usize,
-    buf: Vec<u8>,
-    pos: usize,
-    len: usize,
-    input_eof: bool,
     stream_end: bool,
     produced: u64,
     output_len: u64,
@@ -77,13 +73,9 @@ impl<R: Read> DeflateReader<R> {
     pub fn new(input: R, init: ZlibInit, level: i32, output_len: u64) -> Result<Self> {
         let deflater = Deflater::new(level, init.window_bits(), MEM_LEVEL)?;
         Ok(DeflateReader {
-            input,
+            src: InputBuffer::new(input, CHUNK),
             deflater,
             piece: if level == 0 { LEVEL0_CHUNK } else { CHUNK },
-            buf: vec![0; CHUNK],
-            pos: 0,
-            len: 0,
-            input_eof: false,
             stream_end: false,
             produced: 0,
             output_len,
@@ -91,30 +83,14 @@ impl<R: Read> DeflateReader<R> {
         })
     }
 
-    /// Refills the input buffer if it is empty and input remains.
-    fn refill(&mut self) -> io::Result<()> {
-        while self.pos == self.len && !self.input_eof {
-            match self.input.read(&mut self.buf) {
-                Ok(0) => self.input_eof = true,
-                Ok(n) => {
-                    self.pos = 0;
-                    self.len = n.min(self.buf.len());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     /// One deflate call into `out`; returns the bytes written (0 is possible).
     fn pump(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.refill()?;
-        let end = self.len.min(self.pos + self.piece);
+        self.src.refill()?;
+        let piece = self.src.pending(self.piece);
         // Z_FINISH only once every input byte is handed over (zlib forbids new input after it).
-        let finish = self.input_eof && end == self.len;
-        let step = self.deflater.step(&self.buf[self.pos..end], out, finish);
-        self.pos += step.consumed;
+        let finish = self.src.eof() && piece.len() == self.src.pending(usize::MAX).len();
+        let step = self.deflater.step(piece, out, finish);
+        self.src.consume(step.consumed);
         self.stream_end = check_step(&step)?;
         if step.consumed == 0 && step.produced == 0 && !self.stream_end && finish {
             // Finishing with output space must always progress; guard against a stall anyway.
@@ -173,7 +149,7 @@ impl<R: Read> Read for DeflateReader<R> {
         }
         let result = self.read_inner(buf);
         if let Err(e) = &result {
-            self.failed = Some(sticky_error(e, code::IO_ZLIB_WRITER_DEFLATE_FAILED));
+            self.failed = Some(Error::from_io_ref(e, code::IO_ZLIB_WRITER_DEFLATE_FAILED));
         }
         result
     }

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 
 use zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer};
 
-use super::sticky_error;
+use super::InputBuffer;
 use crate::error::{code, Error, Result};
 use crate::io::SharedBytes;
 
@@ -46,11 +46,7 @@ pub struct ZstdReader<R: Read> {
     // Field order matters: `dctx` borrows the bytes of `_prefix` and must be dropped first
     // (struct fields drop in declaration order).
     dctx: DCtx<'static>,
-    input: R,
-    buf: Vec<u8>,
-    pos: usize,
-    len: usize,
-    input_eof: bool,
+    src: InputBuffer<R>,
     produced: u64,
     output_len: u64,
     failed: Option<Error>,
@@ -105,11 +101,7 @@ impl<R: Read> ZstdReader<R> {
         let in_size = DCtx::in_size().clamp(4096, MAX_IN_CHUNK);
         Ok(ZstdReader {
             dctx,
-            input,
-            buf: vec![0; in_size],
-            pos: 0,
-            len: 0,
-            input_eof: false,
+            src: InputBuffer::new(input, in_size),
             produced: 0,
             output_len,
             failed: None,
@@ -180,23 +172,22 @@ impl<R: Read> ZstdReader<R> {
     /// Decodes until the mapped window holds more output, releasing resident pages regularly.
     fn decode_into_window(&mut self) -> io::Result<()> {
         loop {
-            self.refill()?;
+            self.src.refill()?;
             let window = self.window.as_mut().expect("mapped mode");
             let before = self.produced as usize;
             let mut output = OutBuffer::around_pos(&mut window.map[..], before);
             // The output buffer must stay the whole mapping (stableOutBuffer), so the amount
             // decoded per call is bounded through the input instead: a few blocks at most.
-            let input_end = self.len.min(self.pos + MAPPED_INPUT_STEP);
-            let mut input = InBuffer::around(&self.buf[self.pos..input_end]);
+            let mut input = InBuffer::around(self.src.pending(MAPPED_INPUT_STEP));
             let ret = self.dctx.decompress_stream(&mut output, &mut input);
             let (consumed, now) = (input.pos(), output.pos());
             ret.map_err(|c| stream_failed(c).into_io())?;
-            self.pos += consumed;
+            self.src.consume(consumed);
             if now > before {
                 self.produced = now as u64;
                 break;
             }
-            if consumed == 0 && self.pos == self.len && self.input_eof {
+            if consumed == 0 && self.src.exhausted() {
                 return Err(self.ended_early().into_io());
             }
         }
@@ -228,22 +219,6 @@ impl<R: Read> ZstdReader<R> {
         )
     }
 
-    /// Refills the input buffer if it is empty and input remains.
-    fn refill(&mut self) -> io::Result<()> {
-        while self.pos == self.len && !self.input_eof {
-            match self.input.read(&mut self.buf) {
-                Ok(0) => self.input_eof = true,
-                Ok(n) => {
-                    self.pos = 0;
-                    self.len = n.min(self.buf.len());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.window.is_some() {
             return self.read_mapped(buf);
@@ -257,18 +232,18 @@ impl<R: Read> ZstdReader<R> {
             .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let out = &mut buf[..want];
         loop {
-            self.refill()?;
+            self.src.refill()?;
             let mut output = OutBuffer::around(&mut *out);
-            let mut input = InBuffer::around(&self.buf[self.pos..self.len]);
+            let mut input = InBuffer::around(self.src.pending(usize::MAX));
             let ret = self.dctx.decompress_stream(&mut output, &mut input);
             let (consumed, produced) = (input.pos(), output.pos());
             ret.map_err(|c| stream_failed(c).into_io())?;
-            self.pos += consumed;
+            self.src.consume(consumed);
             if produced > 0 {
                 self.produced += produced as u64;
                 return Ok(produced);
             }
-            if consumed == 0 && self.pos == self.len && self.input_eof {
+            if consumed == 0 && self.src.exhausted() {
                 // All input given and nothing more comes out: the data ends too early.
                 return Err(self.ended_early().into_io());
             }
@@ -288,7 +263,10 @@ impl<R: Read> Read for ZstdReader<R> {
         }
         let result = self.read_inner(buf);
         if let Err(e) = &result {
-            self.failed = Some(sticky_error(e, code::IO_ZSTD_DECOMPRESS_STREAM_FAILED));
+            self.failed = Some(Error::from_io_ref(
+                e,
+                code::IO_ZSTD_DECOMPRESS_STREAM_FAILED,
+            ));
         }
         result
     }
