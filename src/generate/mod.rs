@@ -10,6 +10,7 @@
 pub mod build;
 pub mod diff;
 pub mod error;
+pub mod ext4;
 pub mod manifest;
 pub mod matching;
 pub mod pool;
