@@ -272,6 +272,8 @@ fn options(p: &Pair) -> GenerateOptions {
         settings: DiffSettings::default(),
         threads: 2,
         quiet: true,
+        files: true,
+        image: Default::default(),
     }
 }
 

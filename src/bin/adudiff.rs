@@ -36,6 +36,11 @@ OPTIONS:
   --segment-mb <MiB>   diff large contents in segments of this size (default 32; 0 = whole)
   --margin-mb <MiB>    basis window margin around each aligned segment (default 8)
   --bsdiff-small-match <n>  qbsdiff's small-match threshold (default 24)
+  --no-files           diff ext2/3/4 images as a whole instead of file by file
+  --files-diff-level <n>   zstd level for changed files and metadata (default 19)
+  --files-new-level <n>    zstd level for new files (default 22)
+  --files-frame-level <n>  zstd level of the image assembly frames (default 9)
+  --files-frame-mb <MiB>   image bytes per assembly frame (default 32)
   --threads <n>        worker threads (default: all cores)
   -q, --quiet          no progress bars
 
@@ -159,8 +164,12 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--segment-mb",
             "--margin-mb",
             "--bsdiff-small-match",
+            "--files-diff-level",
+            "--files-new-level",
+            "--files-frame-level",
+            "--files-frame-mb",
         ],
-        &["-q", "--quiet"],
+        &["-q", "--quiet", "--no-files"],
     )?;
     if !(3..=5).contains(&pos.len()) {
         return Err("usage: expected <source> <target> <delta> [<log dir>] [<work dir>]".into());
@@ -183,6 +192,8 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
     let mut settings = DiffSettings::default();
     let mut threads = 0;
     let mut quiet = false;
+    let mut files = true;
+    let mut image = generate::image::ImageSettings::default();
     for (k, v) in opts {
         let num = |v: &str| {
             v.parse::<i64>()
@@ -197,6 +208,11 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             "--segment-mb" => settings.segment_size = (num(&v)?.max(0) as u64) << 20,
             "--margin-mb" => settings.segment_margin = (num(&v)?.max(0) as u64) << 20,
             "--bsdiff-small-match" => settings.bsdiff_small_match = num(&v)?.max(0) as usize,
+            "--files-diff-level" => image.diff_level = num(&v)?.clamp(1, 22) as i32,
+            "--files-new-level" => image.new_level = num(&v)?.clamp(1, 22) as i32,
+            "--files-frame-level" => image.frame_level = num(&v)?.clamp(1, 22) as i32,
+            "--files-frame-mb" => image.frame_size = (num(&v)?.clamp(1, 128) as u64) << 20,
+            "--no-files" => files = false,
             _ => quiet = true,
         }
     }
@@ -209,6 +225,8 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         settings,
         threads,
         quiet,
+        files,
+        image,
     };
     let started = std::time::Instant::now();
     let r = generate::generate(&o).map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@ pub mod build;
 pub mod diff;
 pub mod error;
 pub mod ext4;
+pub mod image;
 pub mod manifest;
 pub mod matching;
 pub mod pool;
@@ -64,6 +65,10 @@ pub struct GenerateOptions {
     pub threads: usize,
     /// No progress bars.
     pub quiet: bool,
+    /// Diff ext2/3/4 images file by file (see [`image`]).
+    pub files: bool,
+    /// Tuning of the file-aware image planner.
+    pub image: image::ImageSettings,
 }
 
 /// How one target member is produced.
@@ -79,6 +84,8 @@ pub enum Strategy {
     SameContent,
     /// Segment-wise deltas mixing bsdiff and zstd.
     Mixed,
+    /// File-aware delta of an ext2/3/4 image (see [`image`]).
+    Files,
 }
 
 /// Per-member outcome.
@@ -106,6 +113,8 @@ pub struct MemberReport {
     pub cpu_seconds: Vec<(Method, f64)>,
     /// Per segment: (start, length, window, candidate sizes, chosen method; none = all zeros).
     pub segment_log: Vec<SegmentLog>,
+    /// File-aware image statistics, when the member was diffed file by file.
+    pub image: Option<image::ImageStats>,
 }
 
 /// What happened to one segment of a member's content.
@@ -380,7 +389,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 m.data_len,
                 Box::new(move || {
                     let r = zlib::gunzip(&payload).ok().map(|raw| {
-                        let level = zlib::find_zlib_level(&raw, &payload, ZlibInit::Gzip);
+                        let level = zlib::find_gzip_level(&raw, &payload);
                         (raw, level)
                     });
                     counter.add(payload.len() as u64);
@@ -433,6 +442,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
             segments: 0,
             cpu_seconds: vec![],
             segment_log: vec![],
+            image: None,
         };
         let plan = match p.plan {
             Some(plan) => plan,
@@ -476,6 +486,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     let t2 = Instant::now();
     let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
     let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
+    let mut images: HashMap<usize, (image::Graph, image::ImageStats)> = HashMap::new();
     let total: u64 = plans
         .iter()
         .map(|p| match p {
@@ -490,6 +501,14 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
         if let Some(bb) = &basis {
             if bb.len() == b.content.len() && sha(bb) == sha(&b.content) {
                 continue; // same content: no delta needed
+            }
+        }
+        if let Some(bb) = &basis {
+            if let Some(planned) = plan_image(&b.content, bb, opts, threads, &stage.counter)
+                .map_err(|e| fail(&reports[i].name, e))?
+            {
+                images.insert(i, planned);
+                continue;
             }
         }
         let segs = segment::split(&b.content, basis.as_deref(), &opts.settings);
@@ -675,6 +694,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 });
                 let content_item = item_of(&b.content);
                 let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
+                let planned_image = images.remove(&i);
                 let segs = segments.remove(&i).unwrap_or_default();
                 // Best candidate per segment (ties keep bsdiff).
                 let mut picks: Vec<Pick<'_>> = Vec::new();
@@ -724,7 +744,10 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
                 sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
                 r.candidates = sums;
-                let usable = same || (complete && !segs.is_empty() && best_total < m.data_len);
+                let image_cost = planned_image.as_ref().map(|(g, _)| image::payload_bytes(g));
+                let usable = same
+                    || image_cost.is_some()
+                    || (complete && !segs.is_empty() && best_total < m.data_len);
                 if !usable {
                     asm.literal(&payload);
                     r.strategy = Strategy::Remainder("no smaller delta".into());
@@ -732,6 +755,15 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
                 } else {
                     if same {
                         r.strategy = Strategy::SameContent;
+                    } else if let Some((graph, stats)) = planned_image {
+                        let root = image::emit(&graph, &mut asm, basis.as_ref().expect("basis"));
+                        if !root.same_as(&content_item) {
+                            return Err(fail(&r.name, "image plan does not rebuild the image"));
+                        }
+                        r.cost = image_cost.unwrap_or(0);
+                        r.candidates = vec![(Method::Zstd, r.cost)];
+                        r.strategy = Strategy::Files;
+                        r.image = Some(stats);
                     } else {
                         let mut parts = Vec::new();
                         let mut methods: Vec<Method> = Vec::new();
@@ -886,6 +918,24 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     Ok(report)
 }
 
+/// The file-aware plan of an image member, when both it and its basis are ext2/3/4 images
+/// with the same block size (`None` otherwise, or when disabled).
+fn plan_image(
+    content: &[u8],
+    basis: &[u8],
+    opts: &GenerateOptions,
+    threads: usize,
+    progress: &progress::Counter,
+) -> ToolResult<Option<(image::Graph, image::ImageStats)>> {
+    if !opts.files {
+        return Ok(None);
+    }
+    let (Ok(timg), Ok(simg)) = (ext4::parse(content), ext4::parse(basis)) else {
+        return Ok(None);
+    };
+    image::plan(content, basis, &timg, &simg, &opts.image, threads, progress)
+}
+
 /// ISIZE of a gzip member (uncompressed length mod 2³²), from its trailer.
 fn gz_isize(gz: &[u8]) -> u64 {
     if gz.len() < 18 {
@@ -917,6 +967,15 @@ fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResu
                     "candidates": g.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
                     "chosen": g.chosen.map(|c| c.name()),
                 })).collect::<Vec<_>>(),
+                "image": m.image.as_ref().map(|s| json!({
+                    "files": s.files, "unchanged_files": s.unchanged_files,
+                    "changed": {"files": s.changed.0, "bytes": s.changed.1, "payload": s.changed.2, "method": s.changed.3.map(|m| m.name())},
+                    "new": {"files": s.new.0, "bytes": s.new.1, "payload": s.new.2},
+                    "metadata": {"bytes": s.metadata.0, "payload": s.metadata.1, "method": s.metadata.2.map(|m| m.name())},
+                    "regzipped_files": s.regzipped_files,
+                    "frames": {"count": s.frames.0, "payload": s.frames.1},
+                    "seconds": {"index": s.seconds.0, "streams": s.seconds.1, "frames": s.seconds.2},
+                })),
                 "cpu_seconds": m.cpu_seconds.iter().map(|(k, s)| json!({"method": k.name(), "seconds": s})).collect::<Vec<_>>(),
             })
         })
@@ -946,5 +1005,6 @@ pub fn strategy_text(s: &Strategy) -> String {
         Strategy::Delta(m) => format!("{} delta", m.name()),
         Strategy::SameContent => "same content, recompressed".into(),
         Strategy::Mixed => "bsdiff+zstd segments".into(),
+        Strategy::Files => "ext4 file-aware".into(),
     }
 }

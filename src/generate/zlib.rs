@@ -33,6 +33,28 @@ pub fn inflate_raw(data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Inputs at least this large have their level checked with the parallel deflater first.
+pub const PARALLEL_CHECK_MIN: usize = 4 << 20;
+
+/// [`find_zlib_level`] for gzip members, checking level 9 (what `adudiff recompress` and most
+/// reproducible builds use) with the byte-exact parallel deflater first when the input is large:
+/// the same answer in about half the time on two cores.
+pub fn find_gzip_level(uncompressed: &[u8], compressed: &[u8]) -> Option<i32> {
+    if uncompressed.len() >= PARALLEL_CHECK_MIN && compressed.get(8) == Some(&2) {
+        let gz = crate::pardeflate::deflate_parallel(
+            uncompressed,
+            crate::pardeflate::Wrapper::Gzip,
+            9,
+            crate::codec::MEM_LEVEL as u32,
+            0,
+        );
+        if gz == compressed {
+            return Some(9);
+        }
+    }
+    find_zlib_level(uncompressed, compressed, crate::format::ZlibInit::Gzip)
+}
+
 /// Whether `data` starts with the gzip magic and deflate method.
 pub fn is_gzip(data: &[u8]) -> bool {
     data.len() >= 18 && data[0] == 0x1f && data[1] == 0x8b && data[2] == 8

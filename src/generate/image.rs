@@ -1,0 +1,930 @@
+//! File-aware deltas of ext2/3/4 images.
+//!
+//! Whole-image diffing wastes bytes on what a file system hides from it: new files are spread
+//! among unchanged ones, `.gz` files (man pages, changelogs) change completely when one line of
+//! their text changes, and the old version of a changed file may lie far from the new one. This
+//! planner works on the files instead and builds the target image in two levels:
+//!
+//! 1. **Streams** — three byte strings decoded from small delta payloads:
+//!    * *changed*: the new contents of files whose path exists in the source, each diffed against
+//!      the old contents (bsdiff or zstd, whichever is smaller); gzip files that zlib reproduces
+//!      appear as their *uncompressed* text, diffed against the old uncompressed text;
+//!    * *new*: files without a source counterpart, grouped by kind (extension) so that similar
+//!      files compress together, zstd at the strongest level;
+//!    * *metadata*: image blocks outside files (inode tables, directories, bitmaps) that the source
+//!      does not hold verbatim, diffed against the source blocks at the same offsets.
+//! 2. **Assembly** — the image is cut into segments; each is one zstd frame whose prefix is a
+//!    chain of exactly what the segment copies: the source ranges its unchanged blocks come from,
+//!    the stream ranges its files come from, and the re-gzipped files (`zlib_compression` of
+//!    stream text). Those frames are almost only long matches, so they cost little.
+//!
+//! Every node of the resulting graph becomes one recipe (`slice`, `chain`, `all_zeros`,
+//! `bspatch_decompression`, `zstd_decompression`, `zlib_compression`, `zlib_decompression`), so
+//! the deltas stay within what Microsoft's applier 3.0.0 reads.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::build::Assembly;
+use super::diff::{bsdiff_delta, zstd_delta, Method};
+use super::error::{ToolError, ToolResult};
+use super::ext4::{Ext4Image, FileEntry};
+use super::pool;
+use super::progress::Counter;
+use super::zlib;
+use crate::format::{Item, RecipeKind, ZlibInit};
+
+/// Index of a node in a [`Graph`].
+pub type NodeId = usize;
+
+/// How the applier produces a node's bytes.
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// Bytes `[offset, offset + len)` of the basis (the source image).
+    Basis {
+        /// Offset in the basis.
+        offset: u64,
+    },
+    /// Zero bytes.
+    Zeros,
+    /// Concatenation of other nodes.
+    Chain(Vec<NodeId>),
+    /// Bytes `[offset, offset + len)` of another node.
+    Slice {
+        /// The node sliced.
+        whole: NodeId,
+        /// Offset in it.
+        offset: u64,
+    },
+    /// A delta payload applied to an optional reference node.
+    Delta {
+        /// bspatch or zstd.
+        method: Method,
+        /// The payload (goes to the inline assets).
+        payload: Vec<u8>,
+        /// The old file / zstd prefix.
+        reference: Option<NodeId>,
+    },
+    /// `zlib_compression(gzip, level)` of a node.
+    Gzip {
+        /// zlib level that reproduces the file.
+        level: i32,
+        /// The uncompressed text.
+        raw: NodeId,
+    },
+    /// `zlib_decompression(gzip)` of a node.
+    Gunzip {
+        /// The gzip file.
+        gz: NodeId,
+    },
+}
+
+/// A byte string the applier builds: how, its length and its SHA-256.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Recipe.
+    pub kind: NodeKind,
+    /// Length in bytes.
+    pub len: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+}
+
+/// The recipe graph of one image; `root` produces the target image.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// Nodes, each only referring to earlier ones.
+    pub nodes: Vec<Node>,
+    /// The node producing the whole target image.
+    pub root: NodeId,
+}
+
+/// Sizes and counts for the log.
+#[derive(Clone, Debug, Default)]
+pub struct ImageStats {
+    /// Files in the target image.
+    pub files: usize,
+    /// Files whose contents exist verbatim in the source.
+    pub unchanged_files: usize,
+    /// Changed files (path also in the source): count, bytes, payload bytes, method.
+    pub changed: (usize, u64, u64, Option<Method>),
+    /// New files: count, bytes, payload bytes.
+    pub new: (usize, u64, u64),
+    /// Metadata blocks: bytes, payload bytes, method.
+    pub metadata: (u64, u64, Option<Method>),
+    /// gzip files rebuilt from their text by `zlib_compression`.
+    pub regzipped_files: usize,
+    /// Assembly frames: count and payload bytes.
+    pub frames: (usize, u64),
+    /// Seconds spent: indexing, stream diffs, frames.
+    pub seconds: (f64, f64, f64),
+}
+
+/// Tuning of the image planner.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageSettings {
+    /// zstd level of the changed and metadata candidates.
+    pub diff_level: i32,
+    /// zstd level of the new-files stream.
+    pub new_level: i32,
+    /// zstd level of the assembly frames.
+    pub frame_level: i32,
+    /// Target bytes per assembly frame.
+    pub frame_size: u64,
+    /// qbsdiff small-match threshold.
+    pub bsdiff_small_match: usize,
+    /// Smallest changed gzip file worth re-gzipping from its text (recipes cost ~0.5 KB).
+    pub min_changed_gz: u64,
+    /// Smallest new gzip file worth re-gzipping from its text.
+    pub min_new_gz: u64,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            diff_level: 19,
+            new_level: 22,
+            frame_level: 9,
+            frame_size: 32 << 20,
+            bsdiff_small_match: 24,
+            min_changed_gz: 1024,
+            min_new_gz: 3072,
+        }
+    }
+}
+
+/// Where a node's bytes come from, for hashing and for materialising windows at generation time.
+#[derive(Clone)]
+enum Content<'a> {
+    Basis(&'a [u8]),
+    Owned(std::sync::Arc<Vec<u8>>),
+    Target(&'a [u8]),
+    Zeros(u64),
+    Parts(Vec<NodeId>),
+    Slice(NodeId, u64, u64),
+}
+
+struct Builder<'a> {
+    graph: Graph,
+    contents: Vec<Content<'a>>,
+}
+
+impl<'a> Builder<'a> {
+    fn add(&mut self, kind: NodeKind, content: Content<'a>) -> NodeId {
+        let len = self.content_len(&content);
+        let mut h = Sha256::new();
+        self.feed(&content, 0, len, &mut |b| h.update(b));
+        self.graph.nodes.push(Node {
+            kind,
+            len,
+            sha256: h.finalize().into(),
+        });
+        self.contents.push(content);
+        self.graph.nodes.len() - 1
+    }
+
+    fn content_len(&self, c: &Content<'a>) -> u64 {
+        match c {
+            Content::Basis(b) | Content::Target(b) => b.len() as u64,
+            Content::Owned(v) => v.len() as u64,
+            Content::Zeros(n) => *n,
+            Content::Parts(p) => p.iter().map(|&i| self.graph.nodes[i].len).sum(),
+            Content::Slice(_, _, len) => *len,
+        }
+    }
+
+    /// Calls `out` with the bytes `[from, from + len)` of `c`, in order.
+    fn feed(&self, c: &Content<'a>, from: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
+        if len == 0 {
+            return;
+        }
+        let (a, b) = (from as usize, (from + len) as usize);
+        match c {
+            Content::Basis(x) | Content::Target(x) => out(&x[a..b]),
+            Content::Owned(v) => out(&v[a..b]),
+            Content::Zeros(_) => {
+                let zeros = [0u8; 65536];
+                let mut left = len as usize;
+                while left > 0 {
+                    let n = left.min(zeros.len());
+                    out(&zeros[..n]);
+                    left -= n;
+                }
+            }
+            Content::Parts(parts) => {
+                let mut pos = 0u64;
+                for &p in parts {
+                    let plen = self.graph.nodes[p].len;
+                    let lo = from.max(pos);
+                    let hi = (from + len).min(pos + plen);
+                    if lo < hi {
+                        self.feed(&self.contents[p].clone(), lo - pos, hi - lo, out);
+                    }
+                    pos += plen;
+                }
+            }
+            Content::Slice(whole, off, _) => {
+                self.feed(&self.contents[*whole].clone(), off + from, len, out)
+            }
+        }
+    }
+
+    fn bytes(&self, id: NodeId) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.graph.nodes[id].len as usize);
+        self.feed(
+            &self.contents[id].clone(),
+            0,
+            self.graph.nodes[id].len,
+            &mut |b| v.extend_from_slice(b),
+        );
+        v
+    }
+
+    fn basis(&mut self, s: &'a [u8], offset: u64, len: u64) -> NodeId {
+        let bytes = &s[offset as usize..(offset + len) as usize];
+        self.add(NodeKind::Basis { offset }, Content::Basis(bytes))
+    }
+
+    fn chain(&mut self, parts: Vec<NodeId>) -> Option<NodeId> {
+        let parts: Vec<NodeId> = parts
+            .into_iter()
+            .filter(|&p| self.graph.nodes[p].len > 0)
+            .collect();
+        match parts.len() {
+            0 => None,
+            1 => Some(parts[0]),
+            _ => Some(self.add(NodeKind::Chain(parts.clone()), Content::Parts(parts))),
+        }
+    }
+
+    fn slice(&mut self, whole: NodeId, offset: u64, len: u64) -> NodeId {
+        if offset == 0 && len == self.graph.nodes[whole].len {
+            return whole;
+        }
+        self.add(
+            NodeKind::Slice { whole, offset },
+            Content::Slice(whole, offset, len),
+        )
+    }
+}
+
+/// A byte stream under construction and the reference it is diffed against.
+#[derive(Default)]
+struct Stream {
+    bytes: Vec<u8>,
+    /// Reference pieces: basis ranges `(offset, len)` or decompressed old gzip texts.
+    reference: Vec<RefPiece>,
+}
+
+#[derive(Clone)]
+enum RefPiece {
+    Basis(u64, u64),
+    OldText {
+        ranges: Vec<(Option<u64>, u64)>,
+        text: std::sync::Arc<Vec<u8>>,
+    },
+}
+
+/// Where a target file's bytes come from.
+#[derive(Clone, Debug)]
+enum FilePlan {
+    /// In a stream, raw: `(stream, offset)`.
+    Raw(usize, u64),
+    /// In a stream as text, re-gzipped with `level`: `(stream, offset, text length)`.
+    Text(usize, u64, u64, i32),
+}
+
+/// A file's byte ranges in its image (`None` = hole).
+type Ranges = Vec<(Option<u64>, u64)>;
+
+/// A frame's payload (none: the segment is all zeros).
+type FrameOutcome = ToolResult<Option<Vec<u8>>>;
+
+const CHANGED: usize = 0;
+const NEW: usize = 1;
+const META: usize = 2;
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+fn block_key(b: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for w in b.chunks_exact(8) {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h
+}
+
+/// A file's bytes (holes as zeros); borrowed when the file is one range.
+fn file_bytes<'a>(img: &'a [u8], ranges: &[(Option<u64>, u64)]) -> std::borrow::Cow<'a, [u8]> {
+    if let [(Some(off), len)] = ranges {
+        return std::borrow::Cow::Borrowed(&img[*off as usize..(*off + *len) as usize]);
+    }
+    let mut v = Vec::new();
+    for (off, len) in ranges {
+        match off {
+            Some(o) => v.extend_from_slice(&img[*o as usize..(*o + *len) as usize]),
+            None => v.resize(v.len() + *len as usize, 0),
+        }
+    }
+    std::borrow::Cow::Owned(v)
+}
+
+/// Valid byte ranges of a file inside an image of `img_len` bytes (none when any is out of
+/// bounds).
+fn checked_ranges(
+    image: &Ext4Image,
+    f: &FileEntry,
+    img_len: u64,
+) -> Option<Vec<(Option<u64>, u64)>> {
+    let r = image.file_ranges(f);
+    let ok = r
+        .iter()
+        .all(|(o, l)| o.is_none_or(|o| o.checked_add(*l).is_some_and(|e| e <= img_len)));
+    let total: u64 = r.iter().map(|(_, l)| *l).sum();
+    (ok && total == f.size).then_some(r)
+}
+
+/// Sort key grouping similar files in the new-files stream: extension, then name, then path.
+fn kind_key(path: &str) -> (String, String, String) {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = match name.rsplit_once('.') {
+        Some((_, e)) if !e.is_empty() && e.len() <= 8 => e.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    (ext, name.to_string(), path.to_string())
+}
+
+/// Coalesces `(offset, len)` ranges (sorted by offset) whose gaps are at most `gap`.
+fn coalesce(mut r: Vec<(u64, u64)>, gap: u64) -> Vec<(u64, u64)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (o, l) in r {
+        if let Some(last) = out.last_mut() {
+            if o <= last.0 + last.1 + gap {
+                let end = (last.0 + last.1).max(o + l);
+                last.1 = end - last.0;
+                continue;
+            }
+        }
+        out.push((o, l));
+    }
+    out
+}
+
+/// Plans the file-aware delta of `target` (an image) against `basis` (the source image).
+/// `progress` advances by target bytes. Errors only on diff failures; a planner that cannot
+/// use the images returns `Ok(None)`.
+pub fn plan(
+    target: &[u8],
+    basis: &[u8],
+    timg: &Ext4Image,
+    simg: &Ext4Image,
+    settings: &ImageSettings,
+    threads: usize,
+    progress: &Counter,
+) -> ToolResult<Option<(Graph, ImageStats)>> {
+    let bs = timg.block_size;
+    if bs != simg.block_size || bs < 1024 || target.len() as u64 % bs != 0 {
+        return Ok(None);
+    }
+    let mut stats = ImageStats {
+        files: timg.files.len(),
+        ..Default::default()
+    };
+    let (tlen, slen) = (target.len() as u64, basis.len() as u64);
+    let clock = std::time::Instant::now();
+
+    // ---- source indexes: files by path and by content, blocks by content
+    let src_by_path: HashMap<&str, &FileEntry> =
+        simg.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut src_blocks: HashMap<u64, u32> = HashMap::with_capacity((slen / bs) as usize);
+    for (i, blk) in basis.chunks_exact(bs as usize).enumerate() {
+        if blk.iter().any(|&x| x != 0) {
+            src_blocks.entry(block_key(blk)).or_insert(i as u32);
+        }
+    }
+    // Per target block: where the same bytes are in the source (u32::MAX = nowhere / zeros).
+    let nblocks = (tlen / bs) as usize;
+    let mut copy_of: Vec<u32> = vec![u32::MAX; nblocks];
+    let mut zero: Vec<bool> = vec![false; nblocks];
+    let mut prev: Option<u32> = None;
+    for (i, blk) in target.chunks_exact(bs as usize).enumerate() {
+        if blk.iter().all(|&x| x == 0) {
+            zero[i] = true;
+            prev = None;
+            continue;
+        }
+        let src_block = |j: u32| &basis[(j as u64 * bs) as usize..((j as u64 + 1) * bs) as usize];
+        // Prefer continuing the current run, then any block with the same bytes.
+        let next = prev.map(|p| p + 1).filter(|&j| (j as u64 + 1) * bs <= slen);
+        let found = match next {
+            Some(j) if src_block(j) == blk => Some(j),
+            _ => src_blocks
+                .get(&block_key(blk))
+                .copied()
+                .filter(|&j| src_block(j) == blk),
+        };
+        if let Some(j) = found {
+            copy_of[i] = j;
+        }
+        prev = found;
+    }
+
+    // ---- files: copied, changed (diffed against the old version), new
+    let mut owned: Vec<bool> = vec![false; nblocks];
+    let mut streams: [Stream; 3] = Default::default();
+    let mut placed: Vec<(usize, FilePlan, Ranges)> = Vec::new();
+    let mut seen: HashMap<[u8; 32], FilePlan> = HashMap::new();
+    struct NewFile {
+        fi: usize,
+        ranges: Vec<(Option<u64>, u64)>,
+        data: Vec<u8>,
+        level: Option<i32>,
+        key: [u8; 32],
+    }
+    let mut new_files: Vec<NewFile> = Vec::new();
+    let mut order: Vec<usize> = (0..timg.files.len()).collect();
+    order.sort_by_key(|&i| {
+        timg.files[i]
+            .extents
+            .first()
+            .map_or(u64::MAX, |e| e.physical)
+    });
+    for &fi in &order {
+        let f = &timg.files[fi];
+        if f.size == 0 || !f.inline_data.is_empty() {
+            continue; // inline data lives in the inode table: the metadata stream has it
+        }
+        let Some(ranges) = checked_ranges(timg, f, tlen) else {
+            continue; // its blocks go to the metadata stream
+        };
+        let blocks_of = |(o, l): &(Option<u64>, u64)| {
+            o.map(|o| (o / bs) as usize..(o + l).div_ceil(bs) as usize)
+        };
+        for r in ranges.iter().filter_map(blocks_of) {
+            owned[r].fill(true);
+        }
+        let copied = ranges
+            .iter()
+            .filter_map(blocks_of)
+            .all(|mut r| r.all(|k| zero[k] || copy_of[k] != u32::MAX));
+        if copied {
+            stats.unchanged_files += 1;
+            continue;
+        }
+        let bytes = file_bytes(target, &ranges);
+        let key = sha(&bytes);
+        if let Some(p) = seen.get(&key) {
+            placed.push((fi, p.clone(), ranges));
+            continue;
+        }
+        let old = src_by_path
+            .get(f.path.as_str())
+            .and_then(|sf| checked_ranges(simg, sf, slen));
+        let min_gz = if old.is_some() {
+            settings.min_changed_gz
+        } else {
+            settings.min_new_gz
+        };
+        let mut text: Option<(Vec<u8>, i32)> = None;
+        if bytes.len() as u64 >= min_gz && zlib::is_gzip(&bytes) {
+            if let Ok((raw, used)) = zlib::gunzip_member(&bytes) {
+                if used == bytes.len() {
+                    if let Some(level) = zlib::find_zlib_level(&raw, &bytes, ZlibInit::Gzip) {
+                        text = Some((raw, level));
+                    }
+                }
+            }
+        }
+        let Some(oranges) = old else {
+            stats.new.0 += 1;
+            let (data, level) = match text {
+                Some((raw, level)) => (raw, Some(level)),
+                None => (bytes.into_owned(), None),
+            };
+            stats.new.1 += data.len() as u64;
+            new_files.push(NewFile {
+                fi,
+                ranges,
+                data,
+                level,
+                key,
+            });
+            continue;
+        };
+        let s = &mut streams[CHANGED];
+        let off = s.bytes.len() as u64;
+        let old_bytes = file_bytes(basis, &oranges);
+        let old_text = match &text {
+            Some(_) if zlib::is_gzip(&old_bytes) => zlib::gunzip(&old_bytes).ok(),
+            _ => None,
+        };
+        match old_text {
+            Some(t) => s.reference.push(RefPiece::OldText {
+                ranges: oranges,
+                text: std::sync::Arc::new(t),
+            }),
+            None => s.reference.extend(
+                oranges
+                    .iter()
+                    .filter_map(|(o, l)| o.map(|o| RefPiece::Basis(o, *l))),
+            ),
+        }
+        let plan = match text {
+            Some((raw, level)) => {
+                s.bytes.extend_from_slice(&raw);
+                stats.regzipped_files += 1;
+                FilePlan::Text(CHANGED, off, raw.len() as u64, level)
+            }
+            None => {
+                s.bytes.extend_from_slice(&bytes);
+                FilePlan::Raw(CHANGED, off)
+            }
+        };
+        stats.changed.0 += 1;
+        stats.changed.1 += s.bytes.len() as u64 - off;
+        seen.insert(key, plan.clone());
+        placed.push((fi, plan, ranges));
+    }
+    // New files, grouped by kind so that similar contents sit together.
+    new_files.sort_by_cached_key(|n| kind_key(&timg.files[n.fi].path));
+    for n in new_files {
+        if let Some(p) = seen.get(&n.key) {
+            placed.push((n.fi, p.clone(), n.ranges));
+            continue;
+        }
+        let s = &mut streams[NEW];
+        let off = s.bytes.len() as u64;
+        s.bytes.extend_from_slice(&n.data);
+        let plan = match n.level {
+            Some(level) => {
+                stats.regzipped_files += 1;
+                FilePlan::Text(NEW, off, n.data.len() as u64, level)
+            }
+            None => FilePlan::Raw(NEW, off),
+        };
+        seen.insert(n.key, plan.clone());
+        placed.push((n.fi, plan, n.ranges));
+    }
+
+    // ---- metadata: blocks outside files that the source does not hold verbatim
+    let mut meta_runs: Vec<(u64, u64, u64)> = Vec::new(); // (target offset, len, stream offset)
+    let mut k = 0usize;
+    while k < nblocks {
+        if owned[k] || zero[k] || copy_of[k] != u32::MAX {
+            k += 1;
+            continue;
+        }
+        let start = k;
+        while k < nblocks && !owned[k] && !zero[k] && copy_of[k] == u32::MAX {
+            k += 1;
+        }
+        let (a, b) = (start as u64 * bs, k as u64 * bs);
+        let s = &mut streams[META];
+        meta_runs.push((a, b - a, s.bytes.len() as u64));
+        s.bytes.extend_from_slice(&target[a as usize..b as usize]);
+        if a < slen {
+            s.reference.push(RefPiece::Basis(a, b.min(slen) - a));
+        }
+    }
+    stats.metadata.0 = streams[META].bytes.len() as u64;
+
+    // ---- build the stream references and diff the streams (in parallel)
+    let mut g = Builder {
+        graph: Graph::default(),
+        contents: Vec::new(),
+    };
+    let mut refs: [Option<NodeId>; 3] = [None; 3];
+    for (si, s) in streams.iter().enumerate() {
+        let mut basis_ranges = Vec::new();
+        let mut texts = Vec::new();
+        for p in &s.reference {
+            match p {
+                RefPiece::Basis(o, l) => basis_ranges.push((*o, *l)),
+                RefPiece::OldText { ranges, text } => {
+                    let parts: Vec<NodeId> = ranges
+                        .iter()
+                        .map(|(o, l)| match o {
+                            Some(o) => g.basis(basis, *o, *l),
+                            None => g.add(NodeKind::Zeros, Content::Zeros(*l)),
+                        })
+                        .collect();
+                    let Some(gz) = g.chain(parts) else { continue };
+                    texts.push(g.add(NodeKind::Gunzip { gz }, Content::Owned(text.clone())));
+                }
+            }
+        }
+        let mut parts: Vec<NodeId> = coalesce(basis_ranges, 1 << 20)
+            .into_iter()
+            .map(|(o, l)| g.basis(basis, o, l))
+            .collect();
+        parts.extend(texts);
+        refs[si] = g.chain(parts);
+    }
+    let ref_bytes: Vec<Option<Vec<u8>>> = refs.iter().map(|r| r.map(|r| g.bytes(r))).collect();
+    stats.seconds.0 = clock.elapsed().as_secs_f64();
+    if std::env::var_os("ADUDIFF_DEBUG").is_some() {
+        for (si, s) in streams.iter().enumerate() {
+            eprintln!(
+                "stream {si}: {} bytes, reference {:?} bytes in {} pieces",
+                s.bytes.len(),
+                ref_bytes[si].as_ref().map(|r| r.len()),
+                s.reference.len()
+            );
+        }
+    }
+    type Outcome = (usize, Method, ToolResult<Vec<u8>>);
+    let mut jobs: Vec<(u64, pool::Job<'_, Outcome>)> = Vec::new();
+    for (si, s) in streams.iter().enumerate() {
+        if s.bytes.is_empty() {
+            continue;
+        }
+        let data: &[u8] = &s.bytes;
+        let reference = ref_bytes[si].as_deref();
+        let level = if si == NEW {
+            settings.new_level
+        } else {
+            settings.diff_level
+        };
+        jobs.push((
+            data.len() as u64 * if si == NEW { 4 } else { 2 },
+            Box::new(move || {
+                (
+                    si,
+                    Method::Zstd,
+                    zstd_delta(data, reference, level, &Counter::default()),
+                )
+            }),
+        ));
+        if let (Some(r), true) = (reference, si != NEW) {
+            let small = settings.bsdiff_small_match;
+            jobs.push((
+                data.len() as u64 * 3 + r.len() as u64,
+                Box::new(move || {
+                    (
+                        si,
+                        Method::Bsdiff,
+                        bsdiff_delta(data, r, small, &Counter::default()),
+                    )
+                }),
+            ));
+        }
+    }
+    let mut best: [Option<(Method, Vec<u8>)>; 3] = Default::default();
+    for (si, method, r) in pool::run(threads, jobs) {
+        let payload =
+            r.map_err(|e| ToolError(format!("image stream {si} ({}): {e}", method.name())))?;
+        if std::env::var_os("ADUDIFF_DEBUG").is_some() {
+            eprintln!(
+                "stream {si} {}: {} bytes at {:.1} s",
+                method.name(),
+                payload.len(),
+                clock.elapsed().as_secs_f64()
+            );
+        }
+        let better = best[si].as_ref().is_none_or(|(m, p)| {
+            (payload.len(), method != Method::Bsdiff) < (p.len(), *m != Method::Bsdiff)
+        });
+        if better {
+            best[si] = Some((method, payload));
+        }
+    }
+    drop(ref_bytes);
+    progress.add(tlen / 2);
+    let mut stream_nodes: [Option<NodeId>; 3] = [None; 3];
+    for (si, s) in streams.iter_mut().enumerate() {
+        let Some((method, payload)) = best[si].take() else {
+            continue;
+        };
+        let plen = payload.len() as u64;
+        match si {
+            CHANGED => stats.changed = (stats.changed.0, stats.changed.1, plen, Some(method)),
+            NEW => stats.new.2 = plen,
+            _ => stats.metadata = (stats.metadata.0, plen, Some(method)),
+        }
+        let bytes = std::sync::Arc::new(std::mem::take(&mut s.bytes));
+        stream_nodes[si] = Some(g.add(
+            NodeKind::Delta {
+                method,
+                payload,
+                reference: refs[si],
+            },
+            Content::Owned(bytes),
+        ));
+    }
+
+    stats.seconds.1 = clock.elapsed().as_secs_f64() - stats.seconds.0;
+    // ---- frames: each target segment is a zstd frame over exactly what it copies
+    let seg_len = (settings.frame_size / bs).max(1) * bs;
+    let mut gz_nodes: HashMap<usize, NodeId> = HashMap::new();
+    let mut frames: Vec<(u64, u64, Option<NodeId>)> = Vec::new(); // (start, len, window)
+    let mut start = 0u64;
+    while start < tlen {
+        let mut end = (start + seg_len).min(tlen);
+        if tlen - end < seg_len / 4 {
+            end = tlen;
+        }
+        let (fb, lb) = ((start / bs) as usize, (end / bs) as usize);
+        if zero[fb..lb].iter().all(|&z| z) {
+            frames.push((start, end - start, None));
+            start = end;
+            continue;
+        }
+        let copies: Vec<(u64, u64)> = (fb..lb)
+            .filter(|&k| copy_of[k] != u32::MAX)
+            .map(|k| (copy_of[k] as u64 * bs, bs))
+            .collect();
+        let mut gap = 1u64 << 20;
+        let mut basis_ranges = coalesce(copies.clone(), gap);
+        while basis_ranges.len() > 16 {
+            gap *= 2;
+            basis_ranges = coalesce(copies.clone(), gap);
+        }
+        let mut used: [(u64, u64); 3] = [(u64::MAX, 0); 3];
+        let mut take = |si: usize, a: u64, b: u64| {
+            used[si].0 = used[si].0.min(a);
+            used[si].1 = used[si].1.max(b);
+        };
+        let mut gz_here: Vec<NodeId> = Vec::new();
+        for (fi, plan, ranges) in &placed {
+            let overlaps = ranges
+                .iter()
+                .any(|(o, l)| o.is_some_and(|o| o < end && o + l > start));
+            if !overlaps {
+                continue;
+            }
+            match plan {
+                FilePlan::Raw(si, off) => take(*si, *off, off + timg.files[*fi].size),
+                FilePlan::Text(si, off, len, level) => {
+                    let Some(stream) = stream_nodes[*si] else {
+                        continue;
+                    };
+                    let node = *gz_nodes.entry(*fi).or_insert_with(|| {
+                        let raw = g.slice(stream, *off, *len);
+                        let bytes = file_bytes(target, ranges).into_owned();
+                        g.add(
+                            NodeKind::Gzip { level: *level, raw },
+                            Content::Owned(std::sync::Arc::new(bytes)),
+                        )
+                    });
+                    if !gz_here.contains(&node) {
+                        gz_here.push(node);
+                    }
+                }
+            }
+        }
+        for &(a, l, so) in &meta_runs {
+            if a < end && a + l > start {
+                take(META, so, so + l);
+            }
+        }
+        let mut parts: Vec<NodeId> = Vec::new();
+        let mut budget: u64 = (1u64 << 28) - (end - start) - (1 << 20);
+        for (si, &(a, b)) in used.iter().enumerate() {
+            if let (Some(stream), true) = (stream_nodes[si], a < b) {
+                parts.push(g.slice(stream, a, b - a));
+                budget = budget.saturating_sub(b - a);
+            }
+        }
+        for &n in &gz_here {
+            budget = budget.saturating_sub(g.graph.nodes[n].len);
+        }
+        parts.extend(gz_here);
+        let mut basis_parts = Vec::new();
+        for (o, l) in basis_ranges {
+            let l = l.min(budget);
+            if l == 0 {
+                break;
+            }
+            budget -= l;
+            basis_parts.push(g.basis(basis, o, l));
+        }
+        basis_parts.extend(parts);
+        frames.push((start, end - start, g.chain(basis_parts)));
+        start = end;
+    }
+    let builder = &g;
+    let level = settings.frame_level;
+    let jobs: Vec<(u64, pool::Job<'_, FrameOutcome>)> = frames
+        .iter()
+        .map(|&(a, l, w)| {
+            let job: pool::Job<'_, FrameOutcome> = Box::new(move || {
+                let seg = &target[a as usize..(a + l) as usize];
+                if w.is_none() && seg.iter().all(|&x| x == 0) {
+                    progress.add(l / 2);
+                    return Ok(None);
+                }
+                let window = w.map(|w| builder.bytes(w));
+                let r = zstd_delta(seg, window.as_deref(), level, &Counter::default());
+                progress.add(l / 2);
+                r.map(Some)
+            });
+            (l, job)
+        })
+        .collect();
+    let payloads = pool::run(threads, jobs);
+    let mut parts = Vec::new();
+    for ((a, l, w), p) in frames.into_iter().zip(payloads) {
+        let seg = &target[a as usize..(a + l) as usize];
+        let node = match p? {
+            None => g.add(NodeKind::Zeros, Content::Zeros(l)),
+            Some(payload) => {
+                stats.frames.0 += 1;
+                stats.frames.1 += payload.len() as u64;
+                g.add(
+                    NodeKind::Delta {
+                        method: Method::Zstd,
+                        payload,
+                        reference: w,
+                    },
+                    Content::Target(seg),
+                )
+            }
+        };
+        parts.push(node);
+    }
+    let Some(root) = g.chain(parts) else {
+        return Ok(None);
+    };
+    g.graph.root = root;
+    stats.seconds.2 = clock.elapsed().as_secs_f64() - stats.seconds.0 - stats.seconds.1;
+    Ok(Some((g.graph, stats)))
+}
+
+/// Emits the recipes of `graph` into `asm`, `basis` being the item of the basis the graph's
+/// `Basis` nodes slice; returns the item of the root. A node whose bytes an earlier node already
+/// produces gets no recipe of its own (no duplicate work, no cycles).
+pub fn emit(graph: &Graph, asm: &mut Assembly, basis: &Item) -> Item {
+    let mut items: Vec<Item> = Vec::with_capacity(graph.nodes.len());
+    let mut made: std::collections::HashSet<(u64, [u8; 32])> = std::collections::HashSet::new();
+    made.insert((basis.length, basis.sha256.unwrap_or_default()));
+    for node in &graph.nodes {
+        let item = Item::with_sha256(node.len, node.sha256);
+        items.push(item.clone());
+        if !made.insert((node.len, node.sha256)) {
+            continue;
+        }
+        let (kind, numbers, ingredients) = match &node.kind {
+            NodeKind::Basis { offset } => (RecipeKind::Slice, vec![*offset], vec![basis.clone()]),
+            NodeKind::Zeros => (RecipeKind::AllZeros, vec![], vec![]),
+            NodeKind::Chain(parts) => (
+                RecipeKind::Chain,
+                vec![],
+                parts.iter().map(|&p| items[p].clone()).collect(),
+            ),
+            NodeKind::Slice { whole, offset } => (
+                RecipeKind::Slice,
+                vec![*offset],
+                vec![items[*whole].clone()],
+            ),
+            NodeKind::Delta {
+                method,
+                payload,
+                reference,
+            } => {
+                let mut v = vec![asm.inline_asset(payload)];
+                v.extend(reference.map(|r| items[r].clone()));
+                let kind = match method {
+                    Method::Bsdiff => RecipeKind::BspatchDecompression,
+                    Method::Zstd => RecipeKind::ZstdDecompression,
+                };
+                (kind, vec![], v)
+            }
+            NodeKind::Gzip { level, raw } => {
+                let level_number = if *level < 0 {
+                    0xFFFF_FFFF
+                } else {
+                    *level as u64
+                };
+                (
+                    RecipeKind::ZlibCompression,
+                    vec![ZlibInit::Gzip as u64, level_number],
+                    vec![items[*raw].clone()],
+                )
+            }
+            NodeKind::Gunzip { gz } => (
+                RecipeKind::ZlibDecompression,
+                vec![ZlibInit::Gzip as u64],
+                vec![items[*gz].clone()],
+            ),
+        };
+        asm.recipe(kind, &item, numbers, ingredients);
+    }
+    items[graph.root].clone()
+}
+
+/// Payload bytes of a graph (what it adds to the inline assets, before de-duplication).
+pub fn payload_bytes(graph: &Graph) -> u64 {
+    graph
+        .nodes
+        .iter()
+        .map(|n| match &n.kind {
+            NodeKind::Delta { payload, .. } => payload.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
