@@ -104,3 +104,22 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Asserts that the delta at `path` stays within what Microsoft's applier 3.0.0 reads: standard
+/// v2, recipe ids 0–5 and 7 (no `zstd_compression`), and that it rebuilds some gzip member with
+/// `zlib_compression`.
+pub fn assert_microsoft_readable(path: &std::path::Path) {
+    use adudiffapi::format::RecipeKind;
+    let delta = std::fs::read(path).unwrap();
+    assert_eq!(&delta[..12], b"PAMZ\0\0\0\0\0\0\0\x02");
+    let parsed =
+        adudiffapi::format::parse_delta(adudiffapi::io::SharedBytes::from_vec(delta)).unwrap();
+    assert!(parsed
+        .recipes
+        .iter()
+        .all(|r| r.kind != RecipeKind::ZstdCompression));
+    assert!(parsed
+        .recipes
+        .iter()
+        .any(|r| r.kind == RecipeKind::ZlibCompression));
+}
