@@ -2,7 +2,7 @@
 //! image-only delta, for tuning: `cargo run --release --example image_plan -- SOURCE.ext4
 //! TARGET.ext4 [OUT.delta]`. Settings come from the environment (defaults otherwise):
 //! `IMG_DIFF_LEVEL`, `IMG_NEW_LEVEL`, `IMG_FRAME_LEVEL`, `IMG_FRAME_MB`, `IMG_MIN_CHANGED_GZ`,
-//! `IMG_MIN_NEW_GZ`. Prints the planner's statistics and the delta size; with OUT, the delta is
+//! `IMG_MIN_NEW_GZ`, `IMG_SMALL_MATCH`. Prints the planner's statistics and the delta size; with OUT, the delta is
 //! also applied and checked against TARGET.
 
 use std::time::Instant;
@@ -39,6 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(v) = env_num("IMG_MIN_NEW_GZ") {
         s.min_new_gz = v as u64;
+    }
+    if let Some(v) = env_num("IMG_SMALL_MATCH") {
+        s.bsdiff_small_match = v as usize;
     }
     let source = adudiffapi::apply::map_input(args[0].as_ref())?;
     let target = adudiffapi::apply::map_input(args[1].as_ref())?;

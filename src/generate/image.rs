@@ -147,7 +147,9 @@ impl Default for ImageSettings {
             new_level: 22,
             frame_level: 9,
             frame_size: 32 << 20,
-            bsdiff_small_match: 24,
+            // Per-file streams align well: short exact matches help (24, the whole-image
+            // default, gives +1 % on the corpus).
+            bsdiff_small_match: 12,
             min_changed_gz: 1024,
             min_new_gz: 512,
         }
@@ -987,4 +989,70 @@ pub fn payload_bytes(graph: &Graph) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesce_merges_close_ranges_only() {
+        let r = vec![(100, 10), (0, 10), (15, 5), (5000, 1)];
+        assert_eq!(
+            coalesce(r.clone(), 0),
+            vec![(0, 10), (15, 5), (100, 10), (5000, 1)]
+        );
+        assert_eq!(coalesce(r.clone(), 5), vec![(0, 20), (100, 10), (5000, 1)]);
+        assert_eq!(coalesce(r, 100), vec![(0, 110), (5000, 1)]);
+    }
+
+    #[test]
+    fn new_files_group_by_extension() {
+        let mut paths = vec![
+            "usr/share/locale/uk/LC_MESSAGES/a.mo",
+            "usr/bin/tool",
+            "usr/share/locale/de/LC_MESSAGES/a.mo",
+            "usr/lib/libx.so.1.2",
+            "usr/share/man/man1/tool.1.gz",
+        ];
+        paths.sort_by_key(|p| kind_key(p));
+        assert_eq!(
+            paths,
+            [
+                "usr/bin/tool",
+                "usr/lib/libx.so.1.2",
+                "usr/share/man/man1/tool.1.gz",
+                "usr/share/locale/de/LC_MESSAGES/a.mo",
+                "usr/share/locale/uk/LC_MESSAGES/a.mo",
+            ],
+            "no extension first, then by the last suffix (grouping versioned .so files measured \
+             0.1 % worse on the corpus)"
+        );
+        assert!(is_elf(b"\x7fELF\x02\x01"));
+        assert!(!is_elf(b"#!/bin/sh"));
+    }
+
+    #[test]
+    fn emitted_graph_skips_duplicate_nodes() {
+        let basis = b"0123456789abcdef".to_vec();
+        let mut b = Builder {
+            graph: Graph::default(),
+            contents: Vec::new(),
+        };
+        let x = b.basis(&basis, 4, 4);
+        let y = b.basis(&basis, 4, 4); // same bytes: no second recipe
+        let z = b.add(NodeKind::Zeros, Content::Zeros(3));
+        let root = b.chain(vec![x, y, z]).unwrap();
+        b.graph.root = root;
+        assert_eq!(b.bytes(root), b"45674567\0\0\0");
+        let mut asm = Assembly::default();
+        let basis_item = crate::format::writer::item_of(&basis);
+        let item = emit(&b.graph, &mut asm, &basis_item);
+        assert_eq!(item, crate::format::writer::item_of(b"45674567\0\0\0"));
+        let kinds: Vec<RecipeKind> = asm.recipes.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [RecipeKind::Slice, RecipeKind::AllZeros, RecipeKind::Chain]
+        );
+    }
 }
