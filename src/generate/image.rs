@@ -271,12 +271,55 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// What a stream holds (and so how it is diffed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StreamKind {
+    /// Changed executables (ELF), diffed against their old versions.
+    ChangedElf,
+    /// Other changed files (texts, data, re-gzipped texts), with their own method choice.
+    ChangedOther,
+    /// New files.
+    New,
+    /// Metadata blocks.
+    Meta,
+}
+
 /// A byte stream under construction and the reference it is diffed against.
-#[derive(Default)]
 struct Stream {
+    kind: StreamKind,
     bytes: Vec<u8>,
     /// Reference pieces: basis ranges `(offset, len)` or decompressed old gzip texts.
     reference: Vec<RefPiece>,
+}
+
+/// Streams grow in chunks of at most this size (a larger file gets a chunk of its own): bounds
+/// bsdiff's memory and zstd's windows and spreads large updates over the cores.
+const STREAM_CHUNK: usize = 32 << 20;
+
+/// The growing streams, in chunks per kind.
+#[derive(Default)]
+struct Streams {
+    all: Vec<Stream>,
+    open: HashMap<StreamKind, usize>,
+}
+
+impl Streams {
+    /// The stream of `kind` that takes `len` more bytes, starting a new chunk when full.
+    fn take(&mut self, kind: StreamKind, len: usize) -> usize {
+        if let Some(&i) = self.open.get(&kind) {
+            let n = self.all[i].bytes.len();
+            if n == 0 || n + len <= STREAM_CHUNK {
+                return i;
+            }
+        }
+        self.all.push(Stream {
+            kind,
+            bytes: Vec::new(),
+            reference: Vec::new(),
+        });
+        self.open.insert(kind, self.all.len() - 1);
+        self.all.len() - 1
+    }
 }
 
 #[derive(Clone)]
@@ -300,19 +343,14 @@ enum FilePlan {
 /// A file's byte ranges in its image (`None` = hole).
 type Ranges = Vec<(Option<u64>, u64)>;
 
+/// A stream's chosen candidate: method, reference used, payload.
+type Chosen = (Method, Option<NodeId>, Vec<u8>);
+
 /// A frame's payload (none: the segment is all zeros).
 type FrameOutcome = ToolResult<Option<Vec<u8>>>;
 
-/// Changed executables (ELF), diffed against their old versions.
-const CHANGED: usize = 0;
-/// New files.
-const NEW: usize = 1;
-/// Metadata blocks.
-const META: usize = 2;
-/// Other changed files (texts, data, re-gzipped texts): their own method choice.
-const CHANGED_OTHER: usize = 3;
-/// Number of streams.
-const STREAMS: usize = 4;
+/// Largest zstd prefix the new-files streams get from the changed files' old versions.
+const NEW_PREFIX_MAX: u64 = 64 << 20;
 
 fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
@@ -449,7 +487,7 @@ pub fn plan(
 
     // ---- files: copied, changed (diffed against the old version), new
     let mut owned: Vec<bool> = vec![false; nblocks];
-    let mut streams: [Stream; STREAMS] = Default::default();
+    let mut streams = Streams::default();
     let mut placed: Vec<(usize, FilePlan, Ranges)> = Vec::new();
     let mut seen: HashMap<[u8; 32], FilePlan> = HashMap::new();
     struct NewFile {
@@ -529,12 +567,14 @@ pub fn plan(
             });
             continue;
         };
-        let si = if text.is_none() && is_elf(&bytes) {
-            CHANGED
+        let kind = if text.is_none() && is_elf(&bytes) {
+            StreamKind::ChangedElf
         } else {
-            CHANGED_OTHER
+            StreamKind::ChangedOther
         };
-        let s = &mut streams[si];
+        let len = text.as_ref().map_or(bytes.len(), |(raw, _)| raw.len());
+        let si = streams.take(kind, len);
+        let s = &mut streams.all[si];
         let off = s.bytes.len() as u64;
         let old_bytes = file_bytes(basis, &oranges);
         let old_text = match &text {
@@ -575,22 +615,24 @@ pub fn plan(
             placed.push((n.fi, p.clone(), n.ranges));
             continue;
         }
-        let s = &mut streams[NEW];
+        let si = streams.take(StreamKind::New, n.data.len());
+        let s = &mut streams.all[si];
         let off = s.bytes.len() as u64;
         s.bytes.extend_from_slice(&n.data);
         let plan = match n.level {
             Some(level) => {
                 stats.regzipped_files += 1;
-                FilePlan::Text(NEW, off, n.data.len() as u64, level)
+                FilePlan::Text(si, off, n.data.len() as u64, level)
             }
-            None => FilePlan::Raw(NEW, off),
+            None => FilePlan::Raw(si, off),
         };
         seen.insert(n.key, plan.clone());
         placed.push((n.fi, plan, n.ranges));
     }
 
     // ---- metadata: blocks outside files that the source does not hold verbatim
-    let mut meta_runs: Vec<(u64, u64, u64)> = Vec::new(); // (target offset, len, stream offset)
+    // (target offset, len, stream, stream offset)
+    let mut meta_runs: Vec<(u64, u64, usize, u64)> = Vec::new();
     let mut k = 0usize;
     while k < nblocks {
         if owned[k] || zero[k] || copy_of[k] != u32::MAX {
@@ -602,21 +644,23 @@ pub fn plan(
             k += 1;
         }
         let (a, b) = (start as u64 * bs, k as u64 * bs);
-        let s = &mut streams[META];
-        meta_runs.push((a, b - a, s.bytes.len() as u64));
+        let si = streams.take(StreamKind::Meta, (b - a) as usize);
+        let s = &mut streams.all[si];
+        meta_runs.push((a, b - a, si, s.bytes.len() as u64));
         s.bytes.extend_from_slice(&target[a as usize..b as usize]);
         if a < slen {
             s.reference.push(RefPiece::Basis(a, b.min(slen) - a));
         }
     }
-    stats.metadata.0 = streams[META].bytes.len() as u64;
+    stats.metadata.0 = meta_runs.iter().map(|r| r.1).sum();
+    let mut streams = streams.all;
 
     // ---- build the stream references and diff the streams (in parallel)
     let mut g = Builder {
         graph: Graph::default(),
         contents: Vec::new(),
     };
-    let mut refs: [Option<NodeId>; STREAMS] = [None; STREAMS];
+    let mut refs: Vec<Option<NodeId>> = vec![None; streams.len()];
     for (si, s) in streams.iter().enumerate() {
         let mut basis_ranges = Vec::new();
         let mut texts = Vec::new();
@@ -645,97 +689,101 @@ pub fn plan(
     }
     // New files also try the old versions of the changed files as zstd prefix: new packages
     // share code and strings with the updated ones (-2 % on the corpus).
-    let new_prefix = match (refs[CHANGED], refs[CHANGED_OTHER]) {
-        (Some(a), Some(b)) => g.chain(vec![a, b]),
-        (a, b) => a.or(b),
-    };
-    let new_prefix_bytes = new_prefix
-        .filter(|&p| g.graph.nodes[p].len + streams[NEW].bytes.len() as u64 <= 1 << 28)
-        .map(|p| g.bytes(p));
-    let ref_bytes: Vec<Option<Vec<u8>>> = refs.iter().map(|r| r.map(|r| g.bytes(r))).collect();
+    let mut prefix_parts = Vec::new();
+    let mut prefix_len = 0u64;
+    for (si, s) in streams.iter().enumerate() {
+        let Some(r) = refs[si] else { continue };
+        let len = g.graph.nodes[r].len;
+        if s.kind != StreamKind::New
+            && s.kind != StreamKind::Meta
+            && prefix_len + len <= NEW_PREFIX_MAX
+        {
+            prefix_parts.push(r);
+            prefix_len += len;
+        }
+    }
+    let new_prefix = g.chain(prefix_parts);
     stats.seconds.0 = clock.elapsed().as_secs_f64();
+    let debug = std::env::var_os("ADUDIFF_DEBUG").is_some();
     if let Some(dir) = std::env::var_os("ADUDIFF_DUMP_STREAMS") {
         for (si, s) in streams.iter().enumerate() {
-            let _ = std::fs::write(
-                std::path::Path::new(&dir).join(format!("stream{si}")),
-                &s.bytes,
-            );
-            if let Some(r) = &ref_bytes[si] {
-                let _ = std::fs::write(std::path::Path::new(&dir).join(format!("ref{si}")), r);
+            let dir = std::path::Path::new(&dir);
+            let _ = std::fs::write(dir.join(format!("stream{si}")), &s.bytes);
+            if let Some(r) = refs[si] {
+                let _ = std::fs::write(dir.join(format!("ref{si}")), g.bytes(r));
             }
         }
     }
-    if std::env::var_os("ADUDIFF_DEBUG").is_some() {
+    if debug {
         for (si, s) in streams.iter().enumerate() {
             eprintln!(
-                "stream {si}: {} bytes, reference {:?} bytes in {} pieces",
+                "stream {si} ({:?}): {} bytes, reference {:?} bytes in {} pieces",
+                s.kind,
                 s.bytes.len(),
-                ref_bytes[si].as_ref().map(|r| r.len()),
+                refs[si].map(|r| g.graph.nodes[r].len),
                 s.reference.len()
             );
         }
     }
-    /// Stream, method, whether the NEW stream used its prefix, payload.
-    type Outcome = (usize, Method, bool, ToolResult<Vec<u8>>);
+    // Candidates: zstd (against the reference; new files: plain and with the prefix) and bsdiff
+    // (against the reference). References are materialized inside the jobs, so only the
+    // running jobs' copies are in memory.
+    /// Stream, method, reference used, payload.
+    type Outcome = (usize, Method, Option<NodeId>, ToolResult<Vec<u8>>);
+    let builder = &g;
     let mut jobs: Vec<(u64, pool::Job<'_, Outcome>)> = Vec::new();
     for (si, s) in streams.iter().enumerate() {
         if s.bytes.is_empty() {
             continue;
         }
         let data: &[u8] = &s.bytes;
-        let reference = ref_bytes[si].as_deref();
-        let level = if si == NEW {
+        let is_new = s.kind == StreamKind::New;
+        let level = if is_new {
             settings.new_level
         } else {
             settings.diff_level
         };
-        jobs.push((
-            data.len() as u64 * if si == NEW { 4 } else { 2 },
-            Box::new(move || {
-                (
-                    si,
-                    Method::Zstd,
-                    false,
-                    zstd_delta(data, reference, level, &Counter::default()),
-                )
-            }),
-        ));
-        if let (NEW, Some(prefix)) = (si, new_prefix_bytes.as_deref()) {
+        let mut zstd_refs = vec![refs[si]];
+        if is_new && new_prefix.is_some() {
+            zstd_refs.push(new_prefix);
+        }
+        for reference in zstd_refs {
+            let weight = data.len() as u64 * if is_new { 4 } else { 2 }
+                + reference.map_or(0, |r| builder.graph.nodes[r].len);
             jobs.push((
-                data.len() as u64 * 4 + prefix.len() as u64,
+                weight,
                 Box::new(move || {
-                    (
-                        si,
-                        Method::Zstd,
-                        true,
-                        zstd_delta(data, Some(prefix), level, &Counter::default()),
-                    )
+                    let r = reference.map(|r| builder.bytes(r));
+                    let payload = zstd_delta(data, r.as_deref(), level, &Counter::default());
+                    (si, Method::Zstd, reference, payload)
                 }),
             ));
         }
-        if let (Some(r), true) = (reference, si != NEW) {
+        if let (Some(reference), false) = (refs[si], is_new) {
             let small = settings.bsdiff_small_match;
             jobs.push((
-                data.len() as u64 * 3 + r.len() as u64,
+                data.len() as u64 * 3 + builder.graph.nodes[reference].len,
                 Box::new(move || {
-                    (
-                        si,
-                        Method::Bsdiff,
-                        false,
-                        bsdiff_delta(data, r, small, &Counter::default()),
-                    )
+                    let r = builder.bytes(reference);
+                    let payload = bsdiff_delta(data, &r, small, &Counter::default());
+                    (si, Method::Bsdiff, Some(reference), payload)
                 }),
             ));
         }
     }
-    let mut best: [Option<(Method, bool, Vec<u8>)>; STREAMS] = Default::default();
-    for (si, method, prefixed, r) in pool::run(threads, jobs) {
+    let mut best: Vec<Option<Chosen>> = vec![None; streams.len()];
+    for (si, method, reference, r) in pool::run(threads, jobs) {
         let payload =
             r.map_err(|e| ToolError(format!("image stream {si} ({}): {e}", method.name())))?;
-        if std::env::var_os("ADUDIFF_DEBUG").is_some() {
+        if debug {
             eprintln!(
-                "stream {si} {}: {} bytes at {:.1} s",
+                "stream {si} {}{}: {} bytes at {:.1} s",
                 method.name(),
+                if reference.is_some() && reference == new_prefix && refs[si] != new_prefix {
+                    " (prefix)"
+                } else {
+                    ""
+                },
                 payload.len(),
                 clock.elapsed().as_secs_f64()
             );
@@ -744,30 +792,32 @@ pub fn plan(
             (payload.len(), method != Method::Bsdiff) < (p.len(), *m != Method::Bsdiff)
         });
         if better {
-            best[si] = Some((method, prefixed, payload));
+            best[si] = Some((method, reference, payload));
         }
     }
-    drop(ref_bytes);
-    drop(new_prefix_bytes);
     progress.add(tlen / 2);
-    let mut stream_nodes: [Option<NodeId>; STREAMS] = [None; STREAMS];
+    let mut stream_nodes: Vec<Option<NodeId>> = vec![None; streams.len()];
+    let mut changed_best = 0u64;
     for (si, s) in streams.iter_mut().enumerate() {
-        let Some((method, prefixed, payload)) = best[si].take() else {
+        let Some((method, reference, payload)) = best[si].take() else {
             continue;
         };
         let plen = payload.len() as u64;
-        match si {
-            CHANGED | CHANGED_OTHER => {
-                // The method reported is the one of the larger changed stream.
-                if plen > stats.changed.2 {
+        match s.kind {
+            StreamKind::ChangedElf | StreamKind::ChangedOther => {
+                // The method reported is the one of the largest changed payload.
+                if plen > changed_best {
+                    changed_best = plen;
                     stats.changed.3 = Some(method);
                 }
                 stats.changed.2 += plen;
             }
-            NEW => stats.new.2 = plen,
-            _ => stats.metadata = (stats.metadata.0, plen, Some(method)),
+            StreamKind::New => stats.new.2 += plen,
+            StreamKind::Meta => {
+                stats.metadata.1 += plen;
+                stats.metadata.2 = Some(method);
+            }
         }
-        let reference = if prefixed { new_prefix } else { refs[si] };
         let bytes = std::sync::Arc::new(std::mem::take(&mut s.bytes));
         stream_nodes[si] = Some(g.add(
             NodeKind::Delta {
@@ -806,7 +856,7 @@ pub fn plan(
             gap *= 2;
             basis_ranges = coalesce(copies.clone(), gap);
         }
-        let mut used: [(u64, u64); STREAMS] = [(u64::MAX, 0); STREAMS];
+        let mut used: Vec<(u64, u64)> = vec![(u64::MAX, 0); stream_nodes.len()];
         let mut take = |si: usize, a: u64, b: u64| {
             used[si].0 = used[si].0.min(a);
             used[si].1 = used[si].1.max(b);
@@ -839,9 +889,9 @@ pub fn plan(
                 }
             }
         }
-        for &(a, l, so) in &meta_runs {
+        for &(a, l, si, so) in &meta_runs {
             if a < end && a + l > start {
-                take(META, so, so + l);
+                take(si, so, so + l);
             }
         }
         let mut parts: Vec<NodeId> = Vec::new();
@@ -1004,6 +1054,21 @@ mod tests {
         );
         assert_eq!(coalesce(r.clone(), 5), vec![(0, 20), (100, 10), (5000, 1)]);
         assert_eq!(coalesce(r, 100), vec![(0, 110), (5000, 1)]);
+    }
+
+    #[test]
+    fn streams_grow_in_chunks_per_kind() {
+        let mut st = Streams::default();
+        let a = st.take(StreamKind::New, 10);
+        st.all[a].bytes.resize(STREAM_CHUNK - 5, 0);
+        assert_eq!(st.take(StreamKind::New, 5), a, "fits exactly");
+        let m = st.take(StreamKind::Meta, 100);
+        assert_ne!(m, a, "one stream per kind");
+        let b = st.take(StreamKind::New, 6);
+        assert_ne!(b, a, "a full chunk starts a new one");
+        // A file larger than a chunk gets a chunk of its own, even when the open one is empty.
+        assert_eq!(st.take(StreamKind::New, 2 * STREAM_CHUNK), b);
+        assert_eq!(st.all.len(), 3);
     }
 
     #[test]
