@@ -149,8 +149,11 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
     report.plan_nodes = plan.nodes.len();
     lap(&mut report.plan);
 
-    let mut executor = Executor::new(&plan, &parsed, source_bytes, target_dir(target));
-    let stream = executor.stream(plan.root)?;
+    // Building the target's stream materializes what needs random access; the executor (and its
+    // cache) goes before the stream runs, so only the readers keep the materialized bytes alive,
+    // each until it has finished.
+    let stream =
+        Executor::new(&plan, &parsed, source_bytes, target_dir(target)).stream(plan.root)?;
     pending.write_and_commit(stream, &parsed.target)?;
     report.target_bytes = parsed.target.length;
     lap(&mut report.produce);

@@ -53,6 +53,9 @@ pub struct ZstdReader<R: Read> {
     /// Output window in a mapped temporary file (large outputs only), see
     /// [`ZstdReader::with_mapped_window`]. Declared after `dctx`, which references it.
     window: Option<MappedWindow>,
+    /// Output produced when the prefix's pages were last released (in-memory window mode;
+    /// the mapped window releases them with its own).
+    prefix_released_at: u64,
     /// Keeps the prefix bytes referenced by `dctx` alive.
     _prefix: Option<SharedBytes>,
 }
@@ -106,6 +109,7 @@ impl<R: Read> ZstdReader<R> {
             output_len,
             failed: None,
             window: None,
+            prefix_released_at: 0,
             _prefix: prefix,
         })
     }
@@ -241,6 +245,12 @@ impl<R: Read> ZstdReader<R> {
             self.src.consume(consumed);
             if produced > 0 {
                 self.produced += produced as u64;
+                if self.produced - self.prefix_released_at >= WINDOW_RELEASE_STEP {
+                    self.prefix_released_at = self.produced;
+                    if let Some(prefix) = &self._prefix {
+                        prefix.release(0, prefix.len() as u64);
+                    }
+                }
                 return Ok(produced);
             }
             if consumed == 0 && self.src.exhausted() {

@@ -2,6 +2,13 @@
 //! re-compressor) and random-access views (mapped source and delta ranges, zeros), materializing a
 //! stream into an unlinked temporary file only when something needs random access to it or uses
 //! it more than once.
+//!
+//! Materialized bytes are cached only while some consumer still needs them: the executor counts
+//! the consumers of every node (the nodes reachable from the plan's root that list it as an
+//! ingredient) and forgets a node's cached view when its last consumer has taken its bytes.
+//! Readers that took a view keep its bytes alive through their own reference-counted handles,
+//! so a materialized temporary file is unmapped (and its pages leave the resident set) as soon
+//! as the last reader of it finishes, not at the end of the apply.
 
 pub mod output;
 pub mod stream;
@@ -9,7 +16,7 @@ pub mod view;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -61,31 +68,37 @@ fn resources_limited() -> bool {
 }
 
 /// Produces the bytes of plan nodes.
+///
+/// The public methods ([`Executor::stream`], [`Executor::random_access`],
+/// [`Executor::contiguous`]) are for callers outside the plan: they never count as one of a
+/// node's consumers, so a node they materialize stays cached for as long as the executor lives
+/// unless consumers inside the plan take it.
 pub struct Executor<'a> {
     plan: &'a Plan,
     delta: &'a Delta,
     source: SharedBytes,
     temp_dir: PathBuf,
+    /// Views of the nodes whose bytes are (or are cheaply) available, while a consumer still
+    /// needs them.
     views: HashMap<NodeId, View>,
+    /// How many times each node is an ingredient of a node reachable from the root.
     uses: Vec<u32>,
+    /// Consumers that have not taken the node's bytes yet; its cached view is dropped at zero.
+    remaining: Vec<u32>,
     active_pipes: Arc<AtomicUsize>,
 }
 
 impl<'a> Executor<'a> {
     /// An executor reading the mapped `source`, placing temporary files in `temp_dir`.
     pub fn new(plan: &'a Plan, delta: &'a Delta, source: SharedBytes, temp_dir: PathBuf) -> Self {
-        let mut uses = vec![0u32; plan.nodes.len()];
-        for node in &plan.nodes {
-            for id in ingredients(&node.op) {
-                uses[id] = uses[id].saturating_add(1);
-            }
-        }
+        let uses = consumer_counts(plan);
         Executor {
             plan,
             delta,
             source,
             temp_dir,
             views: HashMap::new(),
+            remaining: uses.clone(),
             uses,
             active_pipes: Arc::new(AtomicUsize::new(0)),
         }
@@ -122,6 +135,45 @@ impl<'a> Executor<'a> {
         Ok(bytes)
     }
 
+    /// Whether the executor caches a view of `id` (for tests of the release logic).
+    #[cfg(test)]
+    fn cached(&self, id: NodeId) -> bool {
+        self.views.contains_key(&id)
+    }
+
+    /// Records that one consumer inside the plan has taken the bytes of `id` (its stream, view
+    /// or contiguous bytes); after the last one the cached view is forgotten. Whoever took it
+    /// keeps the bytes alive as long as needed: views and readers hold their own references.
+    fn consumed(&mut self, id: NodeId) {
+        let left = &mut self.remaining[id];
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.views.remove(&id);
+        }
+    }
+
+    /// [`Executor::stream`] for a consumer inside the plan.
+    fn take_stream(&mut self, id: NodeId) -> Result<Stream> {
+        let stream = self.stream(id)?;
+        self.consumed(id);
+        Ok(stream)
+    }
+
+    /// The node's bytes for a consumer inside the plan that needs them contiguous. When this
+    /// consumer is the node's last and its view is scattered (a chain of slices, say), the copy
+    /// into one buffer is left to the consumer's first read ([`Bytes::get`]), so the buffer
+    /// exists only while that consumer runs. Otherwise it is made (and cached) now.
+    fn take_bytes(&mut self, id: NodeId) -> Result<Bytes> {
+        let view = self.random_access(id)?;
+        let bytes = match view.as_contiguous() {
+            Some(bytes) => Bytes::Ready(bytes),
+            None if self.remaining[id] <= 1 => Bytes::Scattered(view),
+            None => Bytes::Ready(self.contiguous(id)?),
+        };
+        self.consumed(id);
+        Ok(bytes)
+    }
+
     /// The node as a random-access view without running any producer, if it has one.
     fn direct_view(&mut self, id: NodeId) -> Result<Option<View>> {
         if let Some(view) = self.views.get(&id) {
@@ -143,14 +195,18 @@ impl<'a> Executor<'a> {
                 {
                     return Err(Error::past_end(offset, length, whole_view.len()));
                 }
-                whole_view.slice(offset, length)
+                let view = whole_view.slice(offset, length);
+                // The slice's view (cached below) now holds what it needs of the whole.
+                self.consumed(whole);
+                view
             }
             Op::Chain(parts) => {
                 let parts = parts.clone();
                 let mut view = View::default();
-                for part in parts {
+                for &part in &parts {
                     match self.direct_view(part)? {
                         Some(part_view) => view.append(&part_view),
+                        // Not taken: the chain will be produced as a stream of its parts.
                         None => return Ok(None),
                     }
                     if view.piece_count() > MAX_VIEW_PIECES {
@@ -158,6 +214,9 @@ impl<'a> Executor<'a> {
                             "an item is made of more than {MAX_VIEW_PIECES} pieces"
                         )));
                     }
+                }
+                for part in parts {
+                    self.consumed(part);
                 }
                 view
             }
@@ -185,19 +244,21 @@ impl<'a> Executor<'a> {
             Op::Chain(parts) => {
                 let mut streams = Vec::with_capacity(parts.len());
                 for part in parts {
-                    streams.push(self.stream(part)?);
+                    streams.push(self.take_stream(part)?);
                 }
                 return Ok(Box::new(ChainReader {
                     parts: streams.into_iter().rev().collect(),
                 }));
             }
             Op::Bspatch { patch, old } => {
-                let patch = self.contiguous(patch)?;
-                let old = self.contiguous(old)?;
-                Box::new(
-                    BspatchReader::new(patch, old, length)
-                        .map_err(|e| e.with_context(describe()))?,
-                )
+                let patch = self.take_bytes(patch)?;
+                let old = self.take_bytes(old)?;
+                let temp_dir = self.temp_dir.clone();
+                deferred(move || {
+                    let patch = patch.get(&temp_dir)?;
+                    let old = old.get(&temp_dir)?;
+                    Ok(Box::new(BspatchReader::new(patch, old, length)?))
+                })
             }
             Op::Deflate { input, init, level } => {
                 let input_len = self.plan.nodes[input].item.length;
@@ -206,7 +267,7 @@ impl<'a> Executor<'a> {
                     && input_len >= PARALLEL_DEFLATE_THRESHOLD
                     && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
                     && !resources_limited();
-                let input = self.stream(input)?;
+                let input = self.take_stream(input)?;
                 if parallel {
                     let wrapper = match init {
                         ZlibInit::Raw => Wrapper::Raw,
@@ -217,46 +278,47 @@ impl<'a> Executor<'a> {
                         parallel: ParallelOptions::default(),
                         temp_dir: Some(self.temp_dir.clone()),
                     };
-                    let reader = ParallelDeflateReader::with_options(
-                        input,
-                        input_len,
-                        wrapper,
-                        zlib_level as u32,
-                        crate::codec::zlib_deflate::MEM_LEVEL as u32,
-                        &opts,
-                    )
-                    .map_err(|e| {
-                        Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
-                            .with_context(describe())
-                    })?;
-                    Box::new(reader)
+                    deferred(move || {
+                        let reader = ParallelDeflateReader::with_options(
+                            input,
+                            input_len,
+                            wrapper,
+                            zlib_level as u32,
+                            crate::codec::zlib_deflate::MEM_LEVEL as u32,
+                            &opts,
+                        )
+                        .map_err(|e| {
+                            Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
+                        })?;
+                        Ok(Box::new(reader))
+                    })
                 } else {
-                    Box::new(
-                        DeflateReader::new(input, init, level, length)
-                            .map_err(|e| e.with_context(describe()))?,
-                    )
+                    deferred(move || Ok(Box::new(DeflateReader::new(input, init, level, length)?)))
                 }
             }
             Op::Inflate { input, init } => {
-                let input = self.stream(input)?;
-                Box::new(
-                    InflateReader::new(input, init, length)
-                        .map_err(|e| e.with_context(describe()))?,
-                )
+                let input = self.take_stream(input)?;
+                deferred(move || Ok(Box::new(InflateReader::new(input, init, length)?)))
             }
             Op::Zstd { frame, prefix } => {
-                let frame = self.stream(frame)?;
+                let frame = self.take_stream(frame)?;
                 let prefix = match prefix {
-                    Some(p) => Some(self.contiguous(p)?),
+                    Some(p) => Some(self.take_bytes(p)?),
                     None => None,
                 };
-                let reader = if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
-                    let file = self.temp_file()?;
-                    ZstdReader::with_mapped_window(frame, prefix, length, &file)
-                } else {
-                    ZstdReader::new(frame, prefix, length)
-                };
-                Box::new(reader.map_err(|e| e.with_context(describe()))?)
+                let temp_dir = self.temp_dir.clone();
+                deferred(move || {
+                    let prefix = match prefix {
+                        Some(p) => Some(p.get(&temp_dir)?),
+                        None => None,
+                    };
+                    Ok(Box::new(if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
+                        let file = temp_file(&temp_dir)?;
+                        ZstdReader::with_mapped_window(frame, prefix, length, &file)?
+                    } else {
+                        ZstdReader::new(frame, prefix, length)?
+                    }))
+                })
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
                 let view = self.random_access(id)?;
@@ -290,50 +352,114 @@ impl<'a> Executor<'a> {
         Ok(view)
     }
 
-    /// A new unlinked temporary file in the temporary directory.
-    fn temp_file(&self) -> Result<std::fs::File> {
-        tempfile::tempfile_in(&self.temp_dir).map_err(|e| {
-            Error::new(
-                code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
-                format!(
-                    "Failed to create a temporary file in {}: {e}",
-                    self.temp_dir.display()
-                ),
-            )
-        })
-    }
-
     /// Copies exactly `length` bytes of `stream` into memory (small) or a temporary file (mapped).
     fn spill(&self, stream: Stream, length: u64) -> Result<SharedBytes> {
-        let mut stream = ExactLen::new(stream, length);
-        if length <= IN_MEMORY_MATERIALIZATION_LIMIT {
-            let mut buf = Vec::with_capacity(length as usize);
-            stream
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
-            return Ok(SharedBytes::from_vec(buf));
+        spill(&self.temp_dir, stream, length)
+    }
+}
+
+/// A new unlinked temporary file in `temp_dir`.
+fn temp_file(temp_dir: &Path) -> Result<std::fs::File> {
+    tempfile::tempfile_in(temp_dir).map_err(|e| {
+        Error::new(
+            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+            format!(
+                "Failed to create a temporary file in {}: {e}",
+                temp_dir.display()
+            ),
+        )
+    })
+}
+
+/// Copies exactly `length` bytes of `stream` into memory (small) or a temporary file in
+/// `temp_dir` (mapped).
+fn spill(temp_dir: &Path, stream: Stream, length: u64) -> Result<SharedBytes> {
+    let mut stream = ExactLen::new(stream, length);
+    if length <= IN_MEMORY_MATERIALIZATION_LIMIT {
+        let mut buf = Vec::with_capacity(length as usize);
+        stream
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
+        return Ok(SharedBytes::from_vec(buf));
+    }
+    let temp_error = |e: std::io::Error| {
+        Error::new(
+            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+            format!(
+                "Failed to use a temporary file in {}: {e}",
+                temp_dir.display()
+            ),
+        )
+    };
+    let mut file = temp_file(temp_dir)?;
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
+        if n == 0 {
+            break;
         }
-        let temp_error = |e: std::io::Error| {
-            Error::new(
-                code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
-                format!(
-                    "Failed to use a temporary file in {}: {e}",
-                    self.temp_dir.display()
-                ),
-            )
-        };
-        let mut file = self.temp_file()?;
-        let mut buf = vec![0u8; COPY_CHUNK];
-        loop {
-            let n = stream
-                .read(&mut buf)
-                .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
-            if n == 0 {
-                break;
+        file.write_all(&buf[..n]).map_err(temp_error)?;
+    }
+    SharedBytes::map_file(&file).map_err(temp_error)
+}
+
+/// Bytes a consumer needs in one piece: available now, or still to be copied together from a
+/// scattered view (see [`Executor::take_bytes`]).
+enum Bytes {
+    /// One contiguous range.
+    Ready(SharedBytes),
+    /// Pieces to copy into one buffer when the consumer starts.
+    Scattered(View),
+}
+
+impl Bytes {
+    /// The bytes in one piece, copying them into memory or a temporary file in `temp_dir` if
+    /// they are scattered.
+    fn get(self, temp_dir: &Path) -> Result<SharedBytes> {
+        match self {
+            Bytes::Ready(bytes) => Ok(bytes),
+            Bytes::Scattered(view) => spill(temp_dir, Box::new(view.reader()), view.len()),
+        }
+    }
+}
+
+/// A stream whose producer is set up by `setup` at the first read. Producers hold codec state
+/// (zlib and zstd contexts, input buffers, temporary files) from their setup to their end;
+/// the executor builds the streams of a whole plan before any is read, so without this every
+/// producer of the plan would hold its state from the start of the apply.
+fn deferred(setup: impl FnOnce() -> Result<Stream> + Send + 'static) -> Stream {
+    Box::new(Deferred {
+        setup: Some(Box::new(setup)),
+        stream: None,
+        failed: None,
+    })
+}
+
+/// See [`deferred`].
+struct Deferred {
+    /// Until the first read.
+    setup: Option<Box<dyn FnOnce() -> Result<Stream> + Send>>,
+    /// After a successful setup.
+    stream: Option<Stream>,
+    /// After a failed setup (reported again by every later read).
+    failed: Option<Error>,
+}
+
+impl Read for Deferred {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(setup) = self.setup.take() {
+            match setup() {
+                Ok(stream) => self.stream = Some(stream),
+                Err(e) => self.failed = Some(e),
             }
-            file.write_all(&buf[..n]).map_err(temp_error)?;
         }
-        SharedBytes::map_file(&file).map_err(temp_error)
+        match (&mut self.stream, &self.failed) {
+            (Some(stream), _) => stream.read(buf),
+            (None, Some(e)) => Err(e.clone().into_io()),
+            (None, None) => Ok(0),
+        }
     }
 }
 
@@ -372,6 +498,28 @@ impl<R: Read> Read for WithContext<R> {
     }
 }
 
+/// How many times each node is an ingredient of a node reachable from the plan's root (nodes
+/// the resolver added for recipes it then abandoned are nobody's consumers).
+fn consumer_counts(plan: &Plan) -> Vec<u32> {
+    let mut uses = vec![0u32; plan.nodes.len()];
+    if plan.root >= plan.nodes.len() {
+        return uses;
+    }
+    let mut reached = vec![false; plan.nodes.len()];
+    reached[plan.root] = true;
+    let mut stack = vec![plan.root];
+    while let Some(id) = stack.pop() {
+        for ingredient in ingredients(&plan.nodes[id].op) {
+            uses[ingredient] = uses[ingredient].saturating_add(1);
+            if !reached[ingredient] {
+                reached[ingredient] = true;
+                stack.push(ingredient);
+            }
+        }
+    }
+    uses
+}
+
 /// Item ingredients of an operation.
 pub fn ingredients(op: &Op) -> Vec<NodeId> {
     match op {
@@ -397,5 +545,256 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Deflate { .. } => "zlib_compression",
         Op::Inflate { .. } => "zlib_decompression",
         Op::Zstd { .. } => "zstd_decompression",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::model::{DeltaBlob, Format, Item};
+    use crate::plan::Node;
+    use sha2::{Digest, Sha256};
+
+    fn item(bytes: &[u8]) -> Item {
+        Item::with_sha256(bytes.len() as u64, Sha256::digest(bytes).into())
+    }
+
+    fn node(bytes: &[u8], op: Op) -> Node {
+        Node {
+            item: item(bytes),
+            op,
+        }
+    }
+
+    fn delta(blobs: &[&[u8]]) -> Delta {
+        Delta {
+            format: Format::StandardV2,
+            target: Item::empty(),
+            source: Item::empty(),
+            recipes: Vec::new(),
+            blobs: blobs
+                .iter()
+                .map(|b| DeltaBlob {
+                    item: item(b),
+                    offset: 0,
+                    bytes: SharedBytes::from_vec(b.to_vec()),
+                })
+                .collect(),
+            nested_archives: 0,
+            legacy_nested: Vec::new(),
+        }
+    }
+
+    /// Compressible, position-dependent test bytes.
+    fn data(len: usize, seed: u32) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i / 7).wrapping_mul(seed).rotate_left(i % 5) as u8 & 0x3f)
+            .collect()
+    }
+
+    fn read_all(mut stream: Stream) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        stream
+            .read_to_end(&mut out)
+            .map_err(|e| Error::from_io(e, 0))?;
+        Ok(out)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn consumer_counts_ignore_abandoned_nodes() {
+        let plan = Plan {
+            nodes: vec![
+                node(b"ab", Op::Blob(0)),
+                node(
+                    b"a",
+                    Op::Slice {
+                        whole: 0,
+                        offset: 0,
+                    },
+                ),
+                node(
+                    b"b",
+                    Op::Slice {
+                        whole: 0,
+                        offset: 1,
+                    },
+                ),
+                node(b"ba", Op::Chain(vec![2, 1, 2])),
+            ],
+            root: 3,
+        };
+        // Node 1 is abandoned when the root only uses node 2.
+        let mut abandoned = plan.clone();
+        abandoned.nodes[3].op = Op::Chain(vec![2, 2]);
+        assert_eq!(consumer_counts(&plan), vec![2, 1, 2, 0]);
+        assert_eq!(consumer_counts(&abandoned), vec![1, 0, 2, 0]);
+    }
+
+    /// A stream materialized because two slices read it is forgotten after the second took its
+    /// view; what the first took stays readable.
+    #[test]
+    fn materialized_node_is_forgotten_after_its_last_consumer() {
+        let whole = data(300_000, 2_654_435_761);
+        let (head, tail) = whole.split_at(100_000);
+        let target = [tail, head].concat();
+        let compressed = gzip(&whole);
+        let delta = delta(&[&compressed]);
+        let plan = Plan {
+            nodes: vec![
+                node(&compressed, Op::Blob(0)),
+                node(
+                    &whole,
+                    Op::Inflate {
+                        input: 0,
+                        init: ZlibInit::Gzip,
+                    },
+                ),
+                node(
+                    head,
+                    Op::Slice {
+                        whole: 1,
+                        offset: 0,
+                    },
+                ),
+                node(
+                    tail,
+                    Op::Slice {
+                        whole: 1,
+                        offset: 100_000,
+                    },
+                ),
+                node(&target, Op::Chain(vec![3, 2])),
+            ],
+            root: 4,
+        };
+        let temp = tempfile::tempdir().unwrap();
+        let mut executor = Executor::new(
+            &plan,
+            &delta,
+            SharedBytes::from_vec(Vec::new()),
+            temp.path().to_path_buf(),
+        );
+        let head_view = executor.random_access(2).unwrap();
+        assert!(executor.cached(1), "the second slice still needs the whole");
+        executor.random_access(3).unwrap();
+        assert!(!executor.cached(1), "no consumer of the whole is left");
+        let mut got = Vec::new();
+        head_view.reader().read_to_end(&mut got).unwrap();
+        assert_eq!(got, head);
+
+        let stream = executor.stream(plan.root).unwrap();
+        assert!(
+            !executor.cached(2) && !executor.cached(3),
+            "taken by the chain"
+        );
+        assert_eq!(read_all(stream).unwrap(), target);
+    }
+
+    /// A scattered zstd prefix is copied into one buffer only when its frame is read, and the
+    /// executor keeps neither the copy nor the pieces; a prefix two frames share is copied once
+    /// and kept until the second takes it.
+    #[test]
+    fn zstd_prefixes_are_not_kept() {
+        let source = data(200_000, 40_503);
+        let prefix = [&source[120_000..170_000], &source[10_000..60_000]].concat();
+        let output = [&prefix[30_000..90_000], &data(5_000, 7)[..]].concat();
+        let mut cctx = zstd_safe::CCtx::create();
+        cctx.ref_prefix(&prefix).unwrap();
+        let mut frame = Vec::with_capacity(zstd_safe::compress_bound(output.len()));
+        cctx.compress2(&mut frame, &output).unwrap();
+        drop(cctx);
+        let delta = delta(&[&frame]);
+        let zstd = || Op::Zstd {
+            frame: 4,
+            prefix: Some(3),
+        };
+        let mut plan = Plan {
+            nodes: vec![
+                node(&source, Op::Source),
+                node(
+                    &source[120_000..170_000],
+                    Op::Slice {
+                        whole: 0,
+                        offset: 120_000,
+                    },
+                ),
+                node(
+                    &source[10_000..60_000],
+                    Op::Slice {
+                        whole: 0,
+                        offset: 10_000,
+                    },
+                ),
+                node(&prefix, Op::Chain(vec![1, 2])),
+                node(&frame, Op::Blob(0)),
+                node(&output, zstd()),
+            ],
+            root: 5,
+        };
+        let temp = tempfile::tempdir().unwrap();
+        let source_bytes = SharedBytes::from_vec(source.clone());
+        let mut executor = Executor::new(
+            &plan,
+            &delta,
+            source_bytes.clone(),
+            temp.path().to_path_buf(),
+        );
+        let stream = executor.stream(plan.root).unwrap();
+        assert!(!executor.cached(3), "the prefix is left to its frame");
+        assert!(!executor.cached(1) && !executor.cached(2));
+        assert_eq!(read_all(stream).unwrap(), output);
+
+        // Two frames sharing the prefix (the output twice).
+        let twice = [&output[..], &output[..]].concat();
+        plan.nodes.push(node(&output, zstd()));
+        plan.nodes.push(node(&twice, Op::Chain(vec![5, 6])));
+        plan.root = 7;
+        let mut executor = Executor::new(&plan, &delta, source_bytes, temp.path().to_path_buf());
+        let first = executor.stream(5).unwrap();
+        assert!(executor.cached(3), "made contiguous once, for both frames");
+        drop(first);
+        let stream = executor.stream(plan.root).unwrap();
+        assert!(!executor.cached(3), "both frames took it");
+        assert_eq!(read_all(stream).unwrap(), twice);
+    }
+
+    /// Codec state is set up at the first read, so errors of the setup come from the stream.
+    #[test]
+    fn producers_are_set_up_at_first_read() {
+        let garbage = vec![0x55u8; 100];
+        let old = data(1_000, 3);
+        let delta = delta(&[&garbage, &old]);
+        let plan = Plan {
+            nodes: vec![
+                node(&garbage, Op::Blob(0)),
+                node(&old, Op::Blob(1)),
+                node(&[7u8; 500], Op::Bspatch { patch: 0, old: 1 }),
+            ],
+            root: 2,
+        };
+        let temp = tempfile::tempdir().unwrap();
+        let mut executor = Executor::new(
+            &plan,
+            &delta,
+            SharedBytes::from_vec(Vec::new()),
+            temp.path().to_path_buf(),
+        );
+        let stream = executor.stream(plan.root).expect("nothing is set up yet");
+        let direct = BspatchReader::new(
+            SharedBytes::from_vec(garbage.clone()),
+            SharedBytes::from_vec(old.clone()),
+            500,
+        )
+        .err()
+        .expect("not a patch");
+        let err = read_all(stream).unwrap_err();
+        assert_eq!(err.code, direct.code);
+        assert!(err.text().contains("bspatch_decompression producing"));
     }
 }

@@ -140,11 +140,14 @@ pub struct ViewReader {
 
 impl ViewReader {
     /// Releases the read part of the current piece once a full step (or, with `finished`, the
-    /// rest) has been read. Small pieces are left alone: they are cheap and often re-read.
+    /// rest) has been read. Small pieces too: a view of a chain can be thousands of small slices
+    /// of one large mapped file (a file-system image), whose pages would otherwise stay
+    /// resident for as long as anything maps that file. Re-reading released pages only costs
+    /// minor faults (the page cache keeps them).
     fn release_read_pages(&mut self, finished: bool) {
         if let Some(Piece::Bytes(b)) = self.pieces.last() {
             let span = self.pos - self.released;
-            if (b.len() as u64) >= RELEASE_STEP && (finished || span >= RELEASE_STEP) && span > 0 {
+            if (finished || span >= RELEASE_STEP) && span > 0 {
                 b.release(self.released, span);
                 self.released = self.pos;
             }
@@ -162,13 +165,6 @@ impl Read for ViewReader {
                 break;
             };
             let left = piece.len() - self.pos;
-            if left == 0 {
-                self.release_read_pages(true);
-                self.pieces.pop();
-                self.pos = 0;
-                self.released = 0;
-                continue;
-            }
             let n = ((buf.len() - filled) as u64).min(left) as usize;
             let out = &mut buf[filled..filled + n];
             match piece {
@@ -179,12 +175,26 @@ impl Read for ViewReader {
                 Piece::Zeros(_) => out.fill(0),
             }
             self.pos += n as u64;
-            if self.pos - self.released >= RELEASE_STEP {
+            filled += n;
+            // A piece is let go as soon as it is read to its end: a consumer that wants an
+            // exact length never reads again after its last byte.
+            if self.pos == piece.len() {
+                self.release_read_pages(true);
+                self.pieces.pop();
+                self.pos = 0;
+                self.released = 0;
+            } else if self.pos - self.released >= RELEASE_STEP {
                 self.release_read_pages(false);
             }
-            filled += n;
         }
         Ok(filled)
+    }
+}
+
+impl Drop for ViewReader {
+    /// Releases what was read of the current piece (a reader can be dropped before its end).
+    fn drop(&mut self) {
+        self.release_read_pages(true);
     }
 }
 
@@ -208,5 +218,55 @@ mod tests {
         assert_eq!(read_all(&v.slice(2, 5)), b"c\0\0xy");
         assert!(v.slice(5, 3).as_contiguous().is_some());
         assert!(v.slice(2, 5).as_contiguous().is_none());
+    }
+
+    /// Resident size in KiB of the mapping holding `address` (from `/proc/self/smaps`).
+    fn resident_kib(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split(' ').next().unwrap_or("");
+            if let Some((from, to)) = range.split_once('-') {
+                if let (Ok(from), Ok(to)) = (
+                    usize::from_str_radix(from, 16),
+                    usize::from_str_radix(to, 16),
+                ) {
+                    inside = (from..to).contains(&address);
+                    continue;
+                }
+            }
+            if inside {
+                if let Some(kib) = line.strip_prefix("Rss:") {
+                    return kib.trim().trim_end_matches(" kB").parse().unwrap();
+                }
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    /// Reading a view of many small slices of a mapped file leaves none of its pages resident,
+    /// including the last piece (after which an exact-length consumer never reads again) and
+    /// the pages a fault maps around the touched ones.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri does not support file-backed memory maps")]
+    fn read_pages_of_small_pieces_are_released() {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().unwrap();
+        let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        for _ in 0..8 {
+            file.write_all(&chunk).unwrap();
+        }
+        let map = SharedBytes::map_file(&file).unwrap();
+        let mut view = View::default();
+        for k in 0..32u64 {
+            view.push(Piece::Bytes(
+                map.slice(k * (256 << 10) + 100, 4096).unwrap(),
+            ));
+        }
+        let mut reader = view.reader();
+        let mut out = vec![0u8; view.len() as usize];
+        reader.read_exact(&mut out).unwrap();
+        assert_eq!(out[..8], chunk[100..108]);
+        assert_eq!(resident_kib(map.as_ptr() as usize), 0);
     }
 }

@@ -3,6 +3,13 @@ use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
 
+/// Granule of [`SharedBytes::release`]: the most one page fault of a file mapping maps at once.
+/// Linux maps the cached pages of an aligned 64 KiB block around the faulting page
+/// (`fault_around_bytes`), or the whole page-cache folio holding it, which on file systems with
+/// large folios (ext4 since Linux 6.16, XFS) is up to a PMD, 2 MiB on x86-64 (1 MiB for a file
+/// written in 1 MiB chunks).
+const FAULT_AROUND: usize = 2 << 20;
+
 enum Backing {
     Mapped(memmap2::Mmap),
     Heap(Vec<u8>),
@@ -72,6 +79,12 @@ impl SharedBytes {
     /// this view resident. For a mapped file this only drops them from the process's resident
     /// set (the page cache keeps them; a later access faults them back in), which keeps peak RSS
     /// bounded while streaming through large inputs. A no-op for heap buffers.
+    ///
+    /// The range is widened to whole aligned 2 MiB blocks of the address space (within the
+    /// mapping): a page fault maps the cached pages around the faulting one too (a 64 KiB
+    /// block, or the whole page-cache folio of up to 2 MiB), so reads of many small ranges leave
+    /// far more pages resident than they touch. Pages next to the range may thus be released
+    /// as well; they are faulted back in when used.
     pub fn release(&self, offset: u64, len: u64) {
         let Backing::Mapped(map) = &*self.backing else {
             return;
@@ -82,14 +95,18 @@ impl SharedBytes {
         if end > self.len as u64 || len == 0 {
             return;
         }
+        let base = map.as_ptr() as usize;
+        let first = base + self.start + offset as usize;
+        let last = base + self.start + end as usize;
+        let from = (first & !(FAULT_AROUND - 1)).max(base);
+        let to = last
+            .checked_next_multiple_of(FAULT_AROUND)
+            .unwrap_or(last)
+            .min(base + map.len());
         // SAFETY: the mapping is file-backed and read-only: MADV_DONTNEED discards no data, it
         // only unmaps pages that are transparently re-read from the page cache on the next access.
         let _ = unsafe {
-            map.unchecked_advise_range(
-                memmap2::UncheckedAdvice::DontNeed,
-                self.start + offset as usize,
-                len as usize,
-            )
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from - base, to - from)
         };
     }
 
