@@ -3,7 +3,7 @@
 //! A drop-in replacement for Microsoft's `libadudiffapi.so`, the Azure Device Update delta
 //! processor. The crate is layered the way an apply flows:
 //!
-//! * [`format`] — parse (and write) PAMZ deltas, standard v2 and legacy v0, into one model;
+//! * [`format`](mod@format) — parse (and write) PAMZ deltas, standard v2 and legacy v0, into one model;
 //! * [`plan`] — resolve the target item through the delta's recipes into a production plan;
 //! * [`execute`] — stream the plan into the target file, verifying hashes, never leaving a
 //!   partial target;
