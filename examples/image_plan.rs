@@ -21,28 +21,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 2 {
         return Err("usage: image_plan SOURCE.ext4 TARGET.ext4 [OUT.delta]".into());
     }
-    let mut s = ImageSettings::default();
-    if let Some(v) = env_num("IMG_DIFF_LEVEL") {
-        s.diff_level = v as i32;
-    }
-    if let Some(v) = env_num("IMG_NEW_LEVEL") {
-        s.new_level = v as i32;
-    }
-    if let Some(v) = env_num("IMG_FRAME_LEVEL") {
-        s.frame_level = v as i32;
-    }
-    if let Some(v) = env_num("IMG_FRAME_MB") {
-        s.frame_size = (v as u64) << 20;
-    }
-    if let Some(v) = env_num("IMG_MIN_CHANGED_GZ") {
-        s.min_changed_gz = v as u64;
-    }
-    if let Some(v) = env_num("IMG_MIN_NEW_GZ") {
-        s.min_new_gz = v as u64;
-    }
-    if let Some(v) = env_num("IMG_SMALL_MATCH") {
-        s.bsdiff_small_match = v as usize;
-    }
+    let d = ImageSettings::default();
+    let n = |name: &str, default: i64| env_num(name).unwrap_or(default);
+    let s = ImageSettings {
+        diff_level: n("IMG_DIFF_LEVEL", d.diff_level.into()) as i32,
+        new_level: n("IMG_NEW_LEVEL", d.new_level.into()) as i32,
+        frame_level: n("IMG_FRAME_LEVEL", d.frame_level.into()) as i32,
+        frame_size: (n("IMG_FRAME_MB", (d.frame_size >> 20) as i64) as u64) << 20,
+        min_changed_gz: n("IMG_MIN_CHANGED_GZ", d.min_changed_gz as i64) as u64,
+        min_new_gz: n("IMG_MIN_NEW_GZ", d.min_new_gz as i64) as u64,
+        bsdiff_small_match: n("IMG_SMALL_MATCH", d.bsdiff_small_match as i64) as usize,
+    };
     let source = adudiffapi::apply::map_input(args[0].as_ref())?;
     let target = adudiffapi::apply::map_input(args[1].as_ref())?;
     let started = Instant::now();

@@ -6,6 +6,10 @@
 //!
 //! `ADUDIFF_CRASH_KILLS` sets the number of kills (default 40); `ADUDIFF_CRASH_SEED` the seed.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 mod common;
 
 use std::fs;
@@ -20,17 +24,6 @@ fn child_process_entry() {
 }
 
 const PREVIOUS: &[u8] = b"the previous target";
-
-/// xorshift64*: reproducible pseudo-random delays without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 fn spawn_apply(
     source: &std::path::Path,

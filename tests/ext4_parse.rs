@@ -2,6 +2,10 @@
 //! (tests/fixtures/ext4/make.sh): every file is found with its path, size and content, and
 //! damaged images give an error or a partial result, never a panic.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
@@ -228,22 +232,6 @@ fn ext4_not_an_image_is_an_error() {
     let mut bad = img.clone();
     bad[1024 + 0x18] = 30; // block size
     assert!(parse(&bad).is_err());
-}
-
-/// Tiny deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Checks what a successful parse of a damaged image promises.

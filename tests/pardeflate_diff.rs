@@ -1,5 +1,9 @@
 //! Differential tests: `pardeflate` against stock zlib (libz-sys, bundled madler zlib).
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 #[path = "support/zlib_ref.rs"]
 mod zlib_ref;
 
@@ -7,20 +11,6 @@ use adudiffapi::pardeflate::{deflate, Wrapper};
 use zlib_ref::zlib_deflate;
 
 const WRAPPERS: [Wrapper; 3] = [Wrapper::Raw, Wrapper::Zlib, Wrapper::Gzip];
-
-/// Tiny xorshift64* PRNG (seeded, deterministic).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn check(data: &[u8], wrapper: Wrapper, level: u32, mem: u32, what: &str) {
     let want = zlib_deflate(data, wrapper, level as i32, mem as i32, usize::MAX);

@@ -2,6 +2,10 @@
 //! for thread counts 1–4 and chunk sizes small enough to put many chunk boundaries in
 //! every interesting place.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 #[path = "support/zlib_ref.rs"]
 mod zlib_ref;
 
@@ -9,19 +13,6 @@ use adudiffapi::pardeflate::{
     deflate, deflate_parallel, deflate_parallel_with, ParallelOptions, Wrapper,
 };
 use zlib_ref::zlib_deflate;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Mixed data: zero runs, repeated text with edits, 5-bit "binary", random bytes, and
 /// periodic patterns, in runs of varying length.

@@ -2,6 +2,10 @@
 //! (libz-sys) for every level, wrapper and a few thread counts, with inputs delivered in odd
 //! piece sizes; input errors; early drop.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 #[path = "support/zlib_ref.rs"]
 mod zlib_ref;
 
@@ -12,19 +16,6 @@ use std::time::{Duration, Instant};
 
 use adudiffapi::pardeflate::{ParallelDeflateReader, ParallelOptions, StreamOptions, Wrapper};
 use zlib_ref::zlib_deflate;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// ext4-like image: zero pages, text pages with block labels, 5-bit "binary" pages.
 fn ext4_like(seed: u64, blocks: usize) -> Vec<u8> {

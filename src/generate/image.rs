@@ -157,11 +157,10 @@ impl Default for ImageSettings {
 }
 
 /// Where a node's bytes come from, for hashing and for materialising windows at generation time.
-#[derive(Clone)]
 enum Content<'a> {
-    Basis(&'a [u8]),
+    /// Bytes of the basis or the target image.
+    Borrowed(&'a [u8]),
     Owned(std::sync::Arc<Vec<u8>>),
-    Target(&'a [u8]),
     Zeros(u64),
     Parts(Vec<NodeId>),
     Slice(NodeId, u64, u64),
@@ -188,7 +187,7 @@ impl<'a> Builder<'a> {
 
     fn content_len(&self, c: &Content<'a>) -> u64 {
         match c {
-            Content::Basis(b) | Content::Target(b) => b.len() as u64,
+            Content::Borrowed(b) => b.len() as u64,
             Content::Owned(v) => v.len() as u64,
             Content::Zeros(n) => *n,
             Content::Parts(p) => p.iter().map(|&i| self.graph.nodes[i].len).sum(),
@@ -203,7 +202,7 @@ impl<'a> Builder<'a> {
         }
         let (a, b) = (from as usize, (from + len) as usize);
         match c {
-            Content::Basis(x) | Content::Target(x) => out(&x[a..b]),
+            Content::Borrowed(x) => out(&x[a..b]),
             Content::Owned(v) => out(&v[a..b]),
             Content::Zeros(_) => {
                 let zeros = [0u8; 65536];
@@ -221,31 +220,28 @@ impl<'a> Builder<'a> {
                     let lo = from.max(pos);
                     let hi = (from + len).min(pos + plen);
                     if lo < hi {
-                        self.feed(&self.contents[p].clone(), lo - pos, hi - lo, out);
+                        self.feed(&self.contents[p], lo - pos, hi - lo, out);
                     }
                     pos += plen;
                 }
             }
             Content::Slice(whole, off, _) => {
-                self.feed(&self.contents[*whole].clone(), off + from, len, out)
+                self.feed(&self.contents[*whole], off + from, len, out)
             }
         }
     }
 
     fn bytes(&self, id: NodeId) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.graph.nodes[id].len as usize);
-        self.feed(
-            &self.contents[id].clone(),
-            0,
-            self.graph.nodes[id].len,
-            &mut |b| v.extend_from_slice(b),
-        );
+        self.feed(&self.contents[id], 0, self.graph.nodes[id].len, &mut |b| {
+            v.extend_from_slice(b)
+        });
         v
     }
 
     fn basis(&mut self, s: &'a [u8], offset: u64, len: u64) -> NodeId {
         let bytes = &s[offset as usize..(offset + len) as usize];
-        self.add(NodeKind::Basis { offset }, Content::Basis(bytes))
+        self.add(NodeKind::Basis { offset }, Content::Borrowed(bytes))
     }
 
     fn chain(&mut self, parts: Vec<NodeId>) -> Option<NodeId> {
@@ -953,7 +949,7 @@ pub fn plan(
                         payload,
                         reference: w,
                     },
-                    Content::Target(seg),
+                    Content::Borrowed(seg),
                 )
             }
         };
