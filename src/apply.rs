@@ -8,11 +8,13 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
 use crate::execute::output::{ensure_free_space, target_dir, PendingTarget};
+use crate::execute::view::View;
 use crate::execute::Executor;
 use crate::format::model::Delta;
 use crate::format::{self, legacy, Item, Recipe, RecipeKind};
-use crate::io::SharedBytes;
-use crate::plan;
+use crate::io::scratch::{self, Prefer, Room, Scratch, ScratchConfig};
+use crate::io::{FileRange, SharedBytes};
+use crate::plan::{self, Op, Plan};
 
 /// Stack size of the apply worker thread: resolution and execution recurse over the recipe tree
 /// (bounded depth), and the caller's thread may have a small stack.
@@ -86,29 +88,152 @@ pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Re
     }
 }
 
-/// Opens and maps an input file (upstream's 20300 on failure).
-pub fn map_input(path: &Path) -> Result<SharedBytes> {
-    let open_error = |e: std::io::Error| {
-        Error::new(
-            code::IO_BINARY_FILE_READER_FAILED_OPEN,
-            format!(
-                "Failed to open file: {}. errno: {}",
-                path.display(),
-                e.raw_os_error().unwrap_or(0)
-            ),
-        )
-        .with_context(e.to_string())
-    };
-    let file = File::open(path).map_err(open_error)?;
-    if file.metadata().map_err(open_error)?.is_dir() {
-        return Err(open_error(std::io::Error::from_raw_os_error(libc::EISDIR)));
+/// Upstream's 20300 for an input file that cannot be opened or read.
+fn input_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::new(
+        code::IO_BINARY_FILE_READER_FAILED_OPEN,
+        format!(
+            "Failed to open file: {}. errno: {}",
+            path.display(),
+            e.raw_os_error().unwrap_or(0)
+        ),
+    )
+    .with_context(e.to_string())
+}
+
+/// Opens an input file, refusing directories (upstream's 20300 on failure).
+fn open_input(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| input_error(path, &e))?;
+    if file.metadata().map_err(|e| input_error(path, &e))?.is_dir() {
+        return Err(input_error(
+            path,
+            &std::io::Error::from_raw_os_error(libc::EISDIR),
+        ));
     }
-    SharedBytes::map_file(&file).map_err(open_error)
+    Ok(file)
+}
+
+/// Opens and maps an input file (upstream's 20300 on failure). For tools and examples: the
+/// applier itself never maps its inputs (see [`FileRange`]).
+pub fn map_input(path: &Path) -> Result<SharedBytes> {
+    let file = open_input(path)?;
+    SharedBytes::map_file(&file).map_err(|e| input_error(path, &e))
+}
+
+/// A private copy of the input file at `path`, in memory if the scratch space's memory budget
+/// has room for it, else in a preallocated temporary file: nothing another process does to
+/// the file afterwards can change it or fault a read of it. For the delta, which the parser
+/// needs in one piece.
+pub fn private_copy(path: &Path, scratch: &Scratch) -> Result<SharedBytes> {
+    let range = FileRange::whole(open_input(path)?).map_err(|e| input_error(path, &e))?;
+    let what = format!("a private copy of {}", path.display());
+    let room = scratch.room_preferring(Prefer::Memory, range.len(), &what)?;
+    let read_error = |e: std::io::Error| {
+        Error::from_io(e, code::IO_BINARY_FILE_READER_FAILED_OPEN)
+            .with_context(format!("reading {}", path.display()))
+    };
+    let len =
+        usize::try_from(range.len()).map_err(|_| scratch.no_room(range.len(), &what, None))?;
+    match room {
+        Room::Memory(charge) => {
+            let mut bytes = scratch::try_zeroed(len).ok_or_else(|| {
+                Error::new(
+                    code::IO_BINARY_FILE_READER_FAILED_OPEN,
+                    format!("Not enough memory: {what} needs {len} bytes, the allocation failed"),
+                )
+            })?;
+            range.read_exact_at(0, &mut bytes).map_err(read_error)?;
+            Ok(SharedBytes::from_vec_charged(bytes, Some(charge)))
+        }
+        Room::Disk(mut file, charge) => {
+            let temp_error = |e: std::io::Error| {
+                Error::new(
+                    code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+                    format!("Failed to use a temporary file for {what}: {e}"),
+                )
+            };
+            let copied = std::io::copy(&mut range.reader(), &mut file);
+            let copied = copied.map_err(|e| match Error::from_io_ref(&e, 0).code {
+                0 => temp_error(e),
+                _ => read_error(e),
+            })?;
+            debug_assert_eq!(copied, range.len());
+            SharedBytes::map_charged(&file, Some(charge)).map_err(temp_error)
+        }
+    }
 }
 
 /// Identity (length, SHA-256) of bytes.
 pub fn identify(bytes: &[u8]) -> Item {
     Item::with_sha256(bytes.len() as u64, Sha256::digest(bytes).into())
+}
+
+/// Identity (length, SHA-256) of an input file range, read with `pread`.
+pub fn identify_range(range: &FileRange) -> std::io::Result<Item> {
+    let mut hasher = Sha256::new();
+    let mut buf = scratch::buffer(1 << 20, "hashing the source")?;
+    let mut reader = range.reader();
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Item::with_sha256(range.len(), hasher.finalize().into()))
+}
+
+/// Checks up front that the target and the largest contiguous intermediate of `plan` can
+/// have room: the target on its file system, the intermediate (a zstd prefix or window, a
+/// bsdiff patch or old file) on the scratch disk or in memory. Only a necessary condition
+/// (several intermediates can be alive at once, and each request is checked again when made),
+/// but it turns the hopeless cases into an error before any work.
+fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -> Result<()> {
+    ensure_free_space(target, target_len)?;
+    let copied = |id: usize| match plan.nodes[id].op {
+        Op::Blob(_) | Op::Empty | Op::Zeros => 0,
+        _ => plan.nodes[id].item.length,
+    };
+    // (bytes on disk, bytes in memory) of the largest need.
+    let mut largest = (0u64, 0u64);
+    for node in &plan.nodes {
+        let need = match node.op {
+            Op::Zstd { prefix, .. } => {
+                let window = node.item.length;
+                let prefix = prefix.map_or(0, copied);
+                let memory = window.min(1 << crate::codec::zstd::PREFIX_WINDOW_LOG_MAX);
+                (window.max(prefix), memory.max(prefix))
+            }
+            Op::Bspatch { patch, old } => {
+                let n = copied(patch).max(copied(old));
+                (n, n)
+            }
+            _ => continue,
+        };
+        largest = largest.max(need);
+    }
+    if largest.0 == 0 {
+        return Ok(());
+    }
+    let same_fs = scratch.config().dir == target_dir(target);
+    let disk = scratch
+        .disk_left()
+        .saturating_sub(if same_fs { target_len } else { 0 });
+    if largest.0 <= disk || largest.1 <= scratch.memory_left() {
+        return Ok(());
+    }
+    Err(Error::new(
+        code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+        format!(
+            "Not enough scratch space: the largest intermediate item needs {} bytes on disk or {} bytes of memory; {disk} bytes of disk are free for temporary files in {} (after the {target_len}-byte target), and the memory budget has {} bytes (set {} to a roomier directory or {} to allow more memory)",
+            largest.0,
+            largest.1,
+            scratch.config().dir.display(),
+            scratch.memory_left(),
+            scratch::ENV_DIR,
+            scratch::ENV_MEMORY,
+        ),
+    ))
 }
 
 /// The apply itself, on the calling thread.
@@ -123,13 +248,17 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
         *slot = clock.elapsed();
         clock = Instant::now();
     };
-    let delta_bytes = map_input(delta)?;
+    let scratch = Scratch::new(ScratchConfig::from_env(&target_dir(target))?);
+    let delta_bytes = private_copy(delta, &scratch)?;
     let parsed = format::parse_delta(delta_bytes)?;
     lap(&mut report.parse);
 
-    let source_bytes = map_input(source)?;
-    let source_item = identify(&source_bytes);
-    source_bytes.release(0, source_bytes.len() as u64);
+    let source_range =
+        FileRange::whole(open_input(source)?).map_err(|e| input_error(source, &e))?;
+    let source_item = identify_range(&source_range).map_err(|e| {
+        Error::from_io(e, code::IO_BINARY_FILE_READER_FAILED_OPEN)
+            .with_context(format!("hashing {}", source.display()))
+    })?;
     if parsed.source.length != 0 && !parsed.source.same_as(&source_item) {
         return Err(Error::unresolvable(format!(
             "the source file {} is not the delta's source: expected {}, found {}",
@@ -142,18 +271,19 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
     lap(&mut report.source_hash);
 
     ensure_free_space(target, parsed.target.length)?;
-    let pending = PendingTarget::create(target)?;
     let mut parsed = parsed;
-    expand_legacy_nested(&mut parsed, &target_dir(target))?;
+    expand_legacy_nested(&mut parsed, &scratch)?;
     let plan = crate::plan::plan(&parsed, &source_item)?;
     report.plan_nodes = plan.nodes.len();
+    ensure_room(&plan, target, parsed.target.length, &scratch)?;
+    let pending = PendingTarget::create(target, parsed.target.length)?;
     lap(&mut report.plan);
 
     // Building the target's stream materializes what needs random access; the executor (and its
     // cache) goes before the stream runs, so only the readers keep the materialized bytes alive,
     // each until it has finished.
-    let stream =
-        Executor::new(&plan, &parsed, source_bytes, target_dir(target)).stream(plan.root)?;
+    let source_view = View::file(source_range);
+    let stream = Executor::new(&plan, &parsed, source_view, scratch).stream(plan.root)?;
     pending.write_and_commit(stream, &parsed.target)?;
     report.target_bytes = parsed.target.length;
     lap(&mut report.produce);
@@ -169,8 +299,8 @@ pub const MAX_LEGACY_NESTED_DELTAS: usize = 4096;
 /// Merges every legacy `nested_diff_recipe` into `delta` (upstream does this at load time): the
 /// embedded delta blob is produced from the delta alone, parsed, and its recipes and blobs join
 /// the cookbook and pantry; its target stands for the recipe's result and its source for the
-/// recipe's basis. Temporary files go to `temp_dir`.
-pub fn expand_legacy_nested(delta: &mut Delta, temp_dir: &Path) -> Result<()> {
+/// recipe's basis. Intermediates go to `scratch`.
+pub fn expand_legacy_nested(delta: &mut Delta, scratch: &Scratch) -> Result<()> {
     let mut depths = vec![1usize; delta.legacy_nested.len()];
     let mut next_internal_id = legacy::FIRST_NESTED_INTERNAL_ID;
     let mut index = 0;
@@ -193,14 +323,9 @@ pub fn expand_legacy_nested(delta: &mut Delta, temp_dir: &Path) -> Result<()> {
                 Error::unresolvable("its delta blob cannot be produced from the delta alone")
                     .with_context(context.clone())
             })?;
-        let bytes = Executor::new(
-            &blob_plan,
-            delta,
-            SharedBytes::from_vec(Vec::new()),
-            temp_dir.to_path_buf(),
-        )
-        .contiguous(blob_plan.root)
-        .map_err(|e| e.with_context(context.clone()))?;
+        let bytes = Executor::new(&blob_plan, delta, View::default(), scratch.clone())
+            .contiguous(blob_plan.root)
+            .map_err(|e| e.with_context(context.clone()))?;
         if bytes.len() < 12 || &bytes[..4] != b"PAMZ" || bytes[4..12].iter().any(|&b| b != 0) {
             return Err(Error::unresolvable(
                 "the embedded delta is not a legacy (version 0) delta",

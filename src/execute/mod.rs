@@ -1,7 +1,8 @@
 //! Execution of a [`Plan`]: turns nodes into byte streams (decompressors, patchers, the stock-zlib
-//! re-compressor) and random-access views (mapped source and delta ranges, zeros), materializing a
-//! stream into an unlinked temporary file only when something needs random access to it or uses
-//! it more than once.
+//! re-compressor) and random-access views (source ranges read with `pread`, delta ranges, zeros),
+//! materializing a stream into scratch space — a preallocated unlinked temporary file or a
+//! budgeted heap buffer, see [`crate::io::scratch`] — only when something needs random access
+//! to it or uses it more than once.
 //!
 //! Materialized bytes are cached only while some consumer still needs them: the executor counts
 //! the consumers of every node (the nodes reachable from the plan's root that list it as an
@@ -16,13 +17,13 @@ pub mod view;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
+use crate::io::scratch::{self, Charge, Prefer, Room, Scratch};
 use crate::io::SharedBytes;
 use crate::pardeflate::{ParallelDeflateReader, ParallelOptions, StreamOptions, Wrapper};
 use crate::plan::{NodeId, Op, Plan};
@@ -35,9 +36,17 @@ pub const IN_MEMORY_MATERIALIZATION_LIMIT: u64 = 64 * 1024;
 /// Producers shorter than this run inline rather than on a pipe thread.
 const PIPE_THRESHOLD: u64 = 1 << 20;
 
-/// zstd outputs at least this long decode into a mapped temporary file instead of a window
-/// buffer in memory (see [`ZstdReader::with_mapped_window`]).
+/// zstd outputs at least this long decode into a mapped, preallocated temporary file instead of
+/// a window buffer in memory (see [`ZstdReader::with_mapped_window`]) when the scratch space
+/// prefers disk and the file system has room; shorter ones decode in memory when the budget
+/// has room.
 pub const MAPPED_ZSTD_WINDOW_THRESHOLD: u64 = 32 << 20;
+
+/// Most memory libzstd's decoder allocates for a frame's window: the window limit with a prefix
+/// (2^[`crate::codec::zstd::PREFIX_WINDOW_LOG_MAX`]) plus two blocks; less for shorter outputs.
+fn zstd_window_memory(output_len: u64) -> u64 {
+    output_len.min(1 << crate::codec::zstd::PREFIX_WINDOW_LOG_MAX) + (256 << 10)
+}
 
 /// Most pieces one random-access view may have (bounds hostile chain-of-chain deltas).
 pub const MAX_VIEW_PIECES: usize = 1 << 20;
@@ -51,20 +60,11 @@ const COPY_CHUNK: usize = 1 << 20;
 pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
 
 /// Whether the process runs under an address-space limit. Worker threads reserve stacks and
-/// malloc arenas (virtual memory) and may fail to start under one; the parallel deflater is then
-/// not used and stock zlib (one thread, O(1) memory) does the work. (A worker that still fails
-/// to start is tolerated by the deflater as long as one runs.)
-fn resources_limited() -> bool {
-    let limited = |resource| {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct we pass.
-        let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
-        ok && limit.rlim_cur != libc::RLIM_INFINITY
-    };
-    limited(libc::RLIMIT_AS)
+/// malloc arenas (virtual memory) and may fail to start under one; the parallel deflater and
+/// the pipe threads are then not used: stock zlib (one thread, O(1) memory) does the work and
+/// every stage runs on the apply's own thread, leaving the address space to the data.
+pub fn resources_limited() -> bool {
+    scratch::address_space_limit().is_some()
 }
 
 /// Produces the bytes of plan nodes.
@@ -76,8 +76,8 @@ fn resources_limited() -> bool {
 pub struct Executor<'a> {
     plan: &'a Plan,
     delta: &'a Delta,
-    source: SharedBytes,
-    temp_dir: PathBuf,
+    source: View,
+    scratch: Scratch,
     /// Views of the nodes whose bytes are (or are cheaply) available, while a consumer still
     /// needs them.
     views: HashMap<NodeId, View>,
@@ -89,14 +89,15 @@ pub struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    /// An executor reading the mapped `source`, placing temporary files in `temp_dir`.
-    pub fn new(plan: &'a Plan, delta: &'a Delta, source: SharedBytes, temp_dir: PathBuf) -> Self {
+    /// An executor reading `source` (normally a [`View::file`] of the source file), keeping
+    /// intermediates in `scratch`.
+    pub fn new(plan: &'a Plan, delta: &'a Delta, source: View, scratch: Scratch) -> Self {
         let uses = consumer_counts(plan);
         Executor {
             plan,
             delta,
             source,
-            temp_dir,
+            scratch,
             views: HashMap::new(),
             remaining: uses.clone(),
             uses,
@@ -124,7 +125,8 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// The node's bytes as one contiguous mapped range (materialized if scattered).
+    /// The node's bytes as one contiguous range (copied into scratch space if scattered or in
+    /// an input file).
     pub fn contiguous(&mut self, id: NodeId) -> Result<SharedBytes> {
         let view = self.random_access(id)?;
         if let Some(bytes) = view.as_contiguous() {
@@ -183,7 +185,7 @@ impl<'a> Executor<'a> {
         let length = node.item.length;
         let view = match &node.op {
             Op::Empty => View::default(),
-            Op::Source => View::bytes(self.source.clone()),
+            Op::Source => self.source.clone(),
             Op::Blob(index) => View::bytes(self.delta.blobs[*index].bytes.clone()),
             Op::Zeros => View::zeros(length),
             Op::Slice { whole, offset } => {
@@ -253,10 +255,10 @@ impl<'a> Executor<'a> {
             Op::Bspatch { patch, old } => {
                 let patch = self.take_bytes(patch)?;
                 let old = self.take_bytes(old)?;
-                let temp_dir = self.temp_dir.clone();
+                let scratch = self.scratch.clone();
                 deferred(move || {
-                    let patch = patch.get(&temp_dir)?;
-                    let old = old.get(&temp_dir)?;
+                    let patch = patch.get(&scratch, "a bsdiff patch")?;
+                    let old = old.get(&scratch, "the old file of a bsdiff patch")?;
                     Ok(Box::new(BspatchReader::new(patch, old, length)?))
                 })
             }
@@ -267,6 +269,16 @@ impl<'a> Executor<'a> {
                     && input_len >= PARALLEL_DEFLATE_THRESHOLD
                     && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
                     && !resources_limited();
+                let setup_error = |e: std::io::Error| {
+                    let memory = e.kind() == std::io::ErrorKind::OutOfMemory;
+                    Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN).with_context(
+                        if memory {
+                            "setting up the parallel deflater: out of memory"
+                        } else {
+                            "setting up the parallel deflater"
+                        },
+                    )
+                };
                 let input = self.take_stream(input)?;
                 if parallel {
                     let wrapper = match init {
@@ -274,9 +286,11 @@ impl<'a> Executor<'a> {
                         ZlibInit::Zlib => Wrapper::Zlib,
                         ZlibInit::Gzip => Wrapper::Gzip,
                     };
+                    // The input spool lives in memory (a memfd whose consumed range is punched
+                    // out as the compressor moves on: a bounded window, no disk).
                     let opts = StreamOptions {
                         parallel: ParallelOptions::default(),
-                        temp_dir: Some(self.temp_dir.clone()),
+                        temp_dir: None,
                     };
                     deferred(move || {
                         let reader = ParallelDeflateReader::with_options(
@@ -287,9 +301,7 @@ impl<'a> Executor<'a> {
                             crate::codec::zlib_deflate::MEM_LEVEL as u32,
                             &opts,
                         )
-                        .map_err(|e| {
-                            Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
-                        })?;
+                        .map_err(setup_error)?;
                         Ok(Box::new(reader))
                     })
                 } else {
@@ -306,18 +318,13 @@ impl<'a> Executor<'a> {
                     Some(p) => Some(self.take_bytes(p)?),
                     None => None,
                 };
-                let temp_dir = self.temp_dir.clone();
+                let scratch = self.scratch.clone();
                 deferred(move || {
                     let prefix = match prefix {
-                        Some(p) => Some(p.get(&temp_dir)?),
+                        Some(p) => Some(p.get(&scratch, "a zstd prefix")?),
                         None => None,
                     };
-                    Ok(Box::new(if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
-                        let file = temp_file(&temp_dir)?;
-                        ZstdReader::with_mapped_window(frame, prefix, length, &file)?
-                    } else {
-                        ZstdReader::new(frame, prefix, length)?
-                    }))
+                    zstd_reader(&scratch, frame, prefix, length)
                 })
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
@@ -333,7 +340,7 @@ impl<'a> Executor<'a> {
         if let Some(expected) = self.plan.nodes[id].item.sha256 {
             stream = Box::new(VerifySha256::new(stream, expected, context));
         }
-        if length >= PIPE_THRESHOLD {
+        if length >= PIPE_THRESHOLD && !resources_limited() {
             stream = Box::new(Pipe::new(stream, Arc::clone(&self.active_pipes)));
         }
         Ok(stream)
@@ -352,57 +359,121 @@ impl<'a> Executor<'a> {
         Ok(view)
     }
 
-    /// Copies exactly `length` bytes of `stream` into memory (small) or a temporary file (mapped).
+    /// Copies exactly `length` bytes of `stream` into scratch space.
     fn spill(&self, stream: Stream, length: u64) -> Result<SharedBytes> {
-        spill(&self.temp_dir, stream, length)
+        spill(&self.scratch, stream, length, "an intermediate item")
     }
 }
 
-/// A new unlinked temporary file in `temp_dir`.
-fn temp_file(temp_dir: &Path) -> Result<std::fs::File> {
-    tempfile::tempfile_in(temp_dir).map_err(|e| {
-        Error::new(
-            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
-            format!(
-                "Failed to create a temporary file in {}: {e}",
-                temp_dir.display()
-            ),
-        )
+/// A zstd decoder of `frame` producing `length` bytes, its window in a preallocated mapped
+/// temporary file or in memory as the scratch space allows (see
+/// [`MAPPED_ZSTD_WINDOW_THRESHOLD`]); the room stays taken until the decoder is dropped.
+fn zstd_reader(
+    scratch: &Scratch,
+    frame: Stream,
+    prefix: Option<SharedBytes>,
+    length: u64,
+) -> Result<Stream> {
+    let first = if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
+        scratch.config().prefer
+    } else {
+        Prefer::Memory
+    };
+    let what = "the window of a zstd frame";
+    // On disk the window is the whole output; in memory, libzstd's window buffer.
+    let room = match first {
+        Prefer::Disk => scratch.room_preferring(Prefer::Disk, length, what),
+        Prefer::Memory => scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what),
+    };
+    let room = match room {
+        // A disk room sized for the in-memory estimate is too small for the whole output.
+        Ok(Room::Disk(file, charge)) if file.metadata().map_or(0, |m| m.len()) < length => {
+            drop((file, charge));
+            scratch.room_preferring(Prefer::Disk, length, what)?
+        }
+        // A memory room sized for the whole output is more than libzstd takes: charge only that.
+        Ok(Room::Memory(charge)) if zstd_window_memory(length) < length => {
+            drop(charge);
+            scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what)?
+        }
+        other => other?,
+    };
+    Ok(match room {
+        Room::Disk(file, charge) => Box::new(Holding {
+            inner: ZstdReader::with_mapped_window(frame, prefix, length, &file)?,
+            _charge: charge,
+        }),
+        Room::Memory(charge) => Box::new(Holding {
+            inner: ZstdReader::new(frame, prefix, length)?,
+            _charge: charge,
+        }),
     })
 }
 
-/// Copies exactly `length` bytes of `stream` into memory (small) or a temporary file in
-/// `temp_dir` (mapped).
-fn spill(temp_dir: &Path, stream: Stream, length: u64) -> Result<SharedBytes> {
+/// A reader that keeps its scratch space charged until it is dropped.
+struct Holding<R> {
+    inner: R,
+    _charge: Charge,
+}
+
+impl<R: Read> Read for Holding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// Copies exactly `length` bytes of `stream` into memory (small items, or when the scratch
+/// space has no disk room) or a preallocated temporary file (mapped read-only). `what` names
+/// the item in errors.
+fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<SharedBytes> {
     let mut stream = ExactLen::new(stream, length);
-    if length <= IN_MEMORY_MATERIALIZATION_LIMIT {
-        let mut buf = Vec::with_capacity(length as usize);
-        stream
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
-        return Ok(SharedBytes::from_vec(buf));
-    }
-    let temp_error = |e: std::io::Error| {
-        Error::new(
-            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
-            format!(
-                "Failed to use a temporary file in {}: {e}",
-                temp_dir.display()
-            ),
-        )
+    let read_error = |e| Error::from_io(e, code::IO_READER_READ_FAILURE);
+    let room = if length <= IN_MEMORY_MATERIALIZATION_LIMIT {
+        None
+    } else {
+        Some(scratch.room(length, what)?)
     };
-    let mut file = temp_file(temp_dir)?;
-    let mut buf = vec![0u8; COPY_CHUNK];
-    loop {
-        let n = stream
-            .read(&mut buf)
-            .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
-        if n == 0 {
-            break;
+    let len = usize::try_from(length).map_err(|_| scratch.no_room(length, what, None))?;
+    match room {
+        None | Some(Room::Memory(_)) => {
+            let charge = match room {
+                Some(Room::Memory(charge)) => Some(charge),
+                _ => None,
+            };
+            let mut buf = Vec::new();
+            if buf.try_reserve_exact(len).is_err() {
+                return Err(Error::new(
+                    code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+                    format!(
+                        "Not enough memory: {what} needs {length} bytes, the allocation failed"
+                    ),
+                ));
+            }
+            stream.read_to_end(&mut buf).map_err(read_error)?;
+            Ok(SharedBytes::from_vec_charged(buf, charge))
         }
-        file.write_all(&buf[..n]).map_err(temp_error)?;
+        Some(Room::Disk(mut file, charge)) => {
+            let temp_error = |e: std::io::Error| {
+                Error::new(
+                    code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+                    format!(
+                        "Failed to use a temporary file in {}: {e}",
+                        scratch.config().dir.display()
+                    ),
+                )
+            };
+            let mut buf = scratch::buffer(COPY_CHUNK.min(len), "copying into a temporary file")
+                .map_err(temp_error)?;
+            loop {
+                let n = stream.read(&mut buf).map_err(read_error)?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n]).map_err(temp_error)?;
+            }
+            SharedBytes::map_charged(&file, Some(charge)).map_err(temp_error)
+        }
     }
-    SharedBytes::map_file(&file).map_err(temp_error)
 }
 
 /// Bytes a consumer needs in one piece: available now, or still to be copied together from a
@@ -415,12 +486,12 @@ enum Bytes {
 }
 
 impl Bytes {
-    /// The bytes in one piece, copying them into memory or a temporary file in `temp_dir` if
-    /// they are scattered.
-    fn get(self, temp_dir: &Path) -> Result<SharedBytes> {
+    /// The bytes in one piece, copying them into scratch space if they are scattered (`what`
+    /// names them in errors).
+    fn get(self, scratch: &Scratch, what: &str) -> Result<SharedBytes> {
         match self {
             Bytes::Ready(bytes) => Ok(bytes),
-            Bytes::Scattered(view) => spill(temp_dir, Box::new(view.reader()), view.len()),
+            Bytes::Scattered(view) => spill(scratch, Box::new(view.reader()), view.len(), what),
         }
     }
 }
@@ -674,12 +745,8 @@ mod tests {
             root: 4,
         };
         let temp = tempfile::tempdir().unwrap();
-        let mut executor = Executor::new(
-            &plan,
-            &delta,
-            SharedBytes::from_vec(Vec::new()),
-            temp.path().to_path_buf(),
-        );
+        let mut executor =
+            Executor::new(&plan, &delta, View::default(), Scratch::in_dir(temp.path()));
         let head_view = executor.random_access(2).unwrap();
         assert!(executor.cached(1), "the second slice still needs the whole");
         executor.random_access(3).unwrap();
@@ -742,8 +809,8 @@ mod tests {
         let mut executor = Executor::new(
             &plan,
             &delta,
-            source_bytes.clone(),
-            temp.path().to_path_buf(),
+            View::bytes(source_bytes.clone()),
+            Scratch::in_dir(temp.path()),
         );
         let stream = executor.stream(plan.root).unwrap();
         assert!(!executor.cached(3), "the prefix is left to its frame");
@@ -755,7 +822,12 @@ mod tests {
         plan.nodes.push(node(&output, zstd()));
         plan.nodes.push(node(&twice, Op::Chain(vec![5, 6])));
         plan.root = 7;
-        let mut executor = Executor::new(&plan, &delta, source_bytes, temp.path().to_path_buf());
+        let mut executor = Executor::new(
+            &plan,
+            &delta,
+            View::bytes(source_bytes),
+            Scratch::in_dir(temp.path()),
+        );
         let first = executor.stream(5).unwrap();
         assert!(executor.cached(3), "made contiguous once, for both frames");
         drop(first);
@@ -779,12 +851,8 @@ mod tests {
             root: 2,
         };
         let temp = tempfile::tempdir().unwrap();
-        let mut executor = Executor::new(
-            &plan,
-            &delta,
-            SharedBytes::from_vec(Vec::new()),
-            temp.path().to_path_buf(),
-        );
+        let mut executor =
+            Executor::new(&plan, &delta, View::default(), Scratch::in_dir(temp.path()));
         let stream = executor.stream(plan.root).expect("nothing is set up yet");
         let direct = BspatchReader::new(
             SharedBytes::from_vec(garbage.clone()),

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
 use crate::format::model::Item;
+use crate::io::scratch;
 
 /// Size of the blocks moved from the producer to the file.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -139,31 +140,10 @@ pub fn target_dir(target: &Path) -> PathBuf {
     }
 }
 
-/// Bytes available to this process on the file system holding `dir` (`statvfs`), or `None`
-/// when it cannot be determined (then no check is made).
+/// Bytes available to this process on the file system holding `dir` (see
+/// [`scratch::available_space`]).
 pub fn available_space(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and `stats` is a valid out-pointer; it is read only after
-    // statvfs reports success (which initializes it).
-    let stats = unsafe {
-        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stats.assume_init()
-    };
-    // Root may use the blocks reserved for it; everyone else only the available ones.
-    // SAFETY: geteuid has no preconditions.
-    let blocks = if unsafe { libc::geteuid() } == 0 {
-        stats.f_bfree
-    } else {
-        stats.f_bavail
-    };
-    // The fields are 32-bit on some 32-bit targets (the agent runs on ARM32 devices too).
-    #[allow(clippy::useless_conversion)]
-    let (blocks, size) = (u64::from(blocks), u64::from(stats.f_frsize));
-    Some(blocks.saturating_mul(size))
+    scratch::available_space(dir)
 }
 
 /// Refuses (upstream's 20302) a target of `length` bytes that cannot fit in the free space of its
@@ -185,8 +165,36 @@ pub fn ensure_free_space(target: &Path, length: u64) -> Result<()> {
 }
 
 impl PendingTarget {
-    /// Creates the temporary file in the target's directory (upstream's 20302 on failure).
-    pub fn create(target: &Path) -> Result<Self> {
+    /// Creates the temporary file in the target's directory and reserves the blocks of its
+    /// `length` bytes (upstream's 20302 on failure), so the file system cannot run out of
+    /// space for the target while intermediates take what is left.
+    pub fn create(target: &Path, length: u64) -> Result<Self> {
+        let pending = Self::create_unreserved(target)?;
+        let file = pending.file();
+        match scratch::reserve(file, length) {
+            Ok(_) => Ok(pending),
+            Err(e) => Err(Error::new(
+                code::IO_BINARY_FILE_WRITER_FAILED_OPEN,
+                format!(
+                    "Failed to open file: {}. errno: {}",
+                    target.display(),
+                    e.raw_os_error().unwrap_or(0)
+                ),
+            )
+            .with_context(format!("reserving {length} bytes for the target: {e}"))),
+        }
+    }
+
+    /// The temporary file.
+    fn file(&self) -> &File {
+        match &self.temp {
+            Temp::Unnamed(file) => file,
+            Temp::Named(temp) => temp.as_file(),
+        }
+    }
+
+    /// [`PendingTarget::create`] without reserving space.
+    fn create_unreserved(target: &Path) -> Result<Self> {
         if target.is_dir() {
             return Err(open_error(
                 target,
@@ -228,11 +236,9 @@ impl PendingTarget {
         };
         let mut hasher = Sha256::new();
         let mut written: u64 = 0;
-        let mut buf = vec![0u8; WRITE_CHUNK];
-        let mut file: &File = match &self.temp {
-            Temp::Unnamed(file) => file,
-            Temp::Named(temp) => temp.as_file(),
-        };
+        let mut buf = crate::io::scratch::buffer(WRITE_CHUNK, "the target's write buffer")
+            .map_err(write_error)?;
+        let mut file: &File = self.file();
         loop {
             let n = match producer.read(&mut buf) {
                 Ok(0) => break,
@@ -310,7 +316,7 @@ mod tests {
     fn unnamed_temp_has_no_name_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("t");
-        let pending = PendingTarget::create(&target).unwrap();
+        let pending = PendingTarget::create(&target, 5).unwrap();
         assert!(matches!(pending.temp, Temp::Unnamed(_)), "O_TMPFILE in use");
         assert!(temp_names(dir.path()).is_empty());
         pending
@@ -319,7 +325,7 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"hello");
         assert!(temp_names(dir.path()).is_empty());
         // Replacing an existing target.
-        let pending = PendingTarget::create(&target).unwrap();
+        let pending = PendingTarget::create(&target, 5).unwrap();
         pending
             .write_and_commit(&b"world"[..], &item(b"world"))
             .unwrap();
@@ -336,7 +342,7 @@ mod tests {
                 if named {
                     PendingTarget::create_named(t)
                 } else {
-                    PendingTarget::create(t)
+                    PendingTarget::create(t, 5)
                 }
             };
             let err = create(&target)

@@ -139,7 +139,13 @@ impl Pipe {
             .stack_size(1 << 20)
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
-                    let mut buf = vec![0u8; PIPE_CHUNK];
+                    let mut buf = match crate::io::scratch::buffer(PIPE_CHUNK, "a pipe chunk") {
+                        Ok(buf) => buf,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    };
                     let mut filled = 0;
                     let result = loop {
                         match producer.read(&mut buf[filled..]) {

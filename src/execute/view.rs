@@ -1,14 +1,17 @@
-//! Random-access views: a sequence of mapped byte ranges and zero runs, sliceable without copying.
+//! Random-access views: a sequence of byte ranges (in memory, in mapped temporary files, or in
+//! input files read with `pread`) and zero runs, sliceable without copying.
 
 use std::io::{self, Read};
 
-use crate::io::SharedBytes;
+use crate::io::{FileRange, SharedBytes};
 
 /// One contiguous piece of a [`View`].
 #[derive(Clone, Debug)]
 pub enum Piece {
-    /// Bytes of a mapped file or buffer.
+    /// Bytes of a mapped temporary file or buffer.
     Bytes(SharedBytes),
+    /// Bytes of an input file, read with `pread` (never contiguous in memory).
+    File(FileRange),
     /// A run of zero bytes.
     Zeros(u64),
 }
@@ -17,6 +20,7 @@ impl Piece {
     fn len(&self) -> u64 {
         match self {
             Piece::Bytes(b) => b.len() as u64,
+            Piece::File(f) => f.len(),
             Piece::Zeros(n) => *n,
         }
     }
@@ -34,6 +38,13 @@ impl View {
     pub fn bytes(bytes: SharedBytes) -> Self {
         let mut view = View::default();
         view.push(Piece::Bytes(bytes));
+        view
+    }
+
+    /// A view of a range of an input file.
+    pub fn file(range: FileRange) -> Self {
+        let mut view = View::default();
+        view.push(Piece::File(range));
         view
     }
 
@@ -97,6 +108,7 @@ impl View {
             let take = (n - skip).min(want);
             out.push(match piece {
                 Piece::Bytes(b) => Piece::Bytes(b.slice(skip, take).expect("within piece")),
+                Piece::File(f) => Piece::File(f.slice(skip, take).expect("within piece")),
                 Piece::Zeros(_) => Piece::Zeros(take),
             });
             want -= take;
@@ -105,7 +117,9 @@ impl View {
         out
     }
 
-    /// The bytes, if the view is one mapped range (or empty).
+    /// The bytes, if the view is one range in memory or a mapped temporary file (or empty).
+    /// Input-file ranges are never contiguous: a consumer that needs them in one piece copies
+    /// them into scratch space first.
     pub fn as_contiguous(&self) -> Option<SharedBytes> {
         match self.pieces.as_slice() {
             [] => Some(SharedBytes::from_vec(Vec::new())),
@@ -172,6 +186,7 @@ impl Read for ViewReader {
                     let start = self.pos as usize;
                     out.copy_from_slice(&b[start..start + n]);
                 }
+                Piece::File(f) => f.read_exact_at(self.pos, out)?,
                 Piece::Zeros(_) => out.fill(0),
             }
             self.pos += n as u64;

@@ -3,6 +3,8 @@ use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use super::scratch::Charge;
+
 /// Granule of [`SharedBytes::release`]: the most one page fault of a file mapping maps at once.
 /// Linux maps the cached pages of an aligned 64 KiB block around the faulting page
 /// (`fault_around_bytes`), or the whole page-cache folio holding it, which on file systems with
@@ -11,15 +13,19 @@ use std::sync::Arc;
 const FAULT_AROUND: usize = 2 << 20;
 
 enum Backing {
-    Mapped(memmap2::Mmap),
-    Heap(Vec<u8>),
+    /// A read-only map, and the scratch charge of the temporary file behind it (if any; held
+    /// only to be released when the bytes are dropped).
+    Mapped(memmap2::Mmap, #[allow(dead_code)] Option<Charge>),
+    /// A heap buffer, and its scratch charge (if any; held only to be released when the bytes
+    /// are dropped).
+    Heap(Vec<u8>, #[allow(dead_code)] Option<Charge>),
 }
 
 impl Backing {
     fn bytes(&self) -> &[u8] {
         match self {
-            Backing::Mapped(map) => map,
-            Backing::Heap(vec) => vec,
+            Backing::Mapped(map, _) => map,
+            Backing::Heap(vec, _) => vec,
         }
     }
 }
@@ -35,21 +41,30 @@ pub struct SharedBytes {
 
 impl SharedBytes {
     /// Maps `file` read-only. The caller must not modify the file while the map is alive; the
-    /// library only maps files it owns (temporary files) or inputs it treats as read-only.
+    /// applier only maps temporary files it owns (inputs are read with `pread`, see
+    /// [`super::FileRange`], because another process could truncate them, which would turn a
+    /// read of the map into `SIGBUS`).
     pub fn map_file(file: &File) -> io::Result<Self> {
+        Self::map_charged(file, None)
+    }
+
+    /// [`SharedBytes::map_file`] keeping `charge` (the scratch space of the file) until the last
+    /// view of the map is dropped.
+    pub fn map_charged(file: &File, charge: Option<Charge>) -> io::Result<Self> {
         let len = file.metadata()?.len();
         if len == 0 {
             return Ok(Self::from_vec(Vec::new()));
         }
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
-        // SAFETY: the mapping is read-only; inputs are documented as not modified during an apply
-        // and temporary files are private to us. A concurrent truncation by another process could
-        // raise SIGBUS, the same hazard every mmap-based reader accepts.
+        // SAFETY: the mapping is read-only. The applier maps only unlinked temporary files that
+        // it wrote itself (with `write`, into blocks allocated before), which no other process
+        // can name, truncate or modify; the generator also maps its inputs, documented as
+        // not modified while it runs.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(SharedBytes {
-            backing: Arc::new(Backing::Mapped(map)),
+            backing: Arc::new(Backing::Mapped(map, charge)),
             start: 0,
             len,
         })
@@ -57,9 +72,15 @@ impl SharedBytes {
 
     /// Wraps an owned buffer.
     pub fn from_vec(vec: Vec<u8>) -> Self {
+        Self::from_vec_charged(vec, None)
+    }
+
+    /// Wraps an owned buffer, keeping `charge` (its share of the memory budget) until the last
+    /// view of it is dropped.
+    pub fn from_vec_charged(vec: Vec<u8>, charge: Option<Charge>) -> Self {
         let len = vec.len();
         SharedBytes {
-            backing: Arc::new(Backing::Heap(vec)),
+            backing: Arc::new(Backing::Heap(vec, charge)),
             start: 0,
             len,
         }
@@ -86,7 +107,7 @@ impl SharedBytes {
     /// far more pages resident than they touch. Pages next to the range may thus be released
     /// as well; they are faulted back in when used.
     pub fn release(&self, offset: u64, len: u64) {
-        let Backing::Mapped(map) = &*self.backing else {
+        let Backing::Mapped(map, _) = &*self.backing else {
             return;
         };
         let Some(end) = offset.checked_add(len) else {

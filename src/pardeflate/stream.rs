@@ -1,10 +1,14 @@
 //! Streaming, bounded-memory parallel deflate: [`ParallelDeflateReader`].
 //!
-//! A feeder thread copies the input into an unlinked temporary file (written with `pwrite`,
-//! read through a read-only shared mapping) and publishes how many bytes are final; the
-//! parallel driver's workers wait for the bytes a chunk needs, run at most a few chunks ahead
-//! of the coordinator, and the coordinator hands the output to the reader through a bounded
-//! channel and drops the mapped input pages behind it (`MADV_DONTNEED`).
+//! A feeder thread copies the input into a spool file — an anonymous in-memory file
+//! (`memfd_create`) or, when a directory is given, an unlinked temporary file there — written
+//! with `pwrite` and read through a read-only shared mapping, and publishes how many bytes are
+//! final; the parallel driver's workers wait for the bytes a chunk needs, run at most a few
+//! chunks ahead of the coordinator, and the coordinator hands the output to the reader through
+//! a bounded channel. Behind the coordinator the input is never read again: its pages leave the
+//! mapping (`MADV_DONTNEED`) and its blocks leave the spool (`FALLOC_FL_PUNCH_HOLE`), so the
+//! spool holds only a window of the input (about `max(12 MiB, 8 chunks)` plus the chunks in
+//! flight), whatever the input's length.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -22,7 +26,8 @@ use super::{check_params, Wrapper};
 pub struct StreamOptions {
     /// Threads and chunk length, as for [`super::deflate_parallel_with`].
     pub parallel: ParallelOptions,
-    /// Directory of the temporary file holding the input (default: `std::env::temp_dir()`).
+    /// Directory of the temporary file holding the input window (default: none, an anonymous
+    /// in-memory file; `std::env::temp_dir()` where `memfd_create` is unavailable).
     pub temp_dir: Option<PathBuf>,
 }
 
@@ -120,8 +125,7 @@ impl ParallelDeflateReader {
                 opts: opts.parallel,
             }
         } else {
-            let dir = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-            let file = tempfile::tempfile_in(dir)?;
+            let file = spool_file(opts.temp_dir.as_deref())?;
             file.set_len(input_len)?;
             // SAFETY: the file is an unlinked temporary file private to this reader. The map is
             // read-only; the feeder writes the file with `pwrite` only at offsets at or beyond
@@ -156,7 +160,7 @@ impl ParallelDeflateReader {
                     let released = Mutex::new(0usize);
                     let release = |upto: usize| {
                         coord_in.feed.set_low(upto);
-                        release_pages(&mapped.map, &released, upto);
+                        release_pages(&mapped, &released, upto);
                     };
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         run(&job, &release, &mut |b| tx.send(Ok(b)).map_err(|_| Abort))
@@ -194,16 +198,47 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Drop the mapped pages of `[released, upto)` (rounded to 2 MiB) from the resident set.
-fn release_pages(map: &memmap2::Mmap, released: &Mutex<usize>, upto: usize) {
+/// The spool file: an anonymous in-memory file, or a temporary file in `dir`.
+fn spool_file(dir: Option<&std::path::Path>) -> io::Result<File> {
+    if let Some(dir) = dir {
+        return tempfile::tempfile_in(dir);
+    }
+    // SAFETY: the name is a NUL-terminated string literal; on success the kernel returns a new
+    // descriptor that nothing else owns, which `File` takes over.
+    let fd = unsafe { libc::memfd_create(c"adudiff-deflate-input".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd >= 0 {
+        use std::os::unix::io::FromRawFd;
+        // SAFETY: see above.
+        return Ok(unsafe { File::from_raw_fd(fd) });
+    }
+    tempfile::tempfile_in(std::env::temp_dir())
+}
+
+/// Drop the input `[released, upto)` (rounded down to 2 MiB) from the resident set and from
+/// the spool: nothing reads it again.
+fn release_pages(mapped: &Mapped, released: &Mutex<usize>, upto: usize) {
+    use std::os::unix::io::AsRawFd;
+    let map = &mapped.map;
     let mut r = lock(released);
     let upto = upto & !((2 << 20) - 1);
     if upto > *r && upto <= map.len() {
         // SAFETY: the mapping is file-backed, shared and read-only: MADV_DONTNEED discards no
-        // data, it only unmaps pages that are transparently re-read from the page cache (or the
-        // file) on the next access. The range is inside the mapping and page aligned.
+        // data, it only unmaps pages (re-read from the file on a later access, which the
+        // caller guarantees does not happen). The range is inside the mapping and page aligned.
         let _ = unsafe {
             map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *r, upto - *r)
+        };
+        // Give the blocks back (memory for a memfd, disk for a temporary file). The file keeps
+        // its size, so the mapping stays valid: a read there would see zeros, not fault. Best
+        // effort: a file system without hole punching keeps the blocks.
+        // SAFETY: a plain system call on a descriptor the mapping's owner keeps open.
+        let _ = unsafe {
+            libc::fallocate(
+                mapped._file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                *r as libc::off_t,
+                (upto - *r) as libc::off_t,
+            )
         };
         *r = upto;
     }
@@ -213,7 +248,14 @@ fn release_pages(map: &memmap2::Mmap, released: &Mutex<usize>, upto: usize) {
 fn feed(input: &mut dyn Read, file: &File, len: usize, chunk_len: usize, shared: &Input) {
     const PIECE: usize = 1 << 20;
     const PUBLISH: usize = 64 << 10;
-    let mut buf = vec![0u8; PIECE.min(len.max(1))];
+    let mut buf = match crate::io::scratch::buffer(PIECE.min(len.max(1)), "deflate input") {
+        Ok(buf) => buf,
+        Err(e) => {
+            *lock(&shared.error) = Some(e);
+            shared.feed.fail();
+            return;
+        }
+    };
     let mut off = 0usize;
     let fail = |e: io::Error| {
         *lock(&shared.error) = Some(e);
