@@ -40,7 +40,7 @@ pub const ENV_DISK: &str = "ADUDIFF_SCRATCH_DISK";
 
 /// Memory left out of the automatic budget for the apply's fixed working set: copy and pipe
 /// buffers, codec contexts (bzip2's is ~4 MiB), thread stacks and allocator overhead.
-pub const WORKING_SET_RESERVE: u64 = 48 << 20;
+pub const WORKING_SET_RESERVE: u64 = 24 << 20;
 
 /// Free space left on the scratch file system beyond what a temporary file takes (other writers,
 /// file-system metadata).
@@ -66,6 +66,9 @@ pub struct ScratchConfig {
     pub memory_budget: u64,
     /// Most bytes of temporary files at once (`None`: as much as the file system has free).
     pub disk_budget: Option<u64>,
+    /// Most bytes of intermediates in memory or mapped at once, under an address-space limit
+    /// (`None` without one): a mapped temporary file takes as much address space as a buffer.
+    pub address_space_budget: Option<u64>,
 }
 
 impl ScratchConfig {
@@ -97,6 +100,7 @@ impl ScratchConfig {
             prefer,
             memory_budget,
             disk_budget: size(ENV_DISK)?,
+            address_space_budget: automatic_address_space_budget(),
         })
     }
 }
@@ -140,6 +144,12 @@ pub fn automatic_memory_budget() -> u64 {
     ];
     let least = limits.into_iter().flatten().min().unwrap_or(u64::MAX);
     least.saturating_sub(WORKING_SET_RESERVE)
+}
+
+/// Address space the apply may give its intermediates under `RLIMIT_AS`: what the limit leaves
+/// less [`WORKING_SET_RESERVE`]; `None` without a limit.
+pub fn automatic_address_space_budget() -> Option<u64> {
+    address_space_headroom().map(|h| h.saturating_sub(WORKING_SET_RESERVE))
 }
 
 /// `RLIMIT_AS` less the process's current virtual size, if the limit is finite.
@@ -299,22 +309,30 @@ impl Ledger {
             })
             .ok()?;
         Some(Charge {
-            ledger: self.clone(),
-            bytes,
+            parts: vec![(self.clone(), bytes)],
         })
     }
 }
 
-/// Scratch bytes in use until dropped.
+/// Scratch bytes in use (in one or more ledgers) until dropped.
 #[derive(Debug)]
 pub struct Charge {
-    ledger: Ledger,
-    bytes: u64,
+    parts: Vec<(Ledger, u64)>,
+}
+
+impl Charge {
+    /// This charge and `other` as one.
+    fn and(mut self, mut other: Charge) -> Charge {
+        self.parts.append(&mut other.parts);
+        self
+    }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.ledger.0.fetch_sub(self.bytes, Ordering::AcqRel);
+        for (ledger, bytes) in &self.parts {
+            ledger.0.fetch_sub(*bytes, Ordering::AcqRel);
+        }
     }
 }
 
@@ -333,6 +351,7 @@ pub struct Scratch {
     config: Arc<ScratchConfig>,
     memory: Ledger,
     disk: Ledger,
+    address_space: Ledger,
 }
 
 impl Scratch {
@@ -342,6 +361,7 @@ impl Scratch {
             config: Arc::new(config),
             memory: Ledger::default(),
             disk: Ledger::default(),
+            address_space: Ledger::default(),
         }
     }
 
@@ -352,6 +372,7 @@ impl Scratch {
             prefer: Prefer::Disk,
             memory_budget: automatic_memory_budget(),
             disk_budget: None,
+            address_space_budget: automatic_address_space_budget(),
         })
     }
 
@@ -399,16 +420,30 @@ impl Scratch {
             Prefer::Disk => [Prefer::Disk, Prefer::Memory],
             Prefer::Memory => [Prefer::Memory, Prefer::Disk],
         };
+        // Either place maps or allocates `len` bytes of address space.
+        let address_space = match self.config.address_space_budget {
+            Some(limit) => match self.address_space.charge(len, limit) {
+                Some(charge) => Some(charge),
+                None => return Err(self.no_room(len, what, None)),
+            },
+            None => None,
+        };
+        let with_address_space = |charge: Charge| match address_space {
+            Some(a) => charge.and(a),
+            None => charge,
+        };
         let mut disk_error = None;
         for place in order {
             match place {
                 Prefer::Memory => {
                     if let Some(charge) = self.memory.charge(len, self.config.memory_budget) {
-                        return Ok(Room::Memory(charge));
+                        return Ok(Room::Memory(with_address_space(charge)));
                     }
                 }
                 Prefer::Disk => match self.disk_room(len) {
-                    Ok(Some(room)) => return Ok(room),
+                    Ok(Some((file, charge))) => {
+                        return Ok(Room::Disk(file, with_address_space(charge)))
+                    }
                     Ok(None) => {}
                     Err(e) => disk_error = Some(e),
                 },
@@ -418,7 +453,7 @@ impl Scratch {
     }
 
     /// A preallocated temporary file of `len` bytes, `Ok(None)` if it does not fit.
-    fn disk_room(&self, len: u64) -> io::Result<Option<Room>> {
+    fn disk_room(&self, len: u64) -> io::Result<Option<(File, Charge)>> {
         if len > self.disk_left() {
             return Ok(None);
         }
@@ -428,7 +463,7 @@ impl Scratch {
         };
         let file = tempfile::tempfile_in(&self.config.dir)?;
         match allocate(&file, len) {
-            Ok(()) => Ok(Some(Room::Disk(file, charge))),
+            Ok(()) => Ok(Some((file, charge))),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -444,10 +479,17 @@ impl Scratch {
                 self.config.dir.display()
             ),
         };
+        let address_space = match self.config.address_space_budget {
+            Some(budget) => format!(
+                "; under the address-space limit {} of {budget} bytes are free for intermediates",
+                budget.saturating_sub(self.address_space.used())
+            ),
+            None => String::new(),
+        };
         Error::new(
             code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
             format!(
-                "Not enough scratch space: {what} needs {len} bytes; {disk}, and {} of the {} bytes of the memory budget are free (set {ENV_DIR} to a roomier directory or {ENV_MEMORY} to allow more memory)",
+                "Not enough scratch space: {what} needs {len} bytes; {disk}, and {} of the {} bytes of the memory budget are free{address_space} (set {ENV_DIR} to a roomier directory or {ENV_MEMORY} to allow more memory)",
                 self.memory_left(),
                 self.config.memory_budget
             ),
@@ -476,6 +518,7 @@ mod tests {
             prefer,
             memory_budget: memory,
             disk_budget: disk,
+            address_space_budget: None,
         }
     }
 
