@@ -809,6 +809,8 @@ const KEY_ORDER: &[&str] = &[
     "sha256",
     "relatedFiles",
     "properties",
+    "microsoft.sourceFileHashAlgorithm",
+    "microsoft.sourceFileHash",
     "downloadHandler",
     "id",
     "manifestVersion",
