@@ -817,7 +817,8 @@ const KEY_ORDER: &[&str] = &[
     "createdDateTime",
 ];
 
-/// Pretty JSON (two-space indent) with object keys in [`KEY_ORDER`], ending in a newline.
+/// Pretty JSON (two-space indent) with object keys in the order of Microsoft's documentation
+/// (other keys after them, alphabetically), ending in a newline.
 pub fn to_pretty_json(v: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, v, 0);
