@@ -341,3 +341,77 @@ fn refusals_name_the_field() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.join("Toaster.importmanifest.json").exists());
 }
+
+/// An SWU whose rootfs is gzip that stock zlib does not reproduce (version `v`).
+fn foreign_gzip_version(v: usize) -> Vec<u8> {
+    let mut rootfs = text(31, 300_000);
+    rootfs[20_000 * v..20_000 * v + 100].fill(b'#');
+    let gz = foreign_gzip(&rootfs);
+    let desc = sw_description(&[("rootfs.ext4.gz", Some("zlib"), &sha256_hex(&gz))], &[]);
+    cpio(
+        CpioFormat::Newc,
+        &[("sw-description", desc.as_bytes()), ("rootfs.ext4.gz", &gz)],
+    )
+}
+
+#[test]
+fn recompressed_and_signed_target_is_what_ships() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(dir.path(), "t.swu", &foreign_gzip_version(2));
+    let src = write(dir.path(), "s.swu", &foreign_gzip_version(1));
+    let script = write(
+        dir.path(),
+        "install.sh",
+        b"#!/bin/sh\nexec swupdate -i \"$1\"\n",
+    );
+    let signer = write(dir.path(), "sign.sh", b"#!/bin/sh\nprintf SIG > \"$2\"\n");
+    let sign = format!("sh {}", s(&signer));
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "release",
+        "--out",
+        s(&out),
+        "--recompress",
+        "--sign",
+        &sign,
+        "--file",
+        s(&script),
+        "--handler-property",
+        "scriptFileName=install.sh",
+    ];
+    args.extend_from_slice(IDENTITY);
+    args.extend([s(&target), s(&src)]);
+    let o = adudiff(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("recompressed"));
+
+    let shipped = out.join("t.swu");
+    let shipped_bytes = std::fs::read(&shipped).unwrap();
+    assert_ne!(shipped_bytes, std::fs::read(&target).unwrap());
+    let archive = adudiffapi::swu::cpio::CpioArchive::parse(&shipped_bytes).unwrap();
+    assert!(archive.find("sw-description.sig").is_some(), "signed");
+
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(out.join("Toaster.importmanifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(validate(&m), vec![]);
+    assert_eq!(
+        m["instructions"]["steps"][0]["files"],
+        serde_json::json!(["t.swu", "install.sh"])
+    );
+    assert_eq!(
+        m["instructions"]["steps"][0]["handlerProperties"]["scriptFileName"],
+        "install.sh"
+    );
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["hashes"]["sha256"], sha_b64(&shipped));
+    assert_eq!(files[1]["filename"], "install.sh");
+    assert_eq!(files[1]["hashes"]["sha256"], sha_b64(&script));
+    assert!(files[1].get("relatedFiles").is_none());
+    // The delta rebuilds the recompressed, signed target from the device's source.
+    let delta = out.join(files[0]["relatedFiles"][0]["filename"].as_str().unwrap());
+    let rebuilt = dir.path().join("rebuilt.swu");
+    assert_eq!(common::apply_c(&src, &delta, &rebuilt), Ok(()));
+    assert_eq!(std::fs::read(&rebuilt).unwrap(), shipped_bytes);
+}
