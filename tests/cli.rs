@@ -44,7 +44,14 @@ fn help_and_usage_errors() {
     let o = adudiff(&["--help"]);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("adudiff generate"));
-    for cmd in ["generate", "recompress", "apply", "dump", "manifest"] {
+    for cmd in [
+        "generate",
+        "release",
+        "recompress",
+        "apply",
+        "dump",
+        "manifest",
+    ] {
         let o = adudiff(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(String::from_utf8_lossy(&o.stdout).contains(cmd));

@@ -1,8 +1,10 @@
-//! `adudiff`: command-line front end (generate, recompress, apply, dump, manifest).
+//! `adudiff`: command-line front end (generate, release, recompress, apply, dump, manifest).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use adudiffapi::generate::import_manifest::{self, UpdateId};
+use adudiffapi::generate::release::{self, DeltaFormat, ReleaseOptions};
 use adudiffapi::generate::{self, strategy_text, DiffSettings, GenerateOptions};
 use adudiffapi::recompress::{self, ImageAction, SignatureAction};
 
@@ -11,10 +13,14 @@ adudiff — Azure Device Update delta tool (PAMZ standard v2)
 
 USAGE:
   adudiff generate [OPTIONS] <source.swu> <target.swu> <delta> [<log dir>] [<work dir>]
+  adudiff release [OPTIONS] --out <dir> --provider <p> --name <n> --version <v> --compat <k=v,…>
+                  <target.swu> <source.swu>…   (1–4 sources: deltas + v5 import manifest)
   adudiff recompress <in.swu> <out.swu> [\"<signing command>\"]
   adudiff apply <source> <delta> <target>
   adudiff dump <delta>
   adudiff manifest [--provider <name>] <source.swu>
+  adudiff manifest --target <target.swu> --delta <delta> --provider <p> --name <n> --version <v>
+                   --compat <k=v,…> [OPTIONS] <source.swu>   (the whole v5 import manifest)
 
 Run `adudiff <command> --help` for details.";
 
@@ -69,10 +75,58 @@ Prints the delta as JSON: format, target/source items, recipes, blobs and sizes.
 
 const MANIFEST_HELP: &str = "\
 adudiff manifest [--provider <name>] <source.swu>
+adudiff manifest --target <target.swu> --delta <delta> --provider <p> --name <n> --version <v>
+                 --compat <k=v,…> [IDENTITY OPTIONS] <source.swu>
 
-Prints the import-manifest relatedFiles properties for a delta made against <source.swu>
-(microsoft.sourceFileHashAlgorithm, microsoft.sourceFileHash = base64 SHA-256) and the path where
-the Device Update agent caches that source (/var/lib/adu/sdc/<provider>/sha256-<encoded hash>).";
+First form: prints the import-manifest relatedFiles properties for a delta made against
+<source.swu> (microsoft.sourceFileHashAlgorithm, microsoft.sourceFileHash = base64 SHA-256) and the
+path where the Device Update agent caches that source
+(/var/lib/adu/sdc/<provider>/sha256-<encoded hash>).
+
+Second form: prints the whole version 5.0 import manifest for <target.swu> with <delta> as its
+related file for <source.swu> (files are hashed, nothing is generated), checked against Device
+Update's schema rules. IDENTITY OPTIONS as for `adudiff release`: --handler, --handler-property,
+--handler-properties, --installed-criteria, --description, --file.";
+
+const RELEASE_HELP: &str = "\
+adudiff release [OPTIONS] --out <dir> --provider <p> --name <n> --version <v> --compat <k=v,…>
+                <target.swu> <source.swu> [<source.swu>…]
+
+From build output to an importable update: generates one delta per source (1 to 4 sources; the
+target is analysed once, sources run in parallel as memory allows), verifies each by applying it,
+and writes to <dir>: the target (recompressed with --recompress), the deltas
+(<source>-to-<target>.delta) and <name>.importmanifest.json (Device Update import manifest 5.0,
+checked against the schema's rules before it is written). A delta that is not smaller than the
+target is left out of the manifest with a warning: devices on that source download the target.
+Import with `az iot du update import` or the Azure portal, uploading every file of <dir>.
+
+IDENTITY:
+  --provider <p>            updateId.provider (letters, digits, '.', '-'; 1-64)
+  --name <n>                updateId.name (same rules); also names the manifest file
+  --version <v>             updateId.version (2-4 numbers, e.g. 1.2.0)
+  --compat <k=v[,k=v…]>     one compatibility set (1-5 properties); repeat for more sets (≤ 10)
+  --description <text>      update description (≤ 512 characters)
+  --handler <id>            step handler (default microsoft/swupdate:2)
+  --handler-property <k=v>  a string handler property; repeatable
+  --handler-properties <json>  handler properties as a JSON object (merged)
+  --installed-criteria <s>  shorthand for --handler-property installedCriteria=<s>
+  --file <path>             another payload file of the step (e.g. an install script); repeatable
+
+OPTIONS:
+  --out <dir>               output folder (created)
+  --format <f>              standard (default; applies on Microsoft's library too) or extended
+                            (not available yet)
+  --recompress              recompress the target (as `adudiff recompress`) and ship that
+  --sign <command>          signing command for the recompressed sw-description (see recompress)
+  --jobs <n>                sources generated at once (default: by available memory, estimated
+                            as 512 MiB + 6 x (source + target size) per job)
+  --threads <n>             worker threads per generation (default: cores / jobs)
+  --zstd-level <n>          zstd level for patch-from candidates (default 12)
+  --no-files                diff ext2/3/4 images as a whole instead of file by file
+  -q, --quiet               no progress on stderr
+
+SOURCE_DATE_EPOCH, when set, is the manifest's createdDateTime (reproducible releases).
+Exit status: 0 manifest written; 1 failure (nothing is written to the manifest); 2 usage.";
 
 /// A subcommand: parses its arguments and runs; `Err` carries the message to print.
 type Command = fn(&[String]) -> Result<(), String>;
@@ -94,6 +148,7 @@ fn main() -> ExitCode {
         "apply" => (APPLY_HELP, cmd_apply),
         "dump" => (DUMP_HELP, cmd_dump),
         "manifest" => (MANIFEST_HELP, cmd_manifest),
+        "release" => (RELEASE_HELP, cmd_release),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -417,21 +472,270 @@ fn cmd_dump(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Options naming the update (shared by `release` and the whole-manifest form of `manifest`).
+const IDENTITY_OPTIONS: &[&str] = &[
+    "--provider",
+    "--name",
+    "--version",
+    "--compat",
+    "--description",
+    "--handler",
+    "--handler-property",
+    "--handler-properties",
+    "--installed-criteria",
+    "--file",
+];
+
+/// The update's identity and step, from the identity options.
+struct Identity {
+    update_id: UpdateId,
+    description: Option<String>,
+    compatibility: Vec<Vec<(String, String)>>,
+    handler: String,
+    handler_properties: serde_json::Map<String, serde_json::Value>,
+    extra_files: Vec<PathBuf>,
+}
+
+fn parse_identity(opts: &[(String, String)]) -> Result<Identity, String> {
+    let one = |name: &str| -> Result<String, String> {
+        opts.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("usage: {name} is required"))
+    };
+    let mut id = Identity {
+        update_id: UpdateId {
+            provider: one("--provider")?,
+            name: one("--name")?,
+            version: one("--version")?,
+        },
+        description: None,
+        compatibility: Vec::new(),
+        handler: import_manifest::DEFAULT_HANDLER.to_string(),
+        handler_properties: serde_json::Map::new(),
+        extra_files: Vec::new(),
+    };
+    for (k, v) in opts {
+        match k.as_str() {
+            "--compat" => {
+                let mut set = Vec::new();
+                for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
+                    let (name, value) = pair.split_once('=').ok_or_else(|| {
+                        format!("usage: --compat expects name=value[,name=value…], got {pair:?}")
+                    })?;
+                    set.push((name.trim().to_string(), value.trim().to_string()));
+                }
+                id.compatibility.push(set);
+            }
+            "--description" => id.description = Some(v.clone()),
+            "--handler" => id.handler = v.clone(),
+            "--handler-property" => {
+                let (name, value) = v.split_once('=').ok_or_else(|| {
+                    format!("usage: --handler-property expects name=value, got {v:?}")
+                })?;
+                id.handler_properties
+                    .insert(name.to_string(), value.to_string().into());
+            }
+            "--handler-properties" => match serde_json::from_str::<serde_json::Value>(v) {
+                Ok(serde_json::Value::Object(m)) => id.handler_properties.extend(m),
+                _ => {
+                    return Err(format!(
+                        "usage: --handler-properties expects a JSON object, got {v:?}"
+                    ))
+                }
+            },
+            "--installed-criteria" => {
+                id.handler_properties
+                    .insert("installedCriteria".into(), v.clone().into());
+            }
+            "--file" => id.extra_files.push(PathBuf::from(v)),
+            _ => {}
+        }
+    }
+    if id.compatibility.is_empty() {
+        return Err(
+            "usage: --compat is required (e.g. --compat manufacturer=Contoso,model=Toaster)".into(),
+        );
+    }
+    Ok(id)
+}
+
 fn cmd_manifest(args: &[String]) -> Result<(), String> {
-    let (opts, pos) = split_options(args, &["--provider"], &[])?;
+    let mut with_value = IDENTITY_OPTIONS.to_vec();
+    with_value.extend(["--target", "--delta"]);
+    let (opts, pos) = split_options(args, &with_value, &[])?;
     if pos.len() != 1 {
         return Err("usage: expected <source.swu>".into());
     }
-    let provider = opts
-        .iter()
-        .find(|(k, _)| k == "--provider")
-        .map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        opts.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let path = Path::new(&pos[0]);
-    let info = adudiffapi::generate::manifest::source_info(path, provider.as_deref())
-        .map_err(|e| e.to_string())?;
+    let (target, delta) = (get("--target"), get("--delta"));
+    if target.is_none() && delta.is_none() {
+        let provider = get("--provider");
+        let info = adudiffapi::generate::manifest::source_info(path, provider.as_deref())
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let (Some(target), Some(delta)) = (target, delta) else {
+        return Err("usage: the whole manifest needs both --target and --delta".into());
+    };
+    let id = parse_identity(&opts)?;
+    let info = |p: &Path| -> Result<import_manifest::FileInfo, String> {
+        let (size, sha256) =
+            adudiffapi::generate::manifest::hash_file(p).map_err(|e| e.to_string())?;
+        Ok(import_manifest::FileInfo {
+            filename: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| format!("{}: no file name", p.display()))?,
+            size,
+            sha256,
+        })
+    };
+    let (_, source_sha256) =
+        adudiffapi::generate::manifest::hash_file(path).map_err(|e| e.to_string())?;
+    let manifest = import_manifest::ImportManifest {
+        update_id: id.update_id,
+        description: id.description,
+        compatibility: id.compatibility,
+        handler: id.handler,
+        handler_properties: id.handler_properties,
+        target: info(Path::new(&target))?,
+        extra_files: id
+            .extra_files
+            .iter()
+            .map(|p| info(p))
+            .collect::<Result<_, _>>()?,
+        deltas: vec![import_manifest::DeltaFile {
+            file: info(Path::new(&delta))?,
+            source_sha256,
+        }],
+        created: import_manifest::created_date_time().map_err(|e| e.to_string())?,
+    }
+    .to_json();
+    let errors = import_manifest::validate(&manifest);
+    if !errors.is_empty() {
+        return Err(format!(
+            "the import manifest would break Device Update's schema:\n  {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    print!("{}", import_manifest::to_pretty_json(&manifest));
+    Ok(())
+}
+
+fn cmd_release(args: &[String]) -> Result<(), String> {
+    let mut with_value = IDENTITY_OPTIONS.to_vec();
+    with_value.extend([
+        "--out",
+        "--format",
+        "--sign",
+        "--jobs",
+        "--threads",
+        "--zstd-level",
+    ]);
+    let (opts, pos) = split_options(
+        args,
+        &with_value,
+        &["--recompress", "--no-files", "-q", "--quiet"],
+    )?;
+    if pos.len() < 2 {
+        return Err("usage: expected <target.swu> and at least one <source.swu>".into());
+    }
+    let id = parse_identity(&opts)?;
+    let mut o = ReleaseOptions {
+        target: PathBuf::from(&pos[0]),
+        sources: pos[1..].iter().map(PathBuf::from).collect(),
+        out_dir: PathBuf::new(),
+        update_id: id.update_id,
+        description: id.description,
+        compatibility: id.compatibility,
+        handler: id.handler,
+        handler_properties: id.handler_properties,
+        extra_files: id.extra_files,
+        format: DeltaFormat::Standard,
+        recompress: false,
+        sign_command: None,
+        jobs: 0,
+        threads: 0,
+        quiet: false,
+        settings: DiffSettings::default(),
+        files: true,
+        image: generate::image::ImageSettings::default(),
+    };
+    let mut out = None;
+    for (k, v) in &opts {
+        let num = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| format!("usage: {k} expects a number, got {v:?}"))
+        };
+        match k.as_str() {
+            "--out" => out = Some(PathBuf::from(v)),
+            "--format" => o.format = DeltaFormat::parse(v).map_err(|e| e.to_string())?,
+            "--sign" => o.sign_command = Some(v.clone()),
+            "--jobs" => o.jobs = num(v)?.max(0) as usize,
+            "--threads" => o.threads = num(v)?.max(0) as usize,
+            "--zstd-level" => o.settings.zstd_level = num(v)?.clamp(1, 22) as i32,
+            "--recompress" => o.recompress = true,
+            "--no-files" => o.files = false,
+            "-q" | "--quiet" => o.quiet = true,
+            _ => {}
+        }
+    }
+    o.out_dir = out.ok_or("usage: --out <dir> is required")?;
+    if o.sign_command.is_some() && !o.recompress {
+        return Err("usage: --sign only applies with --recompress".into());
+    }
+    let r = release::release(&o).map_err(|e| e.to_string())?;
     println!(
-        "{}",
-        serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
+        "{:<30} {:>13} {:>13} {:>8}  {:<9} {:>7}  devices on Microsoft's library",
+        "source", "source size", "delta size", "% target", "format", "time"
     );
+    for s in &r.sources {
+        let name = s.source.file_name().map_or_else(
+            || s.source.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let microsoft = match (s.shipped, s.microsoft_applies) {
+            (true, true) => "apply the delta",
+            (true, false) => "fall back to the full image",
+            (false, _) => "download the full image (delta left out)",
+        };
+        println!(
+            "{:<30} {:>13} {:>13} {:>7.2}%  {:<9} {:>6.1}s  {microsoft}",
+            truncate(&name, 30),
+            group(s.source_size),
+            group(s.delta_size),
+            s.delta_size as f64 * 100.0 / r.target.size.max(1) as f64,
+            s.format.name(),
+            s.seconds,
+        );
+    }
+    println!(
+        "\ntarget {} ({} B{}); {} of {} deltas shipped, each verified by applying it",
+        r.target.filename,
+        group(r.target.size),
+        if r.recompressed { ", recompressed" } else { "" },
+        r.sources.iter().filter(|s| s.shipped).count(),
+        r.sources.len()
+    );
+    println!("import manifest: {}", r.manifest_path.display());
+    for w in &r.warnings {
+        eprintln!("adudiff release: warning: {w}");
+    }
     Ok(())
 }

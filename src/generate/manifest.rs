@@ -59,8 +59,8 @@ pub fn cache_path(provider: &str, digest: &[u8]) -> String {
     )
 }
 
-/// JSON with the related-file properties and the cache path for the source at `path`.
-pub fn source_info(path: &Path, provider: Option<&str>) -> ToolResult<serde_json::Value> {
+/// Size and SHA-256 of the file at `path`, read in 1 MiB pieces.
+pub fn hash_file(path: &Path) -> ToolResult<(u64, [u8; 32])> {
     let mut f = std::fs::File::open(path).map_err(|e| fail(path.display(), e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -73,7 +73,12 @@ pub fn source_info(path: &Path, provider: Option<&str>) -> ToolResult<serde_json
         size += n as u64;
         h.update(&buf[..n]);
     }
-    let digest = h.finalize();
+    Ok((size, h.finalize().into()))
+}
+
+/// JSON with the related-file properties and the cache path for the source at `path`.
+pub fn source_info(path: &Path, provider: Option<&str>) -> ToolResult<serde_json::Value> {
+    let (size, digest) = hash_file(path)?;
     let b64 = base64(&digest);
     let cache = match provider {
         Some(p) if !p.is_empty() => cache_path(p, &digest),

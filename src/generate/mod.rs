@@ -12,10 +12,12 @@ pub mod diff;
 pub mod error;
 pub mod ext4;
 pub mod image;
+pub mod import_manifest;
 pub mod manifest;
 pub mod matching;
 pub mod pool;
 pub mod progress;
+pub mod release;
 pub mod segment;
 pub mod zlib;
 
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -244,8 +247,95 @@ type Candidate = (Method, Vec<u8>);
 /// The chosen candidate of a segment, its basis window and the segment.
 type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
 
+/// A target member decoded from gzip, with the zlib level that reproduces it (`None`: not
+/// reproducible); `None` as a whole when the member does not decode.
+type DecodedMember = Option<(SharedBytes, Option<i32>)>;
+
+/// A target SWU read and analysed once, so that deltas from several sources to it
+/// (`adudiff release`) share the work: the file mapping, the cpio parse, the target's identity
+/// (length and SHA-256) and each gzip member's decompressed content and reproducing zlib level.
+///
+/// Members are decoded on first use by any generation (and only once, also when several
+/// generations run in parallel); the decoded contents stay in memory as long as the analysis
+/// lives, which a single generation would need anyway.
+pub struct TargetAnalysis {
+    swu: Swu,
+    item: Item,
+    decoded: Vec<OnceLock<DecodedMember>>,
+}
+
+impl TargetAnalysis {
+    /// Maps and parses the target SWU at `path` and hashes it.
+    pub fn open(path: &Path) -> ToolResult<Self> {
+        let data = map(path)?;
+        if data.is_empty() {
+            return Err(fail(path.display(), "empty target"));
+        }
+        let archive = CpioArchive::parse(&data)
+            .map_err(|e| fail(path.display(), format!("not a cpio newc/crc SWU ({e})")))?;
+        let members = archive.files().count();
+        let item = item_of(&data);
+        Ok(TargetAnalysis {
+            swu: Swu {
+                data,
+                archive: Some(archive),
+            },
+            item,
+            decoded: (0..members).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// Size of the target in bytes.
+    pub fn size(&self) -> u64 {
+        self.item.length
+    }
+
+    /// SHA-256 of the target.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.item.sha256.expect("item_of hashes")
+    }
+
+    /// The gzip member at `index` (in archive order) decoded, computed on first use.
+    fn decoded(&self, index: usize, payload: &[u8]) -> DecodedMember {
+        self.decoded[index]
+            .get_or_init(|| {
+                zlib::gunzip(payload).ok().map(|raw| {
+                    let level = zlib::find_gzip_level(&raw, payload);
+                    (SharedBytes::from_vec(raw), level)
+                })
+            })
+            .clone()
+    }
+}
+
+/// What a generation against an analysed target produced.
+#[derive(Clone, Debug)]
+pub enum Generated {
+    /// The delta was verified and written to the output path.
+    Written(GenerateReport),
+    /// The delta was verified but is not smaller than the target, so it was not written.
+    NotSmaller(GenerateReport),
+}
+
 /// Generates the delta described by `opts`.
 pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
+    let target = TargetAnalysis::open(&opts.target)?;
+    match generate_with_target(opts, &target)? {
+        Generated::Written(r) => Ok(r),
+        Generated::NotSmaller(r) => Err(ToolError(format!(
+            "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
+            r.delta_size, r.target_size
+        ))),
+    }
+}
+
+/// Generates the delta described by `opts` against `target`, the analysis of `opts.target`
+/// (shared between several sources); a delta not smaller than the target is reported, not
+/// written.
+pub fn generate_with_target(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+) -> ToolResult<Generated> {
     let progress = Progress::new(opts.quiet);
     let mut timings = Vec::new();
     let threads = if opts.threads == 0 {
@@ -258,29 +348,13 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     let t0 = Instant::now();
     let stage = progress.stage("parse", 0);
     let src = map(&opts.source)?;
-    let tgt = map(&opts.target)?;
-    if tgt.is_empty() {
-        return Err(fail(opts.target.display(), "empty target"));
-    }
     let source = Swu {
         archive: CpioArchive::parse(&src).ok(),
         data: src,
     };
-    let target_archive = CpioArchive::parse(&tgt).map_err(|e| {
-        fail(
-            opts.target.display(),
-            format!("not a cpio newc/crc SWU ({e})"),
-        )
-    })?;
-    let target = Swu {
-        archive: Some(target_archive),
-        data: tgt,
-    };
-    let (source_item, target_item) = std::thread::scope(|s| {
-        let a = s.spawn(|| item_of(&source.data));
-        let b = item_of(&target.data);
-        (a.join().expect("hash thread"), b)
-    });
+    let target = &target_analysis.swu;
+    let source_item = item_of(&source.data);
+    let target_item = target_analysis.item.clone();
     let src_members: Vec<CpioMember> = source
         .archive
         .as_ref()
@@ -366,7 +440,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     src_needed.sort_unstable();
     src_needed.dedup();
     enum Decoded {
-        Target(usize, Option<(Vec<u8>, Option<i32>)>),
+        Target(usize, DecodedMember),
         Source(usize, Option<Vec<u8>>),
     }
     let total: u64 = pre
@@ -388,10 +462,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
             jobs.push((
                 m.data_len,
                 Box::new(move || {
-                    let r = zlib::gunzip(&payload).ok().map(|raw| {
-                        let level = zlib::find_gzip_level(&raw, &payload);
-                        (raw, level)
-                    });
+                    let r = target_analysis.decoded(i, &payload);
                     counter.add(payload.len() as u64);
                     Decoded::Target(i, r)
                 }),
@@ -415,7 +486,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     for d in pool::run(threads, jobs) {
         match d {
             Decoded::Target(i, Some((raw, level))) => {
-                t_raw.insert(i, (SharedBytes::from_vec(raw), level));
+                t_raw.insert(i, (raw, level));
             }
             Decoded::Target(_, None) => {}
             Decoded::Source(i, Some(raw)) => {
@@ -893,10 +964,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
         write_log(dir, opts, &report)?;
     }
     if report.delta_size >= report.target_size {
-        return Err(ToolError(format!(
-            "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
-            report.delta_size, report.target_size
-        )));
+        return Ok(Generated::NotSmaller(report));
     }
     if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
@@ -915,7 +983,7 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
     std::fs::rename(&delta_tmp, &opts.output)
         .or_else(|_| write_atomically(&opts.output, &delta).map_err(|e| std::io::Error::other(e.0)))
         .map_err(|e| fail(opts.output.display(), e))?;
-    Ok(report)
+    Ok(Generated::Written(report))
 }
 
 /// The file-aware plan of an image member, when both it and its basis are ext2/3/4 images

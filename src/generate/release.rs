@@ -1,0 +1,582 @@
+//! `adudiff release`: from a target SWU and up to four source SWUs to an importable update — the
+//! target (optionally recompressed and re-signed), one verified delta per source, and the
+//! version 5.0 import manifest `<name>.importmanifest.json` naming them.
+//!
+//! The target is analysed once ([`TargetAnalysis`]) and shared by every source's generation;
+//! sources are generated [`ReleaseOptions::jobs`] at a time (default from the available memory,
+//! see [`default_jobs`]). Each delta is verified by applying it with the library's applier
+//! (inside [`generate_with_target`]); a delta that is not smaller than the target is left out of
+//! the manifest (devices on that source then download the full target) and reported.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::error::{fail, ToolError, ToolResult};
+use super::import_manifest::{
+    self, DeltaFile, FileInfo, ImportManifest, UpdateId, MAX_FILES, MAX_RELATED_FILES,
+};
+use super::manifest::hash_file;
+use super::{
+    generate_with_target, image, pool, write_atomically, DiffSettings, GenerateOptions, Generated,
+    TargetAnalysis,
+};
+
+/// Delta format of a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeltaFormat {
+    /// PAMZ standard v2: what Microsoft's libadudiffapi.so 3.0.0 applies.
+    #[default]
+    Standard,
+    /// The extended format (planned): smaller deltas that only this library applies; devices on
+    /// Microsoft's library would fall back to the full target.
+    Extended,
+}
+
+impl DeltaFormat {
+    /// Parses `standard` or `extended`.
+    pub fn parse(s: &str) -> ToolResult<Self> {
+        match s {
+            "standard" => Ok(DeltaFormat::Standard),
+            "extended" => Ok(DeltaFormat::Extended),
+            other => Err(fail(
+                "--format",
+                format!("{other:?} is not a delta format (standard, extended)"),
+            )),
+        }
+    }
+
+    /// Name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeltaFormat::Standard => "standard",
+            DeltaFormat::Extended => "extended",
+        }
+    }
+
+    /// Whether this build can generate the format.
+    pub fn check_available(self) -> ToolResult<()> {
+        match self {
+            DeltaFormat::Standard => Ok(()),
+            DeltaFormat::Extended => Err(fail(
+                "--format extended",
+                "the extended delta format is not available yet; use --format standard",
+            )),
+        }
+    }
+}
+
+/// Rough peak memory of one generation besides the inputs' sizes (bytes).
+pub const JOB_MEMORY_BASE: u64 = 512 << 20;
+/// Rough peak memory of one generation per byte of source plus target (decompressed images,
+/// diff candidates, the delta and its verification).
+pub const JOB_MEMORY_FACTOR: u64 = 6;
+
+/// Sources generated at once by default: as many as fit in the available memory at
+/// [`JOB_MEMORY_BASE`] + [`JOB_MEMORY_FACTOR`] × (largest source + target) each, at least one,
+/// at most one per source and one per core.
+pub fn default_jobs(sources: usize, largest_source: u64, target: u64) -> usize {
+    let per_job = JOB_MEMORY_BASE + JOB_MEMORY_FACTOR * (largest_source + target);
+    let by_memory = available_memory().map_or(1, |m| (m / per_job.max(1)) as usize);
+    by_memory.clamp(1, sources.max(1)).min(pool::workers())
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// What `release` needs.
+#[derive(Clone, Debug)]
+pub struct ReleaseOptions {
+    /// Target SWU (the update).
+    pub target: PathBuf,
+    /// Source SWUs (versions devices run now), 1 to 4.
+    pub sources: Vec<PathBuf>,
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Update identity.
+    pub update_id: UpdateId,
+    /// Optional update description.
+    pub description: Option<String>,
+    /// Compatibility sets.
+    pub compatibility: Vec<Vec<(String, String)>>,
+    /// Step handler.
+    pub handler: String,
+    /// Step handler properties (e.g. `installedCriteria`).
+    pub handler_properties: Map<String, Value>,
+    /// Further payload files of the step (e.g. an install script), copied as they are.
+    pub extra_files: Vec<PathBuf>,
+    /// Delta format.
+    pub format: DeltaFormat,
+    /// Recompress the target (see [`crate::recompress`]) and ship the result.
+    pub recompress: bool,
+    /// Signing command for the recompressed target's sw-description.
+    pub sign_command: Option<String>,
+    /// Sources generated at once (0 = [`default_jobs`]).
+    pub jobs: usize,
+    /// Worker threads per generation (0 = cores / jobs).
+    pub threads: usize,
+    /// No progress output.
+    pub quiet: bool,
+    /// Diff tuning.
+    pub settings: DiffSettings,
+    /// Diff ext2/3/4 images file by file.
+    pub files: bool,
+    /// Tuning of the file-aware image planner.
+    pub image: image::ImageSettings,
+}
+
+/// Outcome for one source.
+#[derive(Clone, Debug)]
+pub struct SourceOutcome {
+    /// Source path.
+    pub source: PathBuf,
+    /// Source size.
+    pub source_size: u64,
+    /// Source SHA-256.
+    pub source_sha256: [u8; 32],
+    /// Delta file name in the output folder (present only when shipped).
+    pub delta_filename: String,
+    /// Delta size (also when not shipped).
+    pub delta_size: u64,
+    /// Delta SHA-256 (shipped deltas).
+    pub delta_sha256: Option<[u8; 32]>,
+    /// Delta format.
+    pub format: DeltaFormat,
+    /// Wall-clock seconds of the generation (including verification).
+    pub seconds: f64,
+    /// Whether devices running Microsoft's libadudiffapi.so can apply the delta.
+    pub microsoft_applies: bool,
+    /// Whether the delta is in the manifest (false: not smaller than the target).
+    pub shipped: bool,
+}
+
+/// Outcome of a release.
+#[derive(Clone, Debug)]
+pub struct ReleaseReport {
+    /// The shipped target in the output folder.
+    pub target: FileInfo,
+    /// Whether the target was recompressed (and changed by it).
+    pub recompressed: bool,
+    /// Per source, in the order given.
+    pub sources: Vec<SourceOutcome>,
+    /// Path of the written import manifest.
+    pub manifest_path: PathBuf,
+    /// The manifest.
+    pub manifest: Value,
+    /// Warnings (deltas left out, missing handler properties).
+    pub warnings: Vec<String>,
+}
+
+fn file_name(p: &Path) -> ToolResult<String> {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| fail(p.display(), "no file name"))
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map_or("file".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The manifest for `opts` with the given files, checked against the schema rules.
+fn manifest_for(
+    opts: &ReleaseOptions,
+    target: FileInfo,
+    extra_files: Vec<FileInfo>,
+    deltas: Vec<DeltaFile>,
+    created: String,
+) -> ToolResult<Value> {
+    let m = ImportManifest {
+        update_id: opts.update_id.clone(),
+        description: opts.description.clone(),
+        compatibility: opts.compatibility.clone(),
+        handler: opts.handler.clone(),
+        handler_properties: opts.handler_properties.clone(),
+        target,
+        extra_files,
+        deltas,
+        created,
+    }
+    .to_json();
+    let errors = import_manifest::validate(&m);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(ToolError(format!(
+            "the import manifest would break Device Update's schema:\n  {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )))
+    }
+}
+
+/// Checks what can be checked before any heavy work: counts, formats, the identity,
+/// compatibility, handler and file sizes (through the manifest's schema rules, on a manifest with
+/// the real sizes and placeholder hashes).
+fn precheck(opts: &ReleaseOptions) -> ToolResult<()> {
+    if opts.sources.is_empty() {
+        return Err(fail("sources", "give at least one source .swu"));
+    }
+    if opts.sources.len() > MAX_RELATED_FILES {
+        return Err(fail(
+            "sources",
+            format!(
+                "{} given; Device Update allows at most {MAX_RELATED_FILES} related files (deltas) per file",
+                opts.sources.len()
+            ),
+        ));
+    }
+    if 1 + opts.extra_files.len() > MAX_FILES {
+        return Err(fail(
+            "files",
+            format!(
+                "the target and {} more files; Device Update allows at most {MAX_FILES}",
+                opts.extra_files.len()
+            ),
+        ));
+    }
+    opts.format.check_available()?;
+    let size = |p: &Path| -> ToolResult<u64> {
+        Ok(std::fs::metadata(p)
+            .map_err(|e| fail(p.display(), e))?
+            .len())
+    };
+    let info = |p: &Path| -> ToolResult<FileInfo> {
+        Ok(FileInfo {
+            filename: file_name(p)?,
+            size: size(p)?,
+            sha256: [0; 32],
+        })
+    };
+    let target = info(&opts.target)?;
+    let extra = opts
+        .extra_files
+        .iter()
+        .map(|p| info(p))
+        .collect::<ToolResult<Vec<_>>>()?;
+    let mut deltas = Vec::new();
+    for (i, s) in opts.sources.iter().enumerate() {
+        size(s)?;
+        deltas.push(DeltaFile {
+            file: FileInfo {
+                filename: format!("placeholder-{i}.delta"),
+                size: 1,
+                sha256: [0; 32],
+            },
+            source_sha256: [i as u8; 32],
+        });
+    }
+    manifest_for(opts, target, extra, deltas, import_manifest::iso8601_utc(0)).map(|_| ())
+}
+
+/// Whether Microsoft's applier 3.0.0 reads the delta at `path`: standard format (v1/v2) without
+/// `zstd_compression` recipes.
+pub fn microsoft_applies(path: &Path) -> bool {
+    use crate::format::{Format, RecipeKind};
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(bytes) = crate::io::SharedBytes::map_file(&f) else {
+        return false;
+    };
+    crate::format::parse_delta(bytes).is_ok_and(|d| {
+        matches!(d.format, Format::StandardV2 | Format::StandardV1BigEndian)
+            && d.recipes
+                .iter()
+                .all(|r| r.kind != RecipeKind::ZstdCompression)
+    })
+}
+
+/// A generation's result and its wall-clock seconds.
+type JobOutcome = (ToolResult<Generated>, f64);
+
+/// Progress line on stderr (unless quiet).
+fn note(quiet: bool, msg: &str) {
+    if !quiet {
+        eprintln!("adudiff release: {msg}");
+    }
+}
+
+/// Runs a release (see the module documentation).
+pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
+    precheck(opts)?;
+    let created = import_manifest::created_date_time()?;
+    let out = &opts.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| fail(out.display(), e))?;
+    let mut warnings = Vec::new();
+
+    // ---- the shipped target (and extra files) in the output folder
+    let target_name = file_name(&opts.target)?;
+    let shipped_target = out.join(&target_name);
+    let same_file = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    let mut recompressed = false;
+    if opts.recompress {
+        note(
+            opts.quiet,
+            &format!("recompressing {}", opts.target.display()),
+        );
+        let input = if same_file(&opts.target, &shipped_target) {
+            // Recompressing in place: read from a copy.
+            let tmp = out.join(format!(".{target_name}.orig"));
+            std::fs::copy(&opts.target, &tmp).map_err(|e| fail(tmp.display(), e))?;
+            tmp
+        } else {
+            opts.target.clone()
+        };
+        let r = crate::recompress::recompress_file(
+            &input,
+            &shipped_target,
+            opts.sign_command.as_deref(),
+        );
+        if input != opts.target {
+            let _ = std::fs::remove_file(&input);
+        }
+        recompressed = r?.changed;
+    } else if !same_file(&opts.target, &shipped_target) {
+        std::fs::copy(&opts.target, &shipped_target)
+            .map_err(|e| fail(shipped_target.display(), e))?;
+    }
+    let mut extra_infos = Vec::new();
+    for p in &opts.extra_files {
+        let name = file_name(p)?;
+        let dest = out.join(&name);
+        if !same_file(p, &dest) {
+            std::fs::copy(p, &dest).map_err(|e| fail(dest.display(), e))?;
+        }
+        let (size, sha256) = hash_file(&dest)?;
+        extra_infos.push(FileInfo {
+            filename: name,
+            size,
+            sha256,
+        });
+    }
+
+    // ---- analyse the target once; hash the sources
+    let t = Instant::now();
+    note(opts.quiet, &format!("analysing target {target_name}"));
+    let analysis = TargetAnalysis::open(&shipped_target)?;
+    let target_info = FileInfo {
+        filename: target_name.clone(),
+        size: analysis.size(),
+        sha256: analysis.sha256(),
+    };
+    let hashes: Vec<ToolResult<(u64, [u8; 32])>> = std::thread::scope(|s| {
+        let handles: Vec<_> = opts
+            .sources
+            .iter()
+            .map(|p| s.spawn(move || hash_file(p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("hash thread"))
+            .collect()
+    });
+    let mut sources: Vec<(u64, [u8; 32])> = Vec::new();
+    for (i, h) in hashes.into_iter().enumerate() {
+        let (size, sha) = h?;
+        let label = opts.sources[i].display();
+        if sha == target_info.sha256 {
+            return Err(fail(label, "is identical to the target; nothing to update"));
+        }
+        if let Some(j) = sources.iter().position(|(_, s)| *s == sha) {
+            return Err(fail(
+                label,
+                format!(
+                    "is identical to source {} ({}); give each source once",
+                    j + 1,
+                    opts.sources[j].display()
+                ),
+            ));
+        }
+        sources.push((size, sha));
+    }
+    note(
+        opts.quiet,
+        &format!(
+            "target analysed, sources hashed in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ),
+    );
+
+    // ---- delta names: <source stem>-to-<target stem>.delta, made unique
+    let mut taken: Vec<String> = std::iter::once(target_name.clone())
+        .chain(extra_infos.iter().map(|f| f.filename.clone()))
+        .collect();
+    let mut names = Vec::new();
+    for s in &opts.sources {
+        let base = format!("{}-to-{}", stem(s), stem(&opts.target));
+        let mut name = format!("{base}.delta");
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}-{n}.delta");
+            n += 1;
+        }
+        taken.push(name.clone());
+        names.push(name);
+    }
+
+    // ---- generate, `jobs` sources at a time
+    let largest = sources.iter().map(|(s, _)| *s).max().unwrap_or(0);
+    let jobs = if opts.jobs == 0 {
+        default_jobs(opts.sources.len(), largest, target_info.size)
+    } else {
+        opts.jobs.min(opts.sources.len())
+    };
+    let threads = if opts.threads == 0 {
+        (pool::workers() / jobs).max(1)
+    } else {
+        opts.threads
+    };
+    note(
+        opts.quiet,
+        &format!(
+            "generating {} {} delta(s), {jobs} at a time, {threads} thread(s) each",
+            opts.sources.len(),
+            opts.format.name()
+        ),
+    );
+    let total = opts.sources.len();
+    let analysis_ref = &analysis;
+    let work: Vec<(u64, pool::Job<'_, JobOutcome>)> = opts
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, src)| {
+            let g = GenerateOptions {
+                source: src.clone(),
+                target: shipped_target.clone(),
+                output: out.join(&names[i]),
+                log_dir: None,
+                work_dir: None,
+                settings: opts.settings,
+                threads,
+                quiet: opts.quiet || jobs > 1,
+                files: opts.files,
+                image: opts.image,
+            };
+            let quiet = opts.quiet;
+            let job: pool::Job<'_, _> = Box::new(move || {
+                note(
+                    quiet,
+                    &format!("[{}/{total}] {}: generating", i + 1, src.display()),
+                );
+                let t = Instant::now();
+                let r = generate_with_target(&g, analysis_ref);
+                let secs = t.elapsed().as_secs_f64();
+                let what = match &r {
+                    Ok(Generated::Written(rep)) => {
+                        format!("verified, {} bytes", rep.delta_size)
+                    }
+                    Ok(Generated::NotSmaller(rep)) => {
+                        format!("{} bytes, not smaller than the target", rep.delta_size)
+                    }
+                    Err(e) => format!("failed: {e}"),
+                };
+                note(
+                    quiet,
+                    &format!(
+                        "[{}/{total}] {}: {what} ({secs:.1} s)",
+                        i + 1,
+                        src.display()
+                    ),
+                );
+                (r, secs)
+            });
+            (sources[i].0, job)
+        })
+        .collect();
+    let results = pool::run(jobs, work);
+
+    // ---- outcomes
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    let mut deltas = Vec::new();
+    for (i, (r, seconds)) in results.into_iter().enumerate() {
+        let src = &opts.sources[i];
+        let mut o = SourceOutcome {
+            source: src.clone(),
+            source_size: sources[i].0,
+            source_sha256: sources[i].1,
+            delta_filename: names[i].clone(),
+            delta_size: 0,
+            delta_sha256: None,
+            format: opts.format,
+            seconds,
+            microsoft_applies: false,
+            shipped: false,
+        };
+        match r {
+            Err(e) => failures.push(format!("{}: {e}", src.display())),
+            Ok(Generated::NotSmaller(rep)) => {
+                o.delta_size = rep.delta_size;
+                warnings.push(format!(
+                    "{}: the delta ({} bytes) is not smaller than the target ({} bytes); left out of the manifest, so devices on this version download the full target",
+                    src.display(),
+                    rep.delta_size,
+                    rep.target_size
+                ));
+            }
+            Ok(Generated::Written(_)) => {
+                let path = out.join(&names[i]);
+                let (size, sha256) = hash_file(&path)?;
+                o.delta_size = size;
+                o.delta_sha256 = Some(sha256);
+                o.microsoft_applies = microsoft_applies(&path);
+                o.shipped = true;
+                deltas.push(DeltaFile {
+                    file: FileInfo {
+                        filename: names[i].clone(),
+                        size,
+                        sha256,
+                    },
+                    source_sha256: sources[i].1,
+                });
+            }
+        }
+        outcomes.push(o);
+    }
+    if !failures.is_empty() {
+        return Err(ToolError(format!(
+            "no manifest written; delta generation failed:\n  {}",
+            failures.join("\n  ")
+        )));
+    }
+    if deltas.is_empty() {
+        warnings.push(
+            "no delta is smaller than the target: the manifest names the target alone".into(),
+        );
+    }
+    if opts.handler.starts_with("microsoft/swupdate:")
+        && !opts.handler_properties.contains_key("installedCriteria")
+    {
+        warnings.push(format!(
+            "handler {} without an installedCriteria property: the agent cannot tell whether the update is installed",
+            opts.handler
+        ));
+    }
+
+    // ---- manifest
+    let manifest = manifest_for(opts, target_info.clone(), extra_infos, deltas, created)?;
+    let manifest_path = out.join(format!("{}.importmanifest.json", opts.update_id.name));
+    write_atomically(
+        &manifest_path,
+        import_manifest::to_pretty_json(&manifest).as_bytes(),
+    )?;
+    Ok(ReleaseReport {
+        target: target_info,
+        recompressed,
+        sources: outcomes,
+        manifest_path,
+        manifest,
+        warnings,
+    })
+}
