@@ -243,8 +243,11 @@ pub unsafe extern "C" fn diff_get_zlib_compression_level(
             Ok(p) => p,
             Err(e) => return e.code,
         };
-        let files = crate::apply::map_input(&uncompressed)
-            .and_then(|u| Ok((u, crate::apply::map_input(&compressed)?)));
+        // Private copies (memory, or temp files when memory is short): the caller's files are
+        // never mapped, so truncating them meanwhile cannot raise SIGBUS in the host.
+        let scratch = crate::io::Scratch::in_dir(&std::env::temp_dir());
+        let copy = |path: &std::path::Path| crate::apply::private_copy(path, &scratch);
+        let files = copy(&uncompressed).and_then(|u| Ok((u, copy(&compressed)?)));
         match files {
             Err(e) => e.code,
             Ok((u, c)) => {
