@@ -56,13 +56,36 @@ impl std::fmt::Display for ApplyReport {
 
 /// Applies the delta at `delta` to the file at `source`, writing `target` atomically.
 ///
-/// Runs on a dedicated worker thread; a panic inside is reported as code 1, never propagated.
+/// Runs on a dedicated worker thread (or, under an address-space limit, on the caller's
+/// thread, see [`apply_files_with_report`]); a panic inside is reported as code 1, never
+/// propagated.
 pub fn apply_files(source: &Path, delta: &Path, target: &Path) -> Result<()> {
     apply_files_with_report(source, delta, target).map(|_| ())
 }
 
+/// Under an address-space limit, the apply runs on the caller's thread when that thread has at
+/// least this much stack left (an agent thread has 8 MiB by default): a new thread would cost
+/// its stack and, with glibc, a 64 MiB malloc arena reservation — address space the data needs.
+pub const INLINE_MIN_STACK: usize = 6 << 20;
+
 /// [`apply_files`], also reporting phase timings.
+///
+/// The apply normally runs on a worker thread with a [`APPLY_STACK_SIZE`] stack. Under
+/// `RLIMIT_AS` it runs on the calling thread instead if that has [`INLINE_MIN_STACK`] left;
+/// either way every recursive step checks the stack left ([`crate::stack::check`]), so a
+/// delta nested deeper than the stack allows is an error, never an overflow.
 pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Result<ApplyReport> {
+    let run = |source: &Path, delta: &Path, target: &Path| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply_on_this_thread(source, delta, target)
+        }));
+        outcome.unwrap_or_else(|payload| Err(internal_error(&*payload)))
+    };
+    let inline = crate::io::scratch::address_space_limit().is_some()
+        && crate::stack::remaining().is_some_and(|left| left >= INLINE_MIN_STACK);
+    if inline {
+        return run(source, delta, target);
+    }
     let (source, delta, target) = (
         source.to_path_buf(),
         delta.to_path_buf(),
@@ -71,23 +94,27 @@ pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Re
     let worker = std::thread::Builder::new()
         .name("adudiff-apply".into())
         .stack_size(APPLY_STACK_SIZE)
-        .spawn(move || std::panic::catch_unwind(|| apply_on_this_thread(&source, &delta, &target)))
+        .spawn(move || run(&source, &delta, &target))
         .map_err(|e| {
             Error::new(
                 code::STANDARD_LIBRARY_EXCEPTION,
                 format!("Failed to apply diff. Exception: cannot start worker thread: {e}"),
             )
         })?;
-    match worker.join() {
-        Ok(Ok(result)) => result,
-        Ok(Err(payload)) | Err(payload) => Err(Error::new(
-            code::STANDARD_LIBRARY_EXCEPTION,
-            format!(
-                "Failed to apply diff. Exception: internal error: {}",
-                crate::error::panic_text(&*payload)
-            ),
-        )),
-    }
+    worker
+        .join()
+        .unwrap_or_else(|payload| Err(internal_error(&*payload)))
+}
+
+/// Code 1 for a caught panic.
+fn internal_error(payload: &(dyn std::any::Any + Send)) -> Error {
+    Error::new(
+        code::STANDARD_LIBRARY_EXCEPTION,
+        format!(
+            "Failed to apply diff. Exception: internal error: {}",
+            crate::error::panic_text(payload)
+        ),
+    )
 }
 
 /// Upstream's 20300 for an input file that cannot be opened or read.

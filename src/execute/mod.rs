@@ -107,6 +107,7 @@ impl<'a> Executor<'a> {
 
     /// A stream of exactly the node's bytes.
     pub fn stream(&mut self, id: NodeId) -> Result<Stream> {
+        crate::stack::check("the production plan")?;
         if let Some(view) = self.direct_view(id)? {
             return Ok(Box::new(view.reader()));
         }
@@ -178,6 +179,7 @@ impl<'a> Executor<'a> {
 
     /// The node as a random-access view without running any producer, if it has one.
     fn direct_view(&mut self, id: NodeId) -> Result<Option<View>> {
+        crate::stack::check("the production plan")?;
         if let Some(view) = self.views.get(&id) {
             return Ok(Some(view.clone()));
         }
@@ -233,6 +235,7 @@ impl<'a> Executor<'a> {
     /// A fresh stream for a producing node (or a chain containing one): exact length, verified
     /// against the node's SHA-256, and run on its own thread when large.
     fn producer(&mut self, id: NodeId) -> Result<Stream> {
+        crate::stack::check("the production plan")?;
         let node = &self.plan.nodes[id];
         let length = node.item.length;
         let describe = || {

@@ -361,6 +361,7 @@ impl Parser {
 
     /// Reads a recipe producing `result` and registers its translation (depth-first post-order).
     fn recipe(&mut self, result: &Item, depth: u32) -> Result<()> {
+        crate::stack::check("the legacy recipe tree")?;
         if depth >= MAX_RECIPE_DEPTH {
             return Err(std_exception(format!(
                 "legacy delta: recipes nested deeper than {MAX_RECIPE_DEPTH} levels"

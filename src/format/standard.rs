@@ -50,6 +50,7 @@ fn parse_archive(
     delta: &mut Delta,
     top_level: bool,
 ) -> Result<(Item, Item)> {
+    crate::stack::check("the nested archives")?;
     let base_offset = 0;
     let mut cur = Cursor::new(data, Endian::Big);
     let magic = cur.bytes(4)?;

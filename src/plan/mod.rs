@@ -236,6 +236,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn resolve(&mut self, item: &Item, depth: usize) -> Result<Option<NodeId>> {
+        crate::stack::check("the recipe tree")?;
         if item.length == 0 {
             // Recommendation of the spec: a zero-length ingredient is the empty string.
             if let Some(id) = self.empty {
