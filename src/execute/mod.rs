@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
-use crate::io::scratch::{self, Charge, Prefer, Room, Scratch};
+use crate::io::scratch::{self, Charge, Need, Prefer, Room, Scratch};
 use crate::io::SharedBytes;
 use crate::pardeflate::{ParallelDeflateReader, ParallelOptions, StreamOptions, Wrapper};
 use crate::plan::{NodeId, Op, Plan};
@@ -382,25 +382,12 @@ fn zstd_reader(
     } else {
         Prefer::Memory
     };
-    let what = "the window of a zstd frame";
     // On disk the window is the whole output; in memory, libzstd's window buffer.
-    let room = match first {
-        Prefer::Disk => scratch.room_preferring(Prefer::Disk, length, what),
-        Prefer::Memory => scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what),
+    let need = Need {
+        disk: length,
+        memory: zstd_window_memory(length),
     };
-    let room = match room {
-        // A disk room sized for the in-memory estimate is too small for the whole output.
-        Ok(Room::Disk(file, charge)) if file.metadata().map_or(0, |m| m.len()) < length => {
-            drop((file, charge));
-            scratch.room_preferring(Prefer::Disk, length, what)?
-        }
-        // A memory room sized for the whole output is more than libzstd takes: charge only that.
-        Ok(Room::Memory(charge)) if zstd_window_memory(length) < length => {
-            drop(charge);
-            scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what)?
-        }
-        other => other?,
-    };
+    let room = scratch.room_for(first, need, "the window of a zstd frame")?;
     Ok(match room {
         Room::Disk(file, charge) => Box::new(Holding {
             inner: ZstdReader::with_mapped_window(frame, prefix, length, &file)?,
