@@ -212,6 +212,22 @@ pub fn identify_range(range: &FileRange) -> std::io::Result<Item> {
     Ok(Item::with_sha256(range.len(), hasher.finalize().into()))
 }
 
+/// Memory one plan node may take while planning and executing, with the resolver's memo and
+/// the executor's per-node bookkeeping (a generous estimate).
+pub const PLAN_NODE_BYTES: u64 = 512;
+
+/// The plan-node bound for an apply: [`plan::MAX_PLAN_NODES`], lowered so that the plan fits the
+/// memory budget (a hostile delta of a hundred megabytes of recipes would otherwise exhaust an
+/// address-space limit in the resolver, and Rust aborts the process on allocation failure).
+/// The memory left is measured now (after parsing), not at the start of the apply.
+fn plan_node_limit(scratch: &Scratch) -> usize {
+    let left = scratch
+        .memory_left()
+        .min(scratch::automatic_memory_budget());
+    let fits = left / PLAN_NODE_BYTES;
+    plan::MAX_PLAN_NODES.min(usize::try_from(fits).unwrap_or(usize::MAX))
+}
+
 /// Checks up front that the target and the largest contiguous intermediate of `plan` can
 /// have room: the target on its file system, the intermediate (a zstd prefix or window, a
 /// bsdiff patch or old file) on the scratch disk or in memory. Only a necessary condition
@@ -302,7 +318,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
     ensure_free_space(target, parsed.target.length)?;
     let mut parsed = parsed;
     expand_legacy_nested(&mut parsed, &scratch)?;
-    let plan = crate::plan::plan(&parsed, &source_item)?;
+    let plan = crate::plan::plan_with_limit(&parsed, &source_item, plan_node_limit(&scratch))?;
     report.plan_nodes = plan.nodes.len();
     ensure_room(&plan, target, parsed.target.length, &scratch)?;
     let pending = PendingTarget::create(target, parsed.target.length)?;

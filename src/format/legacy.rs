@@ -297,7 +297,7 @@ fn add_recipe(recipes: &mut Vec<Recipe>, recipe: Recipe) -> Result<()> {
         ));
     }
     if recipe.result.length != 0 {
-        recipes.push(recipe);
+        super::push_recipe(recipes, recipe)?;
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ fn parse_archive(
         for _ in 0..recipe_count {
             let recipe = read_recipe(&mut cur, &result)?;
             if recipe.result.length != 0 {
-                delta.recipes.push(recipe);
+                super::push_recipe(&mut delta.recipes, recipe)?;
             }
         }
     }
