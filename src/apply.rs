@@ -12,7 +12,7 @@ use crate::execute::view::View;
 use crate::execute::Executor;
 use crate::format::model::Delta;
 use crate::format::{self, legacy, Item, Recipe, RecipeKind};
-use crate::io::scratch::{self, Prefer, Room, Scratch, ScratchConfig};
+use crate::io::scratch::{self, Need, Prefer, Room, Scratch, ScratchConfig};
 use crate::io::{FileRange, SharedBytes};
 use crate::plan::{self, Op, Plan};
 
@@ -156,7 +156,7 @@ pub fn map_input(path: &Path) -> Result<SharedBytes> {
 pub fn private_copy(path: &Path, scratch: &Scratch) -> Result<SharedBytes> {
     let range = FileRange::whole(open_input(path)?).map_err(|e| input_error(path, &e))?;
     let what = format!("a private copy of {}", path.display());
-    let room = scratch.room_preferring(Prefer::Memory, range.len(), &what)?;
+    let room = scratch.room_for(Prefer::Memory, Need::mapped(range.len()), &what)?;
     let read_error = |e: std::io::Error| {
         Error::from_io(e, code::IO_BINARY_FILE_READER_FAILED_OPEN)
             .with_context(format!("reading {}", path.display()))

@@ -343,14 +343,28 @@ pub struct Need {
     pub disk: u64,
     /// In memory.
     pub memory: u64,
+    /// Whether the temporary file is mapped as a whole at once (then it takes its size in
+    /// address space, which counts under an address-space limit); otherwise it is read with
+    /// `pread` and mapped only if a consumer needs it in one piece (a failed map is then a
+    /// clean error too).
+    pub disk_mapped: bool,
 }
 
 impl Need {
-    /// The same in both places.
+    /// The same in both places, the file read with `pread`.
     pub fn same(len: u64) -> Self {
         Need {
             disk: len,
             memory: len,
+            disk_mapped: false,
+        }
+    }
+
+    /// The same in both places, the file mapped at once.
+    pub fn mapped(len: u64) -> Self {
+        Need {
+            disk_mapped: true,
+            ..Need::same(len)
         }
     }
 }
@@ -452,12 +466,17 @@ impl Scratch {
         };
         let mut disk_error = None;
         for place in order {
-            let len = match place {
-                Prefer::Memory => need.memory,
-                Prefer::Disk => need.disk,
+            let (len, takes_address_space) = match place {
+                Prefer::Memory => (need.memory, true),
+                Prefer::Disk => (need.disk, need.disk_mapped),
             };
-            let Some(mapped) = address_space(len) else {
-                continue;
+            let mapped = if takes_address_space {
+                match address_space(len) {
+                    Some(mapped) => mapped,
+                    None => continue,
+                }
+            } else {
+                None
             };
             let charged = |charge: Charge| match mapped {
                 Some(a) => charge.and(a),
