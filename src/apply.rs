@@ -219,12 +219,11 @@ pub const PLAN_NODE_BYTES: u64 = 512;
 /// The plan-node bound for an apply: [`plan::MAX_PLAN_NODES`], lowered so that the plan fits the
 /// memory budget (a hostile delta of a hundred megabytes of recipes would otherwise exhaust an
 /// address-space limit in the resolver, and Rust aborts the process on allocation failure).
-/// The memory left is measured now (after parsing), not at the start of the apply.
-fn plan_node_limit(scratch: &Scratch) -> usize {
-    let left = scratch
-        .memory_left()
-        .min(scratch::automatic_memory_budget());
-    let fits = left / PLAN_NODE_BYTES;
+/// The memory left is measured now (after parsing), not at the start of the apply, and is
+/// the process's real headroom, not the budget for intermediates (which `ADUDIFF_SCRATCH_MEMORY`
+/// may set to 0).
+fn plan_node_limit() -> usize {
+    let fits = scratch::automatic_memory_budget() / PLAN_NODE_BYTES;
     plan::MAX_PLAN_NODES.min(usize::try_from(fits).unwrap_or(usize::MAX))
 }
 
@@ -318,7 +317,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
     ensure_free_space(target, parsed.target.length)?;
     let mut parsed = parsed;
     expand_legacy_nested(&mut parsed, &scratch)?;
-    let plan = crate::plan::plan_with_limit(&parsed, &source_item, plan_node_limit(&scratch))?;
+    let plan = crate::plan::plan_with_limit(&parsed, &source_item, plan_node_limit())?;
     report.plan_nodes = plan.nodes.len();
     ensure_room(&plan, target, parsed.target.length, &scratch)?;
     let pending = PendingTarget::create(target, parsed.target.length)?;
