@@ -191,7 +191,7 @@ build_tests() {
     shift
     "$DEB_CARGO" test --locked --release --target "$t" --no-run --message-format=json "$@" \
         >"$target_dir/$t/arm-ci-tests.json"
-    grep -o '"executable":"[^"]*"' "$target_dir/$t/arm-ci-tests.json" | cut -d'"' -f4 \
+    grep -o '"executable":"[^"]*/deps/[^"]*"' "$target_dir/$t/arm-ci-tests.json" | cut -d'"' -f4 \
         >"$target_dir/$t/arm-ci-tests.txt"
     cat "$target_dir/$t/arm-ci-tests.txt"
 }
