@@ -89,7 +89,7 @@ $exported"
     for f in "$lib" "$bin"; do
         deps=$("${ldd[@]}" "$f" 2>&1) || fail "$deb: ldd ${f#"$tmp"}: $deps"
         if grep -q 'not found' <<<"$deps"; then fail "$deb: ${f#"$tmp"}: $deps"; fi
-        names=$(awk '/=>/ { print $1 }' <<<"$deps" | sort | tr '\n' ' ')
+        names=$(awk '/=>/ { n = split($1, p, "/"); print p[n] }' <<<"$deps" | sort | tr '\n' ' ')
         for n in $names; do
             case "$n" in
                 libc.so.6 | libm.so.6 | libgcc_s.so.1 | libdl.so.2 | libpthread.so.0 | librt.so.1 | ld-linux*) ;;
