@@ -233,7 +233,7 @@ step_test() {
 }
 
 step_deb() {
-    local t deb
+    local t
     command -v cargo-deb >/dev/null || die "cargo-deb not installed (cargo install cargo-deb --locked)"
     local out=$target_dir/debian-all
     rm -rf "$out"
