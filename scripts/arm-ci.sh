@@ -9,12 +9,15 @@
 # The ARM Rust standard library comes from Debian, not rustup (rustup cannot download targets
 # here): Debian's rustc-web (host compiler) plus the rlibs of libstd-rust-web-dev:arm64/:armhf
 # of the same version, unpacked into a private sysroot ($ARM_SYSROOT) — never installed as
-# foreign-architecture packages, so the host's libraries are not touched. The version is the
-# newest one that Debian ships for all three architectures (override: ARM_RUST_VERSION).
+# foreign-architecture packages (no `dpkg --add-architecture`: the ARM indexes are kept in a
+# private apt state directory, $ARM_APT_DIR), so the machine's packages and apt configuration are
+# untouched. The version is the newest one that Debian ships for all three architectures
+# (override: ARM_RUST_VERSION).
 #
 # Environment:
 #   ARM_TARGETS        default "aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf"
 #   ARM_SYSROOT        default /opt/adudiffapi-arm-rust/<version>
+#   ARM_APT_DIR        private apt lists/cache for the ARM indexes (default /opt/adudiffapi-arm-rust/apt)
 #   ARM_TEST_FILTER    optional: extra arguments for every emulated test binary (libtest filter)
 #   ARM_CI_TIMINGS     file receiving "step seconds" lines (default $target_dir/arm-ci-timings.txt)
 #   CARGO_TARGET_DIR   target directory (default: target/ of the checkout)
@@ -72,6 +75,22 @@ triple_info() { # sets gnu, deb_arch, qemu, machine for target $1
     esac
 }
 
+# ARM package indexes live in a private apt state directory: `dpkg --add-architecture` would
+# change the machine's apt configuration for everyone, and one foreign index that fails to
+# download (mirror sync) then makes every later `apt-get update` fail, .ci/run's own included.
+apt_dir=${ARM_APT_DIR:-/opt/adudiffapi-arm-rust/apt}
+priv_apt() { # priv_apt <apt-get|apt-cache> <args...>, with amd64 + the targets' architectures
+    local tool=$1 t
+    shift
+    local opts=(-o "APT::Architectures::=amd64" -o "Dir::State::Lists=$apt_dir/lists"
+        -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+    for t in $targets; do
+        triple_info "$t"
+        opts+=(-o "APT::Architectures::=$deb_arch")
+    done
+    "$tool" "${opts[@]}" "$@"
+}
+
 # The newest libstd-rust-web-dev version available for amd64 and every ARM target's architecture
 # (security updates may reach amd64 before the other indexes download).
 pick_version() {
@@ -82,7 +101,7 @@ pick_version() {
     done
     local a
     for a in "${archs[@]}"; do
-        apt-cache madison "libstd-rust-web-dev:$a" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -u
+        priv_apt apt-cache madison "libstd-rust-web-dev:$a" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -u
     done | sort | uniq -c | awk -v n="${#archs[@]}" '$1 == n { print $2 }' | sort -V | tail -n 1
 }
 
@@ -105,11 +124,13 @@ step_setup() {
     for t in $targets; do
         triple_info "$t"
         archs+=("$deb_arch")
-        dpkg --print-foreign-architectures | grep -qx "$deb_arch" || dpkg --add-architecture "$deb_arch"
     done
-    # A foreign index that fails to download (mirror sync) must not stop CI: the version pick
-    # below only uses what every architecture's index has.
+    # An index that fails to download (mirror sync) must not stop CI: the version pick below
+    # only uses what every architecture's index has, and apt-get install fails if it must.
     apt-get update -qq || echo "arm-ci: apt-get update reported errors; continuing with the indexes it has"
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    priv_apt apt-get update -qq ||
+        echo "arm-ci: apt-get update (amd64 ${archs[*]} indexes, $apt_dir) reported errors; continuing with the indexes it has"
     local v=${ARM_RUST_VERSION:-$(pick_version)}
     [ -n "$v" ] || die "no libstd-rust-web-dev version common to amd64 ${archs[*]} (apt-cache madison libstd-rust-web-dev:<arch>)"
     echo "arm-ci: Debian Rust $v"
@@ -128,8 +149,7 @@ step_setup() {
         if [ -d "$sysroot/lib/rustlib/$t/lib" ]; then continue; fi
         local dl
         dl=$(mktemp -d)
-        chmod 755 "$dl" # apt's _apt user downloads into it
-        (cd "$dl" && apt-get download -qq "libstd-rust-web-dev:$deb_arch=$v") ||
+        (cd "$dl" && priv_apt apt-get download -qq "libstd-rust-web-dev:$deb_arch=$v") ||
             die "apt-get download libstd-rust-web-dev:$deb_arch=$v"
         dpkg-deb -x "$dl"/libstd-rust-web-dev_*_"$deb_arch".deb "$dl/x"
         mkdir -p "$sysroot/lib/rustlib"
