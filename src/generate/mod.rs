@@ -344,17 +344,102 @@ pub fn generate_with_target(
         opts.threads
     };
 
-    // ---- parse
     let t0 = Instant::now();
+    let source = parse_source(opts, &progress)?;
+    timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
+
+    let t1 = Instant::now();
+    let mut planned = plan_members(&source, target_analysis, threads, &progress);
+    timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
+
+    let t2 = Instant::now();
+    let diffs = diff_members(opts, &source, &mut planned, threads, &progress)?;
+    timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
+
+    let t3 = Instant::now();
+    let assembled = assemble(&source, target_analysis, &mut planned, diffs)?;
+    let recipe_count = assembled.builder.recipes.len();
+    let delta = write_delta_to_vec(&assembled.builder)?;
+    drop(assembled.builder);
+    timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
+
+    let t4 = Instant::now();
+    let verified = verify(opts, &delta, &target_analysis.item, &progress)?;
+    timings.push(("verify".to_string(), t4.elapsed().as_secs_f64()));
+
+    let report = GenerateReport {
+        source_size: source.swu.data.len() as u64,
+        target_size: target_analysis.swu.data.len() as u64,
+        delta_size: delta.len() as u64,
+        delta_sha256: hex(&sha(&delta)),
+        remainder_size: assembled.remainder_size,
+        inline_size: assembled.inline_size,
+        members: planned.reports,
+        timings,
+        recipe_count,
+    };
+    finish(opts, report, &delta, verified)
+}
+
+/// Stage 1 (parse): the source archive, its members, which are gzip, and where each payload
+/// first occurs by SHA-256.
+struct SourceSide {
+    swu: Swu,
+    item: Item,
+    members: Vec<CpioMember>,
+    gz: Vec<bool>,
+    by_hash: HashMap<[u8; 32], u64>,
+}
+
+impl SourceSide {
+    /// The bytes a delta is made against.
+    fn basis_bytes(&self, s_raw: &HashMap<usize, SharedBytes>, b: &Basis) -> SharedBytes {
+        if b.decompressed {
+            s_raw[&b.member].clone()
+        } else {
+            self.swu.payload(&self.members[b.member])
+        }
+    }
+}
+
+/// Stage 2 (plan): how each target member is produced, with the decoded source bases.
+struct MemberPlans<'t> {
+    tmembers: Vec<&'t CpioMember>,
+    plans: Vec<Plan>,
+    reports: Vec<MemberReport>,
+    s_raw: HashMap<usize, SharedBytes>,
+}
+
+/// Stage 3 (diff): the candidates of every segment and the file-aware image plans.
+struct Diffs {
+    segments: HashMap<usize, Vec<segment::Segment>>,
+    images: HashMap<usize, (image::Graph, image::ImageStats)>,
+    found: HashMap<(usize, usize), Vec<Candidate>>,
+    wide: HashMap<(usize, usize), Vec<u8>>,
+    wide_windows: HashMap<(usize, usize), (u64, u64)>,
+}
+
+/// Stage 4 (assemble): what the writer serializes.
+struct Assembled {
+    builder: crate::format::writer::DeltaBuilder,
+    remainder_size: u64,
+    inline_size: u64,
+}
+
+/// The verified delta, in a temporary file of the work folder.
+struct Verified {
+    _dir: tempfile::TempDir,
+    delta_tmp: PathBuf,
+}
+
+fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<SourceSide> {
     let stage = progress.stage("parse", 0);
     let src = map(&opts.source)?;
     let source = Swu {
         archive: CpioArchive::parse(&src).ok(),
         data: src,
     };
-    let target = &target_analysis.swu;
     let source_item = item_of(&source.data);
-    let target_item = target_analysis.item.clone();
     let src_members: Vec<CpioMember> = source
         .archive
         .as_ref()
@@ -384,15 +469,29 @@ pub fn generate_with_target(
             .or_insert(m.data_offset);
     }
     stage.finish();
-    timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
+    Ok(SourceSide {
+        swu: source,
+        item: source_item,
+        members: src_members,
+        gz: src_gz,
+        by_hash,
+    })
+}
 
-    // ---- plan: unchanged members, bases, what to decompress
-    let t1 = Instant::now();
+fn plan_members<'t>(
+    src: &SourceSide,
+    target_analysis: &'t TargetAnalysis,
+    threads: usize,
+    progress: &Progress,
+) -> MemberPlans<'t> {
+    let (source, src_members, src_gz, by_hash) = (&src.swu, &src.members, &src.gz, &src.by_hash);
+    let target = &target_analysis.swu;
+
     let tarch = target.archive.as_ref().expect("target is cpio");
     let tmembers: Vec<&CpioMember> = tarch.files().collect();
     let candidates: Vec<matching::Candidate> = src_members
         .iter()
-        .zip(&src_gz)
+        .zip(src_gz)
         .map(|(m, gz)| matching::Candidate {
             name: &m.name,
             size: if *gz {
@@ -544,17 +643,24 @@ pub fn generate_with_target(
         reports.push(r);
         plans.push(plan);
     }
-    let basis_bytes = |b: &Basis| -> SharedBytes {
-        if b.decompressed {
-            s_raw[&b.member].clone()
-        } else {
-            source.payload(&src_members[b.member])
-        }
-    };
-    timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
+    MemberPlans {
+        tmembers,
+        plans,
+        reports,
+        s_raw,
+    }
+}
 
-    // ---- diff: every candidate of every segment on the pool
-    let t2 = Instant::now();
+fn diff_members(
+    opts: &GenerateOptions,
+    src: &SourceSide,
+    planned: &mut MemberPlans<'_>,
+    threads: usize,
+    progress: &Progress,
+) -> ToolResult<Diffs> {
+    let (plans, reports, s_raw) = (&planned.plans, &mut planned.reports, &planned.s_raw);
+    let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
+
     let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
     let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
     let mut images: HashMap<usize, (image::Graph, image::ImageStats)> = HashMap::new();
@@ -706,10 +812,39 @@ pub fn generate_with_target(
         reports[i].cpu_seconds.push((m, secs));
     }
     stage.finish();
-    timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
+    Ok(Diffs {
+        segments,
+        images,
+        found,
+        wide,
+        wide_windows,
+    })
+}
 
-    // ---- assemble
-    let t3 = Instant::now();
+fn assemble(
+    src: &SourceSide,
+    target_analysis: &TargetAnalysis,
+    planned: &mut MemberPlans<'_>,
+    diffs: Diffs,
+) -> ToolResult<Assembled> {
+    let (source, src_members, source_item) = (&src.swu, &src.members, &src.item);
+    let target = &target_analysis.swu;
+    let target_item = &target_analysis.item;
+    let (tmembers, plans, reports, s_raw) = (
+        &planned.tmembers,
+        &planned.plans,
+        &mut planned.reports,
+        &planned.s_raw,
+    );
+    let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
+    let Diffs {
+        mut segments,
+        mut images,
+        mut found,
+        mut wide,
+        wide_windows,
+    } = diffs;
+
     let mut asm = Assembly::default();
     let source_slice = |asm: &mut Assembly, offset: u64, bytes: &[u8]| -> Item {
         let item = item_of(bytes);
@@ -915,13 +1050,21 @@ pub fn generate_with_target(
     let remainder_size = asm.remainder_len() as u64;
     let inline_size = asm.inline_len() as u64;
     let builder = asm.finish(target_item.clone(), source_item.clone());
-    let recipe_count = builder.recipes.len();
-    let delta = write_delta_to_vec(&builder)?;
-    drop(builder);
-    timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
+    Ok(Assembled {
+        builder,
+        remainder_size,
+        inline_size,
+    })
+}
 
-    // ---- verify with the library's applier, then size check and write
-    let t4 = Instant::now();
+/// Stage 5 (verify): applies the delta with the library's applier and compares the result
+/// with the target.
+fn verify(
+    opts: &GenerateOptions,
+    delta: &[u8],
+    target_item: &Item,
+    progress: &Progress,
+) -> ToolResult<Verified> {
     let stage = progress.stage("verify", 0);
     let work = match &opts.work_dir {
         Some(w) => w.clone(),
@@ -931,7 +1074,7 @@ pub fn generate_with_target(
     let tmp = tempfile::tempdir_in(&work).map_err(|e| fail(work.display(), e))?;
     let delta_tmp = tmp.path().join("delta.tmp");
     let out_tmp = tmp.path().join("target.verify");
-    std::fs::write(&delta_tmp, &delta).map_err(|e| fail(delta_tmp.display(), e))?;
+    std::fs::write(&delta_tmp, delta).map_err(|e| fail(delta_tmp.display(), e))?;
     crate::apply::apply_files(&opts.source, &delta_tmp, &out_tmp).map_err(|e| {
         fail(
             "verification",
@@ -939,7 +1082,7 @@ pub fn generate_with_target(
         )
     })?;
     let produced = std::fs::read(&out_tmp).map_err(|e| fail(out_tmp.display(), e))?;
-    if produced.len() as u64 != target_item.length || item_of(&produced) != target_item {
+    if produced.len() as u64 != target_item.length || item_of(&produced) != *target_item {
         return Err(fail(
             "verification",
             "applying the new delta does not reproduce the target (SHA-256 differs); delta not written",
@@ -947,19 +1090,20 @@ pub fn generate_with_target(
     }
     drop(produced);
     stage.finish();
-    timings.push(("verify".to_string(), t4.elapsed().as_secs_f64()));
+    Ok(Verified {
+        _dir: tmp,
+        delta_tmp,
+    })
+}
 
-    let report = GenerateReport {
-        source_size: source.data.len() as u64,
-        target_size: target.data.len() as u64,
-        delta_size: delta.len() as u64,
-        delta_sha256: hex(&sha(&delta)),
-        remainder_size,
-        inline_size,
-        members: reports,
-        timings,
-        recipe_count,
-    };
+/// Stage 6: the log, the size check and the output file.
+fn finish(
+    opts: &GenerateOptions,
+    report: GenerateReport,
+    delta: &[u8],
+    verified: Verified,
+) -> ToolResult<Generated> {
+    let delta_tmp = &verified.delta_tmp;
     if let Some(dir) = &opts.log_dir {
         write_log(dir, opts, &report)?;
     }
@@ -969,19 +1113,12 @@ pub fn generate_with_target(
     if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
     }
-    let _ = std::fs::set_permissions(&delta_tmp, {
+    let _ = std::fs::set_permissions(delta_tmp, {
         use std::os::unix::fs::PermissionsExt;
         std::fs::Permissions::from_mode(0o644)
     });
-    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
-    }
-    let _ = std::fs::set_permissions(&delta_tmp, {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    std::fs::rename(&delta_tmp, &opts.output)
-        .or_else(|_| write_atomically(&opts.output, &delta).map_err(|e| std::io::Error::other(e.0)))
+    std::fs::rename(delta_tmp, &opts.output)
+        .or_else(|_| write_atomically(&opts.output, delta).map_err(|e| std::io::Error::other(e.0)))
         .map_err(|e| fail(opts.output.display(), e))?;
     Ok(Generated::Written(report))
 }
