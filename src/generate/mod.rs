@@ -11,6 +11,7 @@ pub mod build;
 pub mod diff;
 pub mod error;
 pub mod ext4;
+pub mod gzrebuild;
 pub mod image;
 pub mod import_manifest;
 pub mod manifest;
@@ -25,11 +26,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::deflate_reconstruct as dr;
 use crate::format::writer::{item_of, write_delta_to_vec};
 use crate::format::{hex, Item, RecipeKind, ZlibInit};
 use crate::io::SharedBytes;
@@ -48,6 +50,48 @@ pub const STRONG_ZSTD_LEVEL: i32 = 19;
 
 /// Members up to this size that changed go to the remainder without diffing (upstream: 512).
 pub const SMALL_MEMBER: u64 = 512;
+
+/// Which delta format a generation writes (the one place where the choice is made:
+/// [`generate_with_target_format`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeltaFormat {
+    /// PAMZ standard v2: what Microsoft's libadudiffapi.so 3.0.0 applies.
+    #[default]
+    Standard,
+    /// The extended format (docs/EXTENDED-FORMAT.md): gzip data that zlib does not reproduce
+    /// travels as plain text + corrections, so the target needs no recompression or
+    /// re-signing. Only this library applies it; devices on Microsoft's library fail with
+    /// 30001 and fall back to the full image. A delta that needs none of its recipes, or is
+    /// not smaller with them, is written as standard v2.
+    Extended,
+}
+
+impl DeltaFormat {
+    /// Parses `standard` or `extended`.
+    pub fn parse(s: &str) -> ToolResult<Self> {
+        match s {
+            "standard" => Ok(DeltaFormat::Standard),
+            "extended" => Ok(DeltaFormat::Extended),
+            other => Err(fail(
+                "--format",
+                format!("{other:?} is not a delta format (standard, extended)"),
+            )),
+        }
+    }
+
+    /// Name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeltaFormat::Standard => "standard",
+            DeltaFormat::Extended => "extended",
+        }
+    }
+
+    /// Whether this build can generate the format.
+    pub fn check_available(self) -> ToolResult<()> {
+        Ok(())
+    }
+}
 
 /// What `generate` needs.
 #[derive(Clone, Debug)]
@@ -102,6 +146,12 @@ pub struct MemberReport {
     pub zlib_level: Option<i32>,
     /// Whether the member is gzip that zlib does not reproduce.
     pub gzip_not_reproducible: bool,
+    /// Extended format: the member travels as plain text + this many bytes of deflate
+    /// corrections (`deflate_reconstruct`).
+    pub reconstructed: Option<u64>,
+    /// The member is a zstd frame and changed: it travels as compressed bytes (no recipe
+    /// rebuilds a zstd frame from its content).
+    pub zstd_compressed: bool,
     /// Source member used as basis, with the matching rule.
     pub basis: Option<(String, &'static str)>,
     /// Candidate sizes (method, bytes).
@@ -156,14 +206,17 @@ pub struct GenerateReport {
     pub timings: Vec<(String, f64)>,
     /// Number of recipes written.
     pub recipe_count: usize,
+    /// The format the delta was written in.
+    pub format: DeltaFormat,
 }
 
 impl GenerateReport {
-    /// gzip members zlib cannot reproduce (the target would need `adudiff recompress`).
+    /// gzip members zlib cannot reproduce and that travel compressed (the target would need
+    /// `adudiff recompress`, or the extended format).
     pub fn not_reproducible(&self) -> Vec<&str> {
         self.members
             .iter()
-            .filter(|m| m.gzip_not_reproducible)
+            .filter(|m| m.gzip_not_reproducible && m.reconstructed.is_none())
             .map(|m| m.name.as_str())
             .collect()
     }
@@ -236,6 +289,9 @@ enum Plan {
 struct BuildPlan {
     /// `Some(level)`: the payload is `zlib_compression(gzip, level)` of `content`.
     gz_level: Option<i32>,
+    /// Extended format: the payload is rebuilt piece by piece, its deflate streams by
+    /// `deflate_reconstruct` of ranges of `content`.
+    rebuild: Option<Arc<Vec<gzrebuild::Piece>>>,
     /// What must be produced (uncompressed content, or the payload itself).
     content: SharedBytes,
     basis: Option<Basis>,
@@ -251,6 +307,10 @@ type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
 /// reproducible); `None` as a whole when the member does not decode.
 type DecodedMember = Option<(SharedBytes, Option<i32>)>;
 
+/// A gzip member that zlib does not reproduce described for `deflate_reconstruct`: its plain
+/// text and pieces (`None`: the codec cannot describe it).
+type RebuiltMember = Option<(SharedBytes, Arc<Vec<gzrebuild::Piece>>)>;
+
 /// A target SWU read and analysed once, so that deltas from several sources to it
 /// (`adudiff release`) share the work: the file mapping, the cpio parse, the target's identity
 /// (length and SHA-256) and each gzip member's decompressed content and reproducing zlib level.
@@ -262,6 +322,7 @@ pub struct TargetAnalysis {
     swu: Swu,
     item: Item,
     decoded: Vec<OnceLock<DecodedMember>>,
+    rebuilt: Vec<OnceLock<RebuiltMember>>,
 }
 
 impl TargetAnalysis {
@@ -282,6 +343,7 @@ impl TargetAnalysis {
             },
             item,
             decoded: (0..members).map(|_| OnceLock::new()).collect(),
+            rebuilt: (0..members).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -293,6 +355,16 @@ impl TargetAnalysis {
     /// SHA-256 of the target.
     pub fn sha256(&self) -> [u8; 32] {
         self.item.sha256.expect("item_of hashes")
+    }
+
+    /// The gzip member at `index` described for `deflate_reconstruct`, computed on first use.
+    fn rebuilt(&self, index: usize, payload: &[u8]) -> RebuiltMember {
+        self.rebuilt[index]
+            .get_or_init(|| {
+                gzrebuild::analyse(payload)
+                    .map(|r| (SharedBytes::from_vec(r.plain), Arc::new(r.pieces)))
+            })
+            .clone()
     }
 
     /// The gzip member at `index` (in archive order) decoded, computed on first use.
@@ -317,10 +389,15 @@ pub enum Generated {
     NotSmaller(GenerateReport),
 }
 
-/// Generates the delta described by `opts`.
+/// Generates the delta described by `opts` (standard format).
 pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
+    generate_format(opts, DeltaFormat::Standard)
+}
+
+/// Generates the delta described by `opts` in `format`.
+pub fn generate_format(opts: &GenerateOptions, format: DeltaFormat) -> ToolResult<GenerateReport> {
     let target = TargetAnalysis::open(&opts.target)?;
-    match generate_with_target(opts, &target)? {
+    match generate_with_target_format(opts, &target, format)? {
         Generated::Written(r) => Ok(r),
         Generated::NotSmaller(r) => Err(ToolError(format!(
             "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
@@ -336,6 +413,58 @@ pub fn generate_with_target(
     opts: &GenerateOptions,
     target_analysis: &TargetAnalysis,
 ) -> ToolResult<Generated> {
+    generate_with_target_format(opts, target_analysis, DeltaFormat::Standard)
+}
+
+/// [`generate_with_target`] in `format`. The extended format is written only when it is
+/// smaller: when the delta uses an extended recipe, the standard delta is generated too and
+/// wins ties.
+pub fn generate_with_target_format(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Generated> {
+    if format == DeltaFormat::Standard {
+        return generate_in(opts, target_analysis, DeltaFormat::Standard);
+    }
+    let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
+    if extended.report.format == DeltaFormat::Standard {
+        return finish_delta(opts, extended);
+    }
+    let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
+    if standard.report.delta_size <= extended.report.delta_size {
+        finish_delta(opts, standard)
+    } else {
+        finish_delta(opts, extended)
+    }
+}
+
+fn generate_in(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Generated> {
+    let built = build_delta(opts, target_analysis, format)?;
+    finish_delta(opts, built)
+}
+
+/// A verified delta, not written yet.
+struct Built {
+    report: GenerateReport,
+    delta: Vec<u8>,
+    verified: Verified,
+}
+
+fn finish_delta(opts: &GenerateOptions, built: Built) -> ToolResult<Generated> {
+    finish(opts, built.report, &built.delta, built.verified)
+}
+
+/// Stages 1–5: the delta in `format` (standard v2 when no extended recipe is used), verified.
+fn build_delta(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Built> {
     let progress = Progress::new(opts.quiet);
     let mut timings = Vec::new();
     let threads = if opts.threads == 0 {
@@ -349,7 +478,7 @@ pub fn generate_with_target(
     timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
 
     let t1 = Instant::now();
-    let mut planned = plan_members(&source, target_analysis, threads, &progress);
+    let mut planned = plan_members(&source, target_analysis, threads, &progress, format);
     timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
 
     let t2 = Instant::now();
@@ -359,6 +488,16 @@ pub fn generate_with_target(
     let t3 = Instant::now();
     let assembled = assemble(&source, target_analysis, &mut planned, diffs)?;
     let recipe_count = assembled.builder.recipes.len();
+    let written_format = if assembled
+        .builder
+        .recipes
+        .iter()
+        .any(|r| r.kind.is_extended())
+    {
+        DeltaFormat::Extended
+    } else {
+        DeltaFormat::Standard
+    };
     let delta = write_delta_to_vec(&assembled.builder)?;
     drop(assembled.builder);
     timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
@@ -377,8 +516,13 @@ pub fn generate_with_target(
         members: planned.reports,
         timings,
         recipe_count,
+        format: written_format,
     };
-    finish(opts, report, &delta, verified)
+    Ok(Built {
+        report,
+        delta,
+        verified,
+    })
 }
 
 /// Stage 1 (parse): the source archive, its members, which are gzip, and where each payload
@@ -483,6 +627,7 @@ fn plan_members<'t>(
     target_analysis: &'t TargetAnalysis,
     threads: usize,
     progress: &Progress,
+    format: DeltaFormat,
 ) -> MemberPlans<'t> {
     let (source, src_members, src_gz, by_hash) = (&src.swu, &src.members, &src.gz, &src.by_hash);
     let target = &target_analysis.swu;
@@ -539,7 +684,7 @@ fn plan_members<'t>(
     src_needed.sort_unstable();
     src_needed.dedup();
     enum Decoded {
-        Target(usize, DecodedMember),
+        Target(usize, DecodedMember, RebuiltMember),
         Source(usize, Option<Vec<u8>>),
     }
     let total: u64 = pre
@@ -562,8 +707,16 @@ fn plan_members<'t>(
                 m.data_len,
                 Box::new(move || {
                     let r = target_analysis.decoded(i, &payload);
+                    // Extended format: what zlib does not reproduce travels as plain text and
+                    // deflate corrections.
+                    let rebuilt = match &r {
+                        Some((_, None)) if format == DeltaFormat::Extended => {
+                            target_analysis.rebuilt(i, &payload)
+                        }
+                        _ => None,
+                    };
                     counter.add(payload.len() as u64);
-                    Decoded::Target(i, r)
+                    Decoded::Target(i, r, rebuilt)
                 }),
             ));
         }
@@ -581,13 +734,17 @@ fn plan_members<'t>(
         ));
     }
     let mut t_raw: HashMap<usize, (SharedBytes, Option<i32>)> = HashMap::new();
+    let mut t_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)> = HashMap::new();
     let mut s_raw: HashMap<usize, SharedBytes> = HashMap::new();
     for d in pool::run(threads, jobs) {
         match d {
-            Decoded::Target(i, Some((raw, level))) => {
+            Decoded::Target(i, Some((raw, level)), rebuilt) => {
                 t_raw.insert(i, (raw, level));
+                if let Some(rebuilt) = rebuilt {
+                    t_rebuilt.insert(i, rebuilt);
+                }
             }
-            Decoded::Target(_, None) => {}
+            Decoded::Target(_, None, _) => {}
             Decoded::Source(i, Some(raw)) => {
                 s_raw.insert(i, SharedBytes::from_vec(raw));
             }
@@ -605,6 +762,8 @@ fn plan_members<'t>(
             size: m.data_len,
             zlib_level: None,
             gzip_not_reproducible: false,
+            reconstructed: None,
+            zstd_compressed: false,
             basis: None,
             candidates: vec![],
             strategy: Strategy::Remainder(String::new()),
@@ -620,10 +779,25 @@ fn plan_members<'t>(
                 let level = t_raw.get(&i).and_then(|(_, l)| *l);
                 r.zlib_level = level;
                 r.gzip_not_reproducible = p.gz && level.is_none();
+                r.zstd_compressed = target.payload(m).starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
                 r.basis = p.basis.map(|(b, why)| (src_members[b].name.clone(), why));
-                let (content, gz_level) = match (level, t_raw.get(&i)) {
-                    (Some(l), Some((raw, _))) => (raw.clone(), Some(l)),
-                    _ => (target.payload(m), None),
+                let (content, gz_level, rebuild) = match (level, t_raw.get(&i), t_rebuilt.get(&i)) {
+                    (Some(l), Some((raw, _)), _) => (raw.clone(), Some(l), None),
+                    (None, _, Some((plain, pieces))) => {
+                        r.reconstructed = Some(
+                            pieces
+                                .iter()
+                                .map(|p| match p {
+                                    gzrebuild::Piece::Deflate { corrections, .. } => {
+                                        corrections.len() as u64
+                                    }
+                                    gzrebuild::Piece::Literal(_) => 0,
+                                })
+                                .sum(),
+                        );
+                        (plain.clone(), None, Some(pieces.clone()))
+                    }
+                    _ => (target.payload(m), None, None),
                 };
                 // A reproducible target is diffed uncompressed (against the uncompressed source
                 // when it can be had); otherwise raw bytes against raw bytes.
@@ -631,10 +805,11 @@ fn plan_members<'t>(
                     member: b,
                     decompressed: src_gz[b]
                         && s_raw.contains_key(&b)
-                        && (gz_level.is_some() || !p.gz),
+                        && (gz_level.is_some() || rebuild.is_some() || !p.gz),
                 });
                 Plan::Build(Box::new(BuildPlan {
                     gz_level,
+                    rebuild,
                     content,
                     basis,
                 }))
@@ -1025,6 +1200,45 @@ fn assemble(
                             [m] => Strategy::Delta(*m),
                             _ => Strategy::Mixed,
                         };
+                    }
+                    if let Some(pieces) = &b.rebuild {
+                        for piece in pieces.iter() {
+                            match piece {
+                                gzrebuild::Piece::Literal(range) => {
+                                    asm.literal(&payload[range.clone()])
+                                }
+                                gzrebuild::Piece::Deflate {
+                                    plain,
+                                    stream,
+                                    corrections,
+                                } => {
+                                    let plain_item = if plain.len() == b.content.len() {
+                                        content_item.clone()
+                                    } else {
+                                        let it = item_of(&b.content[plain.clone()]);
+                                        asm.recipe(
+                                            RecipeKind::Slice,
+                                            &it,
+                                            vec![plain.start as u64],
+                                            vec![content_item.clone()],
+                                        );
+                                        it
+                                    };
+                                    let corrections_item = asm.inline_asset(corrections);
+                                    let stream_item = item_of(&payload[stream.clone()]);
+                                    asm.recipe(
+                                        RecipeKind::DeflateReconstruct,
+                                        &stream_item,
+                                        vec![dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION],
+                                        vec![plain_item, corrections_item],
+                                    );
+                                    asm.part(stream_item);
+                                    r.cost += corrections.len() as u64;
+                                }
+                            }
+                        }
+                        cursor = m.data_offset + m.data_len;
+                        continue;
                     }
                     let part = match b.gz_level {
                         Some(level) => {
