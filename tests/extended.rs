@@ -361,3 +361,54 @@ fn fixture_delta_pins_the_codec_version() {
     assert_eq!(code_of(&outcome), 0, "{outcome:?}");
     assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
 }
+
+/// Fault injection through the C ABI: every prefix of the fixture delta and a flipped byte at
+/// every offset of it end with a documented code (never success with other bytes, never a
+/// signal), leave a pre-existing target untouched and no temporary file.
+#[test]
+fn damaged_fixture_deltas_fail_cleanly_through_the_c_abi() {
+    let dir = fixture_dir();
+    let full = std::fs::read(dir.join("delta")).unwrap();
+    let expected = std::fs::read(dir.join("target.swu")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("target.swu");
+    const PREVIOUS: &[u8] = b"previous target";
+    std::fs::write(&target, PREVIOUS).unwrap();
+    // Documented codes: truncation and corruption ones (as for standard deltas), a target
+    // length changed into an impossible one (20302), and the extended format's own.
+    let allowed = [
+        1, 20000, 20104, 20106, 20201, 20202, 20203, 20301, 20302, 21200, 30000, 30001, 30002,
+        30003, 30009, 30010, 30104, 30900, 31701, 31702, 33000, 33001, 39000, 39001,
+    ];
+    let session = adudiffapi::ffi::adu_diff_apply_create_session();
+    let mut histogram = std::collections::BTreeMap::new();
+    let mut variants: Vec<Vec<u8>> = (0..full.len()).map(|n| full[..n].to_vec()).collect();
+    for i in 0..full.len() {
+        let mut v = full.clone();
+        v[i] ^= 0x01;
+        variants.push(v);
+    }
+    for (k, v) in variants.iter().enumerate() {
+        let d = work.path().join(format!("delta-{k}"));
+        std::fs::write(&d, v).unwrap();
+        let outcome = common::apply_on(session, &dir.join("source.swu"), &d, &target);
+        std::fs::remove_file(&d).unwrap();
+        let code = code_of(&outcome);
+        *histogram.entry(code).or_insert(0usize) += 1;
+        if code == 0 {
+            // A flip the format ignores (a type name of ids 0–7, say): the exact target.
+            assert!(std::fs::read(&target).unwrap() == expected, "variant {k}");
+            std::fs::write(&target, PREVIOUS).unwrap();
+            continue;
+        }
+        assert!(allowed.contains(&code), "variant {k}: {outcome:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), PREVIOUS, "variant {k}");
+    }
+    adudiffapi::ffi::adu_diff_apply_close_session(session);
+    assert!(common::leftovers(work.path()).is_empty());
+    eprintln!(
+        "FAULT | extended fixture: {} truncations + {} flips | {histogram:?}",
+        full.len(),
+        full.len()
+    );
+}
