@@ -412,3 +412,113 @@ fn damaged_fixture_deltas_fail_cleanly_through_the_c_abi() {
         full.len()
     );
 }
+
+/// An ext4 image with mke2fs (e2fsprogs) from the tree at `dir`; `None` when mke2fs is missing
+/// (a failure under CI).
+fn mke2fs(dir: &Path, image: &Path) -> Option<Vec<u8>> {
+    let status = Command::new("mke2fs")
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-i", "16384"])
+        .args(["-U", "5b1c6f1e-7a2d-4c3e-9f10-2d4e6a8c0b01"])
+        .args(["-E", "hash_seed=0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b", "-d"])
+        .arg(dir)
+        .arg(image)
+        .arg("8M")
+        .status();
+    match status {
+        Ok(s) => assert!(s.success(), "mke2fs failed"),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "mke2fs is needed under CI: {e}"
+            );
+            eprintln!("skipped: mke2fs not installed ({e})");
+            return None;
+        }
+    }
+    Some(std::fs::read(image).unwrap())
+}
+
+/// `.gz` files inside an ext4 image that zlib does not reproduce (pigz, busybox, GNU gzip with a
+/// name) travel as text diffs + corrections in the extended format.
+#[test]
+fn gz_files_inside_ext4_images() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = |v: &str, seed: u64| -> Option<PathBuf> {
+        let root = work.path().join(v);
+        let docs = root.join("usr/share/doc/app");
+        std::fs::create_dir_all(&docs).unwrap();
+        let mut changelog = text(seed, 400_000);
+        let manual = text(900, 300_000);
+        let mut manual2 = manual.clone();
+        let mut notes = text(903 + seed, 200_000);
+        if v == "v2" {
+            changelog.splice(0..0, text(901, 3_000));
+            manual2[1_000..1_200].copy_from_slice(&text(902, 200));
+            notes[50_000..50_100].copy_from_slice(&text(904, 100));
+        }
+        let files: [(&str, Vec<u8>); 3] = [
+            ("changelog.gz", external("pigz", &["-9", "-c"], &changelog)?),
+            ("manual.gz", external("busybox", &["gzip", "-c"], &manual2)?),
+            ("notes.gz", gnu_gzip_file("-9", &notes)?),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(docs.join(name), bytes).unwrap();
+        }
+        std::fs::write(root.join("usr/app.conf"), format!("version={v}\n")).unwrap();
+        Some(root)
+    };
+    let (Some(t1), Some(t2)) = (tree("v1", 1), tree("v2", 1)) else {
+        return;
+    };
+    let (Some(img1), Some(img2)) = (
+        mke2fs(&t1, &work.path().join("v1.ext4")),
+        mke2fs(&t2, &work.path().join("v2.ext4")),
+    ) else {
+        return;
+    };
+    let swu = |image: &[u8]| {
+        let gz =
+            adudiffapi::generate::zlib::deflate_exact(image, adudiffapi::format::ZlibInit::Gzip, 9)
+                .unwrap();
+        let d = sw_description(&[("rootfs.ext4.gz", Some("zlib"), &sha256_hex(&gz))], &[]);
+        cpio(
+            CpioFormat::Newc,
+            &[("sw-description", d.as_bytes()), ("rootfs.ext4.gz", &gz)],
+        )
+    };
+    let c = Case {
+        source: work.path().join("v1.swu"),
+        target: work.path().join("v2.swu"),
+        dir: work.path().to_path_buf(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(&c.source, swu(&img1)).unwrap();
+    std::fs::write(&c.target, swu(&img2)).unwrap();
+    let s = options(&c, "standard");
+    let e = options(&c, "extended");
+    let standard = generate_format(&s, DeltaFormat::Standard).unwrap();
+    let extended = generate_format(&e, DeltaFormat::Extended).unwrap();
+    assert_eq!(extended.format, DeltaFormat::Extended);
+    let stats = |r: &adudiffapi::generate::GenerateReport| {
+        r.members
+            .iter()
+            .find(|m| m.name == "rootfs.ext4.gz")
+            .and_then(|m| m.image.clone())
+            .expect("file-aware")
+    };
+    let st = stats(&extended);
+    assert!(st.reconstructed_files.0 >= 2, "{st:?}"); // pigz and GNU gzip (busybox may match zlib)
+    assert_eq!(stats(&standard).reconstructed_files.0, 0);
+    let out = c.dir.join("applied.swu");
+    assert_eq!(code_of(&apply_c(&c.source, &e.output, &out)), 0);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&c.target).unwrap());
+    eprintln!(
+        "ext4 with .gz files: standard {} B, extended {} B ({} files rebuilt, {} B of corrections)",
+        standard.delta_size,
+        extended.delta_size,
+        st.reconstructed_files.0,
+        st.reconstructed_files.1
+    );
+    assert!(extended.delta_size < standard.delta_size);
+}

@@ -465,6 +465,10 @@ fn build_delta(
     target_analysis: &TargetAnalysis,
     format: DeltaFormat,
 ) -> ToolResult<Built> {
+    // The image planner rebuilds .gz files zlib does not reproduce only in the extended format.
+    let mut with_format = opts.clone();
+    with_format.image.extended = format == DeltaFormat::Extended;
+    let opts = &with_format;
     let progress = Progress::new(opts.quiet);
     let mut timings = Vec::new();
     let threads = if opts.threads == 0 {
@@ -1392,6 +1396,7 @@ fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResu
                     "new": {"files": s.new.0, "bytes": s.new.1, "payload": s.new.2},
                     "metadata": {"bytes": s.metadata.0, "payload": s.metadata.1, "method": s.metadata.2.map(|m| m.name())},
                     "regzipped_files": s.regzipped_files,
+                    "reconstructed_files": {"count": s.reconstructed_files.0, "corrections": s.reconstructed_files.1},
                     "frames": {"count": s.frames.0, "payload": s.frames.1},
                     "seconds": {"index": s.seconds.0, "streams": s.seconds.1, "frames": s.seconds.2},
                 })),
