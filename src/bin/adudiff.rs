@@ -120,7 +120,9 @@ IDENTITY:
 OPTIONS:
   --out <dir>               output folder (created)
   --format <f>              standard (default; applies on Microsoft's library too) or extended
-                            (not available yet)
+                            (targets as built, no --recompress needed; only adudiffapi applies
+                            it, devices on Microsoft's library download the full target;
+                            written per source only where smaller than standard)
   --recompress              recompress the target (as `adudiff recompress`) and ship that
   --sign <command>          signing command for the recompressed sw-description (see recompress)
   --jobs <n>                sources generated at once (default: by available memory, estimated
