@@ -35,9 +35,12 @@ pub const MAGIC: &[u8; 4] = b"ADPF";
 pub const MAX_CHUNK_PLAIN: u64 = 32 << 20;
 /// Most deflate bytes one chunk may rebuild.
 pub const MAX_CHUNK_DEFLATE: u64 = 32 << 20;
-/// Plain text the generator puts in one chunk (at most; a chunk ends at a deflate block
-/// boundary after this much, or earlier).
-pub const GENERATOR_CHUNK_PLAIN: usize = 8 << 20;
+/// Plain text the generator lets one chunk have (at most; a chunk ends at a deflate block
+/// boundary before this much). It must hold the longest block: one zlib block of long matches
+/// (64 Ki symbols of 258 bytes at memLevel 9) is 16.9 MB, GNU gzip's 8.5 MB — runs of zeros in
+/// file-system images make such blocks. Chunks are normally far shorter: the analyser is
+/// offered 1 MiB of compressed input at a time (see [`analyse`] for the exception).
+pub const GENERATOR_CHUNK_PLAIN: usize = MAX_CHUNK_PLAIN as usize;
 /// Compressed bytes the generator offers the analyser at a time (grown when one deflate block
 /// is longer).
 const GENERATOR_CHUNK_INPUT: usize = 1 << 20;
@@ -292,13 +295,34 @@ pub struct Analysis {
 /// Analyses the raw deflate stream at the start of `data` (generator side). `None` when the
 /// codec cannot describe it (not deflate, non-zero padding, a parameter set it does not model,
 /// more plain text than `max_plain`).
+///
+/// preflate-rs 0.7.6's incremental mode loses track of some encoders at chunk boundaries (on
+/// the corpus rootfs, GNU gzip -9: "PredictionFailure: Didnt find a match" at the 7th or 8th
+/// 1 MiB chunk, while the whole stream in one piece analyses fine). So a stream that fails in
+/// chunks is tried again in one piece, which the applier accepts while its plain text fits one
+/// chunk ([`MAX_CHUNK_PLAIN`]); longer ones are then not describable (carried compressed).
 pub fn analyse(data: &[u8], max_plain: usize) -> Option<Analysis> {
-    catch_unwind(|| analyse_inner(data, max_plain).ok())
+    let attempt = |window: usize| {
+        catch_unwind(|| {
+            analyse_inner(data, max_plain, window)
+                .map_err(|e| {
+                    if std::env::var_os("ADUDIFF_DEBUG").is_some() {
+                        eprintln!("deflate analysis (window {window}): {e}");
+                    }
+                })
+                .ok()
+        })
         .ok()
         .flatten()
+    };
+    attempt(GENERATOR_CHUNK_INPUT).or_else(|| {
+        (data.len() > GENERATOR_CHUNK_INPUT)
+            .then(|| attempt(data.len()))
+            .flatten()
+    })
 }
 
-fn analyse_inner(data: &[u8], max_plain: usize) -> Result<Analysis> {
+fn analyse_inner(data: &[u8], max_plain: usize, first_window: usize) -> Result<Analysis> {
     use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor};
     let config = PreflateConfig {
         max_chain_length: 4096,
@@ -312,7 +336,7 @@ fn analyse_inner(data: &[u8], max_plain: usize) -> Result<Analysis> {
     blob.extend_from_slice(&[0; 4]);
     let mut count = 0u32;
     let mut pos = 0usize;
-    let mut window = GENERATOR_CHUNK_INPUT;
+    let mut window = first_window;
     while !processor.is_done() {
         let end = pos.saturating_add(window).min(data.len());
         let chunk = match processor.decompress(&data[pos..end]) {
@@ -321,9 +345,9 @@ fn analyse_inner(data: &[u8], max_plain: usize) -> Result<Analysis> {
                 window = window.saturating_mul(2);
                 continue;
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(failed(format!("chunk {count} at {pos}: {e}"))),
         };
-        window = GENERATOR_CHUNK_INPUT;
+        window = first_window;
         let text = processor.plain_text().text();
         if chunk.compressed_size == 0 && text.is_empty() {
             return Err(failed("no progress"));
