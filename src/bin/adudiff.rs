@@ -307,7 +307,7 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             strategy.push_str(&format!(", gzip level {l}"));
         }
         if m.reconstructed.is_some() {
-            strategy.push_str(", text + deflate corrections");
+            strategy.push_str(", preflate");
         }
         let basis = m
             .basis
