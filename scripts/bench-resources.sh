@@ -84,9 +84,7 @@ run "ext4 loop, free = target size + 8 MiB" "$mnt"
 umount "$mnt"
 
 work=$(mktemp -d)
-for mib in 1024 768 640; do
+for mib in 1024 768 512 480 448; do
     run "RLIMIT_AS $mib MiB" "$work" -- --as=$((mib << 20))
 done
-run "RLIMIT_AS 512 MiB, MALLOC_ARENA_MAX=1" "$work" MALLOC_ARENA_MAX=1 -- --as=$((512 << 20))
-run "RLIMIT_AS 512 MiB" "$work" -- --as=$((512 << 20))
 rm -rf "$work"

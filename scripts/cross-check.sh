@@ -5,6 +5,8 @@
 #
 #   scripts/cross-check.sh [triple...]     default: aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
 #
+# (Where rustup cannot install ARM targets, scripts/arm-ci.sh builds with Debian's rustc-web and
+# ARM std instead, runs the same ELF checks, and tests under qemu-user.)
 # Needs `rustup target add <triple>` and a cross C compiler/linker (Debian:
 # gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross);
 # targets whose toolchain is missing are skipped with a message (exit status 0), unless

@@ -12,7 +12,7 @@ use crate::execute::view::View;
 use crate::execute::Executor;
 use crate::format::model::Delta;
 use crate::format::{self, legacy, Item, Recipe, RecipeKind};
-use crate::io::scratch::{self, Prefer, Room, Scratch, ScratchConfig};
+use crate::io::scratch::{self, Need, Prefer, Room, Scratch, ScratchConfig};
 use crate::io::{FileRange, SharedBytes};
 use crate::plan::{self, Op, Plan};
 
@@ -56,13 +56,36 @@ impl std::fmt::Display for ApplyReport {
 
 /// Applies the delta at `delta` to the file at `source`, writing `target` atomically.
 ///
-/// Runs on a dedicated worker thread; a panic inside is reported as code 1, never propagated.
+/// Runs on a dedicated worker thread (or, under an address-space limit, on the caller's
+/// thread, see [`apply_files_with_report`]); a panic inside is reported as code 1, never
+/// propagated.
 pub fn apply_files(source: &Path, delta: &Path, target: &Path) -> Result<()> {
     apply_files_with_report(source, delta, target).map(|_| ())
 }
 
+/// Under an address-space limit, the apply runs on the caller's thread when that thread has at
+/// least this much stack left (an agent thread has 8 MiB by default): a new thread would cost
+/// its stack and, with glibc, a 64 MiB malloc arena reservation — address space the data needs.
+pub const INLINE_MIN_STACK: usize = 6 << 20;
+
 /// [`apply_files`], also reporting phase timings.
+///
+/// The apply normally runs on a worker thread with a [`APPLY_STACK_SIZE`] stack. Under
+/// `RLIMIT_AS` it runs on the calling thread instead if that has [`INLINE_MIN_STACK`] left;
+/// either way every recursive step checks the stack left ([`crate::stack::check`]), so a
+/// delta nested deeper than the stack allows is an error, never an overflow.
 pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Result<ApplyReport> {
+    let run = |source: &Path, delta: &Path, target: &Path| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply_on_this_thread(source, delta, target)
+        }));
+        outcome.unwrap_or_else(|payload| Err(internal_error(&*payload)))
+    };
+    let inline = crate::io::scratch::address_space_limit().is_some()
+        && crate::stack::remaining().is_some_and(|left| left >= INLINE_MIN_STACK);
+    if inline {
+        return run(source, delta, target);
+    }
     let (source, delta, target) = (
         source.to_path_buf(),
         delta.to_path_buf(),
@@ -71,23 +94,27 @@ pub fn apply_files_with_report(source: &Path, delta: &Path, target: &Path) -> Re
     let worker = std::thread::Builder::new()
         .name("adudiff-apply".into())
         .stack_size(APPLY_STACK_SIZE)
-        .spawn(move || std::panic::catch_unwind(|| apply_on_this_thread(&source, &delta, &target)))
+        .spawn(move || run(&source, &delta, &target))
         .map_err(|e| {
             Error::new(
                 code::STANDARD_LIBRARY_EXCEPTION,
                 format!("Failed to apply diff. Exception: cannot start worker thread: {e}"),
             )
         })?;
-    match worker.join() {
-        Ok(Ok(result)) => result,
-        Ok(Err(payload)) | Err(payload) => Err(Error::new(
-            code::STANDARD_LIBRARY_EXCEPTION,
-            format!(
-                "Failed to apply diff. Exception: internal error: {}",
-                crate::error::panic_text(&*payload)
-            ),
-        )),
-    }
+    worker
+        .join()
+        .unwrap_or_else(|payload| Err(internal_error(&*payload)))
+}
+
+/// Code 1 for a caught panic.
+fn internal_error(payload: &(dyn std::any::Any + Send)) -> Error {
+    Error::new(
+        code::STANDARD_LIBRARY_EXCEPTION,
+        format!(
+            "Failed to apply diff. Exception: internal error: {}",
+            crate::error::panic_text(payload)
+        ),
+    )
 }
 
 /// Upstream's 20300 for an input file that cannot be opened or read.
@@ -129,7 +156,7 @@ pub fn map_input(path: &Path) -> Result<SharedBytes> {
 pub fn private_copy(path: &Path, scratch: &Scratch) -> Result<SharedBytes> {
     let range = FileRange::whole(open_input(path)?).map_err(|e| input_error(path, &e))?;
     let what = format!("a private copy of {}", path.display());
-    let room = scratch.room_preferring(Prefer::Memory, range.len(), &what)?;
+    let room = scratch.room_for(Prefer::Memory, Need::mapped(range.len()), &what)?;
     let read_error = |e: std::io::Error| {
         Error::from_io(e, code::IO_BINARY_FILE_READER_FAILED_OPEN)
             .with_context(format!("reading {}", path.display()))
@@ -183,6 +210,21 @@ pub fn identify_range(range: &FileRange) -> std::io::Result<Item> {
         hasher.update(&buf[..n]);
     }
     Ok(Item::with_sha256(range.len(), hasher.finalize().into()))
+}
+
+/// Memory one plan node may take while planning and executing, with the resolver's memo and
+/// the executor's per-node bookkeeping (a generous estimate).
+pub const PLAN_NODE_BYTES: u64 = 512;
+
+/// The plan-node bound for an apply: [`plan::MAX_PLAN_NODES`], lowered so that the plan fits the
+/// memory budget (a hostile delta of a hundred megabytes of recipes would otherwise exhaust an
+/// address-space limit in the resolver, and Rust aborts the process on allocation failure).
+/// The memory left is measured now (after parsing), not at the start of the apply, and is
+/// the process's real headroom, not the budget for intermediates (which `ADUDIFF_SCRATCH_MEMORY`
+/// may set to 0).
+fn plan_node_limit() -> usize {
+    let fits = scratch::automatic_memory_budget() / PLAN_NODE_BYTES;
+    plan::MAX_PLAN_NODES.min(usize::try_from(fits).unwrap_or(usize::MAX))
 }
 
 /// Checks up front that the target and the largest contiguous intermediate of `plan` can
@@ -275,7 +317,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
     ensure_free_space(target, parsed.target.length)?;
     let mut parsed = parsed;
     expand_legacy_nested(&mut parsed, &scratch)?;
-    let plan = crate::plan::plan(&parsed, &source_item)?;
+    let plan = crate::plan::plan_with_limit(&parsed, &source_item, plan_node_limit())?;
     report.plan_nodes = plan.nodes.len();
     ensure_room(&plan, target, parsed.target.length, &scratch)?;
     let pending = PendingTarget::create(target, parsed.target.length)?;

@@ -21,6 +21,7 @@ pub mod io;
 pub mod pardeflate;
 pub mod plan;
 pub mod recompress;
+pub mod stack;
 pub mod swu;
 
 pub use error::{Error, Result};

@@ -60,8 +60,10 @@ fn source_bytes() -> Vec<u8> {
         .collect()
 }
 
-/// Address-space limit for the full-scale plan-node bound (its own cost is ~0.5 GiB).
-const BIG_AS_LIMIT: u64 = 1 << 30;
+/// Address-space limit for the full-scale plan-node bound (its own cost is ~0.5 GiB, plus the
+/// delta's 116 MiB private copy; below ~1.2 GiB the memory budget, not the node bound, ends
+/// the one-past case with 20301, see `plan_nodes_under_tight_limits`).
+const BIG_AS_LIMIT: u64 = 5 << 28;
 
 /// Runs one case in a child limited to [`as_limit`] and checks it.
 fn case(name: &str, delta: &[u8], expect: Expect) {
@@ -607,7 +609,7 @@ fn zero_length_ingredients_cost_no_plan_nodes() {
 }
 
 #[test]
-#[ignore = "~120 MB delta and ~1 GiB of address space; run with --ignored"]
+#[ignore = "~120 MB delta and ~1.25 GiB of address space; run with --ignored"]
 fn plan_nodes_at_the_real_bound() {
     let (delta, target) = distinct_zero_chain(MAX_PLAN_NODES - 1);
     case_with(
@@ -623,6 +625,47 @@ fn plan_nodes_at_the_real_bound() {
         Expect::Code(1, "production steps"),
         BIG_AS_LIMIT,
     );
+}
+
+/// The same ~120 MB delta of recipes under tighter address-space limits: the plan-node bound
+/// shrinks to what the memory budget holds, so the apply ends with a clean code (1: too many
+/// production steps; 20301: no room for the delta's private copy) instead of an aborted
+/// allocation.
+#[test]
+fn plan_nodes_under_tight_limits() {
+    let (delta, _) = distinct_zero_chain(MAX_PLAN_NODES - 1);
+    for mib in [160u64, 256, 384, 512] {
+        let name = format!("plan_nodes_at_MAX_PLAN_NODES_under_{mib}_MiB");
+        let work = tempfile::tempdir().unwrap();
+        let (source, delta_path, target) = (
+            work.path().join("source"),
+            work.path().join("delta"),
+            work.path().join("target"),
+        );
+        std::fs::write(&source, source_bytes()).unwrap();
+        std::fs::write(&delta_path, &delta).unwrap();
+        let mut job = ChildApply::new(&source, &delta_path, &target);
+        job.address_space = mib << 20;
+        job.timeout = TIMEOUT;
+        let r = run_child(&job);
+        println!(
+            "HOSTILE | {name} | {:?} | {}",
+            r.code,
+            r.text.lines().next().unwrap_or("")
+        );
+        assert!(
+            r.abnormal.is_none(),
+            "{name}: child {:?}: {}",
+            r.abnormal,
+            r.stderr
+        );
+        assert!(
+            matches!(r.code, Some(0 | 1 | 20301)),
+            "{name}: {:?} {}",
+            r.code,
+            r.text
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

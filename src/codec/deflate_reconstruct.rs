@@ -186,7 +186,7 @@ impl<R: Read> DeflateReconstructReader<R> {
         let (res_tx, res_rx) = sync_channel(1);
         std::thread::Builder::new()
             .name("deflate-rebuild".into())
-            .stack_size(4 << 20)
+            .stack_size(2 << 20)
             .spawn(move || rebuild_worker(job_rx, res_tx))
             .map_err(|e| {
                 Error::new(

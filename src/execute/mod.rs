@@ -25,8 +25,8 @@ use crate::codec::{
 };
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
-use crate::io::scratch::{self, Charge, Prefer, Room, Scratch};
-use crate::io::SharedBytes;
+use crate::io::scratch::{self, Charge, Need, Prefer, Room, Scratch};
+use crate::io::{FileRange, SharedBytes};
 use crate::pardeflate::{ParallelDeflateReader, ParallelOptions, StreamOptions, Wrapper};
 use crate::plan::{NodeId, Op, Plan};
 use stream::{ExactLen, Pipe, Stream, VerifySha256};
@@ -109,6 +109,7 @@ impl<'a> Executor<'a> {
 
     /// A stream of exactly the node's bytes.
     pub fn stream(&mut self, id: NodeId) -> Result<Stream> {
+        crate::stack::check("the production plan")?;
         if let Some(view) = self.direct_view(id)? {
             return Ok(Box::new(view.reader()));
         }
@@ -131,10 +132,11 @@ impl<'a> Executor<'a> {
     /// an input file).
     pub fn contiguous(&mut self, id: NodeId) -> Result<SharedBytes> {
         let view = self.random_access(id)?;
-        if let Some(bytes) = view.as_contiguous() {
+        if let Some(bytes) = one_piece(&view)? {
             return Ok(bytes);
         }
-        let bytes = self.spill(Box::new(view.reader()), view.len())?;
+        let copy = self.spill(Box::new(view.reader()), view.len())?;
+        let bytes = one_piece(&copy)?.expect("a spilled view is one piece");
         self.views.insert(id, View::bytes(bytes.clone()));
         Ok(bytes)
     }
@@ -169,7 +171,7 @@ impl<'a> Executor<'a> {
     /// exists only while that consumer runs. Otherwise it is made (and cached) now.
     fn take_bytes(&mut self, id: NodeId) -> Result<Bytes> {
         let view = self.random_access(id)?;
-        let bytes = match view.as_contiguous() {
+        let bytes = match one_piece(&view)? {
             Some(bytes) => Bytes::Ready(bytes),
             None if self.remaining[id] <= 1 => Bytes::Scattered(view),
             None => Bytes::Ready(self.contiguous(id)?),
@@ -180,6 +182,7 @@ impl<'a> Executor<'a> {
 
     /// The node as a random-access view without running any producer, if it has one.
     fn direct_view(&mut self, id: NodeId) -> Result<Option<View>> {
+        crate::stack::check("the production plan")?;
         if let Some(view) = self.views.get(&id) {
             return Ok(Some(view.clone()));
         }
@@ -237,6 +240,7 @@ impl<'a> Executor<'a> {
     /// A fresh stream for a producing node (or a chain containing one): exact length, verified
     /// against the node's SHA-256, and run on its own thread when large.
     fn producer(&mut self, id: NodeId) -> Result<Stream> {
+        crate::stack::check("the production plan")?;
         let node = &self.plan.nodes[id];
         let length = node.item.length;
         let describe = || {
@@ -374,16 +378,28 @@ impl<'a> Executor<'a> {
         }
         let length = self.plan.nodes[id].item.length;
         let stream = self.producer(id)?;
-        let bytes = self.spill(stream, length)?;
-        let view = View::bytes(bytes);
+        let view = self.spill(stream, length)?;
         self.views.insert(id, view.clone());
         Ok(view)
     }
 
     /// Copies exactly `length` bytes of `stream` into scratch space.
-    fn spill(&self, stream: Stream, length: u64) -> Result<SharedBytes> {
+    fn spill(&self, stream: Stream, length: u64) -> Result<View> {
         spill(&self.scratch, stream, length, "an intermediate item")
     }
+}
+
+/// The view's bytes in one piece if it is one (a temporary file is mapped now), else `None`.
+fn one_piece(view: &View) -> Result<Option<SharedBytes>> {
+    view.as_contiguous().map_err(|e| {
+        Error::new(
+            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+            format!(
+                "Failed to map a temporary file of {} bytes: {e}",
+                view.len()
+            ),
+        )
+    })
 }
 
 /// A zstd decoder of `frame` producing `length` bytes, its window in a preallocated mapped
@@ -400,25 +416,13 @@ fn zstd_reader(
     } else {
         Prefer::Memory
     };
-    let what = "the window of a zstd frame";
     // On disk the window is the whole output; in memory, libzstd's window buffer.
-    let room = match first {
-        Prefer::Disk => scratch.room_preferring(Prefer::Disk, length, what),
-        Prefer::Memory => scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what),
+    let need = Need {
+        disk: length,
+        memory: zstd_window_memory(length),
+        disk_mapped: true,
     };
-    let room = match room {
-        // A disk room sized for the in-memory estimate is too small for the whole output.
-        Ok(Room::Disk(file, charge)) if file.metadata().map_or(0, |m| m.len()) < length => {
-            drop((file, charge));
-            scratch.room_preferring(Prefer::Disk, length, what)?
-        }
-        // A memory room sized for the whole output is more than libzstd takes: charge only that.
-        Ok(Room::Memory(charge)) if zstd_window_memory(length) < length => {
-            drop(charge);
-            scratch.room_preferring(Prefer::Memory, zstd_window_memory(length), what)?
-        }
-        other => other?,
-    };
+    let room = scratch.room_for(first, need, "the window of a zstd frame")?;
     Ok(match room {
         Room::Disk(file, charge) => Box::new(Holding {
             inner: ZstdReader::with_mapped_window(frame, prefix, length, &file)?,
@@ -444,9 +448,9 @@ impl<R: Read> Read for Holding<R> {
 }
 
 /// Copies exactly `length` bytes of `stream` into memory (small items, or when the scratch
-/// space has no disk room) or a preallocated temporary file (mapped read-only). `what` names
-/// the item in errors.
-fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<SharedBytes> {
+/// space has no disk room) or a preallocated temporary file (read with `pread`, mapped only
+/// for a consumer that needs it in one piece). `what` names the item in errors.
+fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<View> {
     let mut stream = ExactLen::new(stream, length);
     let read_error = |e| Error::from_io(e, code::IO_READER_READ_FAILURE);
     let room = if length <= IN_MEMORY_MATERIALIZATION_LIMIT {
@@ -454,13 +458,13 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<S
     } else {
         Some(scratch.room(length, what)?)
     };
-    let len = usize::try_from(length).map_err(|_| scratch.no_room(length, what, None))?;
     match room {
         None | Some(Room::Memory(_)) => {
             let charge = match room {
                 Some(Room::Memory(charge)) => Some(charge),
                 _ => None,
             };
+            let len = usize::try_from(length).map_err(|_| scratch.no_room(length, what, None))?;
             let mut buf = Vec::new();
             if buf.try_reserve_exact(len).is_err() {
                 return Err(Error::new(
@@ -471,7 +475,7 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<S
                 ));
             }
             stream.read_to_end(&mut buf).map_err(read_error)?;
-            Ok(SharedBytes::from_vec_charged(buf, charge))
+            Ok(View::bytes(SharedBytes::from_vec_charged(buf, charge)))
         }
         Some(Room::Disk(mut file, charge)) => {
             let temp_error = |e: std::io::Error| {
@@ -483,8 +487,9 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<S
                     ),
                 )
             };
-            let mut buf = scratch::buffer(COPY_CHUNK.min(len), "copying into a temporary file")
-                .map_err(temp_error)?;
+            let chunk = usize::try_from(length).map_or(COPY_CHUNK, |len| len.min(COPY_CHUNK));
+            let mut buf =
+                scratch::buffer(chunk, "copying into a temporary file").map_err(temp_error)?;
             loop {
                 let n = stream.read(&mut buf).map_err(read_error)?;
                 if n == 0 {
@@ -492,7 +497,7 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<S
                 }
                 file.write_all(&buf[..n]).map_err(temp_error)?;
             }
-            SharedBytes::map_charged(&file, Some(charge)).map_err(temp_error)
+            Ok(View::file(FileRange::scratch(file, length, charge)))
         }
     }
 }
@@ -512,7 +517,10 @@ impl Bytes {
     fn get(self, scratch: &Scratch, what: &str) -> Result<SharedBytes> {
         match self {
             Bytes::Ready(bytes) => Ok(bytes),
-            Bytes::Scattered(view) => spill(scratch, Box::new(view.reader()), view.len(), what),
+            Bytes::Scattered(view) => {
+                let copy = spill(scratch, Box::new(view.reader()), view.len(), what)?;
+                Ok(one_piece(&copy)?.expect("a spilled view is one piece"))
+            }
         }
     }
 }

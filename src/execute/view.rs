@@ -117,14 +117,15 @@ impl View {
         out
     }
 
-    /// The bytes, if the view is one range in memory or a mapped temporary file (or empty).
-    /// Input-file ranges are never contiguous: a consumer that needs them in one piece copies
-    /// them into scratch space first.
-    pub fn as_contiguous(&self) -> Option<SharedBytes> {
+    /// The bytes in one piece, if the view is one range in memory or in a temporary file of
+    /// ours (mapped now; an error if the map fails), or empty. Input-file ranges are never
+    /// mapped: a consumer that needs them in one piece copies them into scratch space first.
+    pub fn as_contiguous(&self) -> io::Result<Option<SharedBytes>> {
         match self.pieces.as_slice() {
-            [] => Some(SharedBytes::from_vec(Vec::new())),
-            [Piece::Bytes(b)] => Some(b.clone()),
-            _ => None,
+            [] => Ok(Some(SharedBytes::from_vec(Vec::new()))),
+            [Piece::Bytes(b)] => Ok(Some(b.clone())),
+            [Piece::File(f)] => f.map_private().transpose(),
+            _ => Ok(None),
         }
     }
 
@@ -231,8 +232,8 @@ mod tests {
         assert_eq!(v.len(), 8);
         assert_eq!(read_all(&v), b"abc\0\0xyz");
         assert_eq!(read_all(&v.slice(2, 5)), b"c\0\0xy");
-        assert!(v.slice(5, 3).as_contiguous().is_some());
-        assert!(v.slice(2, 5).as_contiguous().is_none());
+        assert!(v.slice(5, 3).as_contiguous().unwrap().is_some());
+        assert!(v.slice(2, 5).as_contiguous().unwrap().is_none());
     }
 
     /// Resident size in KiB of the mapping holding `address` (from `/proc/self/smaps`).

@@ -297,7 +297,7 @@ fn add_recipe(recipes: &mut Vec<Recipe>, recipe: Recipe) -> Result<()> {
         ));
     }
     if recipe.result.length != 0 {
-        recipes.push(recipe);
+        super::push_recipe(recipes, recipe)?;
     }
     Ok(())
 }
@@ -361,6 +361,7 @@ impl Parser {
 
     /// Reads a recipe producing `result` and registers its translation (depth-first post-order).
     fn recipe(&mut self, result: &Item, depth: u32) -> Result<()> {
+        crate::stack::check("the legacy recipe tree")?;
         if depth >= MAX_RECIPE_DEPTH {
             return Err(std_exception(format!(
                 "legacy delta: recipes nested deeper than {MAX_RECIPE_DEPTH} levels"

@@ -11,6 +11,23 @@ pub use model::*;
 use crate::error::{code, Error, Result};
 use crate::io::SharedBytes;
 
+/// Appends a parsed recipe, failing cleanly (20301) when the list cannot grow: a delta of a
+/// hundred megabytes of recipes can exhaust an address-space limit here, and a failed
+/// allocation would abort the process.
+pub(crate) fn push_recipe(recipes: &mut Vec<Recipe>, recipe: Recipe) -> Result<()> {
+    if recipes.try_reserve(1).is_err() {
+        return Err(Error::new(
+            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+            format!(
+                "Not enough memory: the delta's recipes need more than {} bytes",
+                recipes.capacity() * std::mem::size_of::<Recipe>()
+            ),
+        ));
+    }
+    recipes.push(recipe);
+    Ok(())
+}
+
 /// Detects the serialization of `data` and parses it (upstream's detection order, pamz-format.md
 /// §1.2, extended to read little-endian legacy files and big-endian standard v1).
 pub fn parse_delta(data: SharedBytes) -> Result<Delta> {

@@ -50,6 +50,7 @@ fn parse_archive(
     delta: &mut Delta,
     format: Format,
 ) -> Result<(Item, Item)> {
+    crate::stack::check("the nested archives")?;
     let top_level = depth == 0;
     let base_offset = 0;
     let mut cur = Cursor::new(data, Endian::Big);
@@ -112,7 +113,7 @@ fn parse_archive(
         for _ in 0..recipe_count {
             let recipe = read_recipe(&mut cur, &result, extended)?;
             if recipe.result.length != 0 {
-                delta.recipes.push(recipe);
+                super::push_recipe(&mut delta.recipes, recipe)?;
             }
         }
     }

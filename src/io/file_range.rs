@@ -1,9 +1,11 @@
-//! Input files read with `pread`, never mapped.
+//! Files read with `pread`: the inputs, and intermediates kept in temporary files.
 //!
 //! The source and the delta belong to someone else: the agent's cache, a download directory.
 //! If another process truncates a mapped file, the next access to a page past the new end
 //! raises `SIGBUS` and kills the agent. Read with `pread`, the same truncation is a short read,
-//! reported as a clean error.
+//! reported as a clean error. Intermediates in our own (preallocated, unlinked) temporary files
+//! are read the same way, so they take no address space; only a consumer that needs one in a
+//! single piece (a zstd prefix, a bsdiff old file) maps it ([`FileRange::map_private`]).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -11,12 +13,22 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::scratch::Charge;
+use super::SharedBytes;
 use crate::error::Error;
+
+/// An open file, and for a private temporary file its scratch charge.
+#[derive(Debug)]
+struct Backing {
+    file: File,
+    /// `Some` for a temporary file of ours (safe to map); held until the last view is gone.
+    private: Option<Charge>,
+}
 
 /// A range of an open file, read with `pread`. Cheap to clone and slice; thread-safe.
 #[derive(Clone, Debug)]
 pub struct FileRange {
-    file: Arc<File>,
+    backing: Arc<Backing>,
     offset: u64,
     len: u64,
 }
@@ -26,10 +38,40 @@ impl FileRange {
     pub fn whole(file: File) -> io::Result<Self> {
         let len = file.metadata()?.len();
         Ok(FileRange {
-            file: Arc::new(file),
+            backing: Arc::new(Backing {
+                file,
+                private: None,
+            }),
             offset: 0,
             len,
         })
+    }
+
+    /// The first `len` bytes of a private temporary file (written by us, unlinked, its blocks
+    /// allocated), keeping `charge` until the last view of it is dropped.
+    pub fn scratch(file: File, len: u64, charge: Charge) -> Self {
+        FileRange {
+            backing: Arc::new(Backing {
+                file,
+                private: Some(charge),
+            }),
+            offset: 0,
+            len,
+        }
+    }
+
+    /// The range mapped read-only in one piece, for a private temporary file (`None` for an
+    /// input file, which is never mapped). The map keeps the file and its charge alive.
+    pub fn map_private(&self) -> Option<io::Result<SharedBytes>> {
+        self.backing.private.as_ref()?;
+        let keep: Arc<dyn std::any::Any + Send + Sync> = self.backing.clone();
+        Some(
+            SharedBytes::map_keeping(&self.backing.file, keep).and_then(|whole| {
+                whole.slice(self.offset, self.len).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "temporary file too short")
+                })
+            }),
+        )
     }
 
     /// Opens `path` and takes the whole file.
@@ -54,7 +96,7 @@ impl FileRange {
             return None;
         }
         Some(FileRange {
-            file: Arc::clone(&self.file),
+            backing: Arc::clone(&self.backing),
             offset: self.offset + offset,
             len,
         })
@@ -66,6 +108,7 @@ impl FileRange {
         let mut done = 0;
         while done < buf.len() {
             match self
+                .backing
                 .file
                 .read_at(&mut buf[done..], self.offset + pos + done as u64)
             {

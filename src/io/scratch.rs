@@ -336,6 +336,39 @@ impl Drop for Charge {
     }
 }
 
+/// Bytes an intermediate takes in each place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    /// As a temporary file.
+    pub disk: u64,
+    /// In memory.
+    pub memory: u64,
+    /// Whether the temporary file is mapped as a whole at once (then it takes its size in
+    /// address space, which counts under an address-space limit); otherwise it is read with
+    /// `pread` and mapped only if a consumer needs it in one piece (a failed map is then a
+    /// clean error too).
+    pub disk_mapped: bool,
+}
+
+impl Need {
+    /// The same in both places, the file read with `pread`.
+    pub fn same(len: u64) -> Self {
+        Need {
+            disk: len,
+            memory: len,
+            disk_mapped: false,
+        }
+    }
+
+    /// The same in both places, the file mapped at once.
+    pub fn mapped(len: u64) -> Self {
+        Need {
+            disk_mapped: true,
+            ..Need::same(len)
+        }
+    }
+}
+
 /// Where one intermediate was given room.
 #[derive(Debug)]
 pub enum Room {
@@ -411,45 +444,58 @@ impl Scratch {
     /// Room for an intermediate of `len` bytes (`what` names it in errors), in the preferred
     /// place if it fits there, else in the other.
     pub fn room(&self, len: u64, what: &str) -> Result<Room> {
-        self.room_preferring(self.config.prefer, len, what)
+        self.room_for(self.config.prefer, Need::same(len), what)
     }
 
     /// [`Scratch::room`] trying `first` first.
     pub fn room_preferring(&self, first: Prefer, len: u64, what: &str) -> Result<Room> {
+        self.room_for(first, Need::same(len), what)
+    }
+
+    /// Room for an intermediate that takes `need.disk` bytes as a temporary file or
+    /// `need.memory` bytes in memory, trying `first` first. Under an address-space limit either
+    /// place also takes its bytes of address space (a mapped file as much as a buffer).
+    pub fn room_for(&self, first: Prefer, need: Need, what: &str) -> Result<Room> {
         let order = match first {
             Prefer::Disk => [Prefer::Disk, Prefer::Memory],
             Prefer::Memory => [Prefer::Memory, Prefer::Disk],
         };
-        // Either place maps or allocates `len` bytes of address space.
-        let address_space = match self.config.address_space_budget {
-            Some(limit) => match self.address_space.charge(len, limit) {
-                Some(charge) => Some(charge),
-                None => return Err(self.no_room(len, what, None)),
-            },
-            None => None,
-        };
-        let with_address_space = |charge: Charge| match address_space {
-            Some(a) => charge.and(a),
-            None => charge,
+        let address_space = |len: u64| match self.config.address_space_budget {
+            Some(limit) => self.address_space.charge(len, limit).map(Some),
+            None => Some(None),
         };
         let mut disk_error = None;
         for place in order {
+            let (len, takes_address_space) = match place {
+                Prefer::Memory => (need.memory, true),
+                Prefer::Disk => (need.disk, need.disk_mapped),
+            };
+            let mapped = if takes_address_space {
+                match address_space(len) {
+                    Some(mapped) => mapped,
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let charged = |charge: Charge| match mapped {
+                Some(a) => charge.and(a),
+                None => charge,
+            };
             match place {
                 Prefer::Memory => {
                     if let Some(charge) = self.memory.charge(len, self.config.memory_budget) {
-                        return Ok(Room::Memory(with_address_space(charge)));
+                        return Ok(Room::Memory(charged(charge)));
                     }
                 }
                 Prefer::Disk => match self.disk_room(len) {
-                    Ok(Some((file, charge))) => {
-                        return Ok(Room::Disk(file, with_address_space(charge)))
-                    }
+                    Ok(Some((file, charge))) => return Ok(Room::Disk(file, charged(charge))),
                     Ok(None) => {}
                     Err(e) => disk_error = Some(e),
                 },
             }
         }
-        Err(self.no_room(len, what, disk_error))
+        Err(self.no_room(need.disk.min(need.memory), what, disk_error))
     }
 
     /// A preallocated temporary file of `len` bytes, `Ok(None)` if it does not fit.

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use super::scratch::Charge;
 
+/// Something kept alive as long as a mapping (a file's scratch charge).
+type Keep = Arc<dyn std::any::Any + Send + Sync>;
+
 /// Granule of [`SharedBytes::release`]: the most one page fault of a file mapping maps at once.
 /// Linux maps the cached pages of an aligned 64 KiB block around the faulting page
 /// (`fault_around_bytes`), or the whole page-cache folio holding it, which on file systems with
@@ -13,9 +16,9 @@ use super::scratch::Charge;
 const FAULT_AROUND: usize = 2 << 20;
 
 enum Backing {
-    /// A read-only map, and the scratch charge of the temporary file behind it (if any; held
-    /// only to be released when the bytes are dropped).
-    Mapped(memmap2::Mmap, #[allow(dead_code)] Option<Charge>),
+    /// A read-only map, and what must live as long as it (the scratch charge of the temporary
+    /// file behind it, if any; held only to be released when the bytes are dropped).
+    Mapped(memmap2::Mmap, #[allow(dead_code)] Option<Keep>),
     /// A heap buffer, and its scratch charge (if any; held only to be released when the bytes
     /// are dropped).
     Heap(Vec<u8>, #[allow(dead_code)] Option<Charge>),
@@ -51,6 +54,16 @@ impl SharedBytes {
     /// [`SharedBytes::map_file`] keeping `charge` (the scratch space of the file) until the last
     /// view of the map is dropped.
     pub fn map_charged(file: &File, charge: Option<Charge>) -> io::Result<Self> {
+        let keep = charge.map(|c| Arc::new(c) as Keep);
+        Self::map_with(file, keep)
+    }
+
+    /// [`SharedBytes::map_file`] keeping `keep` alive until the last view of the map is dropped.
+    pub fn map_keeping(file: &File, keep: Keep) -> io::Result<Self> {
+        Self::map_with(file, Some(keep))
+    }
+
+    fn map_with(file: &File, keep: Option<Keep>) -> io::Result<Self> {
         let len = file.metadata()?.len();
         if len == 0 {
             return Ok(Self::from_vec(Vec::new()));
@@ -64,7 +77,7 @@ impl SharedBytes {
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(SharedBytes {
-            backing: Arc::new(Backing::Mapped(map, charge)),
+            backing: Arc::new(Backing::Mapped(map, keep)),
             start: 0,
             len,
         })

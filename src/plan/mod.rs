@@ -164,7 +164,7 @@ fn plan_item_with_limit(
     item: &Item,
     max_nodes: usize,
 ) -> Result<Option<Plan>> {
-    let mut resolver = Resolver::new(delta, source);
+    let mut resolver = Resolver::new(delta, source)?;
     resolver.max_nodes = max_nodes;
     Ok(resolver.resolve(item, 0)?.map(|root| Plan {
         nodes: resolver.nodes,
@@ -192,9 +192,24 @@ struct Resolver<'a> {
     max_nodes: usize,
 }
 
+/// 20301 for a plan structure that cannot grow.
+fn out_of_memory(what: &str, entries: usize) -> Error {
+    Error::new(
+        crate::error::code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN,
+        format!("Not enough memory: {what} cannot grow beyond {entries} entries"),
+    )
+}
+
 impl<'a> Resolver<'a> {
-    fn new(delta: &'a Delta, source: &Item) -> Self {
+    fn new(delta: &'a Delta, source: &Item) -> Result<Self> {
         let mut pantry = HashMap::new();
+        let mut cookbook: HashMap<Key, Vec<usize>> = HashMap::new();
+        // Sized by the delta (up to two keys per item): reserved fallibly, so a delta of a
+        // hundred megabytes of recipes under an address-space limit is an error, not an abort.
+        pantry
+            .try_reserve(2 * delta.blobs.len() + 2)
+            .and_then(|()| cookbook.try_reserve(2 * delta.recipes.len()))
+            .map_err(|_| out_of_memory("the recipe index", delta.recipes.len()))?;
         for key in keys(source) {
             pantry.entry(key).or_insert(Op::Source);
         }
@@ -203,7 +218,6 @@ impl<'a> Resolver<'a> {
                 pantry.entry(key).or_insert(Op::Blob(index));
             }
         }
-        let mut cookbook: HashMap<Key, Vec<usize>> = HashMap::new();
         for (index, recipe) in delta.recipes.iter().enumerate() {
             for key in keys(&recipe.result) {
                 cookbook.entry(key).or_default().push(index);
@@ -214,7 +228,7 @@ impl<'a> Resolver<'a> {
             list.sort_by_key(|&i| delta.recipes[i].kind.name());
             list.dedup();
         }
-        Resolver {
+        Ok(Resolver {
             delta,
             pantry,
             cookbook,
@@ -225,7 +239,7 @@ impl<'a> Resolver<'a> {
             cycle_rejections: 0,
             empty: None,
             max_nodes: MAX_PLAN_NODES,
-        }
+        })
     }
 
     fn add(&mut self, item: &Item, op: Op) -> Result<NodeId> {
@@ -235,6 +249,11 @@ impl<'a> Resolver<'a> {
                 self.max_nodes
             )));
         }
+        // The node list and its index grow fallibly (see `Resolver::new`).
+        self.nodes
+            .try_reserve(1)
+            .and_then(|()| self.resolved.try_reserve(2))
+            .map_err(|_| out_of_memory("the production plan", self.nodes.len()))?;
         self.nodes.push(Node {
             item: item.clone(),
             op,
@@ -247,6 +266,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn resolve(&mut self, item: &Item, depth: usize) -> Result<Option<NodeId>> {
+        crate::stack::check("the recipe tree")?;
         if item.length == 0 {
             // Recommendation of the spec: a zero-length ingredient is the empty string.
             if let Some(id) = self.empty {

@@ -68,6 +68,29 @@ pub fn cmd(program: impl AsRef<OsStr>) -> Command {
     Command::new(program)
 }
 
+/// The emulator prefix for programs built for the target, from `ADUDIFFAPI_TEST_RUNNER`
+/// (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`; split at spaces). Set by scripts/arm-ci.sh
+/// when the test binaries themselves run under qemu-user: without binfmt_misc, an emulated
+/// process cannot exec another foreign binary directly. None when unset or empty (native).
+pub fn target_runner() -> Option<Vec<String>> {
+    let v = std::env::var("ADUDIFFAPI_TEST_RUNNER").ok()?;
+    let words: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// A command that runs `program`, a program built for the target (the C harness, a program
+/// linked against the cdylib): through `target_runner()` when one is set.
+pub fn target_cmd(program: impl AsRef<OsStr>) -> Command {
+    match target_runner() {
+        Some(words) => {
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// Runs `c` and panics with its output unless it exits with status 0.
 pub fn run_ok(c: &mut Command) -> Output {
     let o = c
@@ -160,7 +183,7 @@ impl Harness {
 
     /// Runs the harness so that `dlopen("libadudiffapi.so")` finds the copy in `dir`.
     pub fn run_with_lib_dir(&self, dir: &Path, args: &[&OsStr]) -> HarnessRun {
-        let mut c = Command::new(&self.path);
+        let mut c = target_cmd(&self.path);
         c.args(args).env("LD_LIBRARY_PATH", dir);
         run_with_timeout(&mut c, HARNESS_TIMEOUT)
     }

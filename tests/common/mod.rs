@@ -422,13 +422,15 @@ pub fn child_main() {
     };
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let num = |name: &str| var(name).parse::<u64>().unwrap_or(0);
+    // rlim_t: u64 on 64-bit targets, u32 on armv7.
+    let limit = |name: &str| var(name).parse::<libc::rlim_t>().unwrap_or(0);
     // SAFETY: plain libc calls on this process's own limits and signal disposition.
     unsafe {
-        if num("ADUDIFF_FSIZE") != 0 {
+        if limit("ADUDIFF_FSIZE") != 0 {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             let lim = libc::rlimit {
-                rlim_cur: num("ADUDIFF_FSIZE"),
-                rlim_max: num("ADUDIFF_FSIZE"),
+                rlim_cur: limit("ADUDIFF_FSIZE"),
+                rlim_max: limit("ADUDIFF_FSIZE"),
             };
             assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
         }
@@ -438,10 +440,10 @@ pub fn child_main() {
             assert_eq!(libc::setgid(nobody), 0);
             assert_eq!(libc::setuid(nobody), 0);
         }
-        if num("ADUDIFF_AS") != 0 {
+        if limit("ADUDIFF_AS") != 0 {
             let lim = libc::rlimit {
-                rlim_cur: num("ADUDIFF_AS"),
-                rlim_max: num("ADUDIFF_AS"),
+                rlim_cur: limit("ADUDIFF_AS"),
+                rlim_max: limit("ADUDIFF_AS"),
             };
             assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &lim), 0);
         }

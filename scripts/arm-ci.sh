@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# ARM CI (issue 14 parts 1, 2, 5): cross-builds the library, `adudiff` and the C harness for
+# arm64 (aarch64-unknown-linux-gnu) and armv7 (armv7-unknown-linux-gnueabihf) with Debian's cross
+# toolchains, runs the emulated test subset under qemu-user, and builds and checks the .deb
+# packages for amd64, arm64 and armhf. Fails (non-zero) on the first failing step.
+#
+#   scripts/arm-ci.sh [step...]      steps: setup build test deb (default: all four, in order)
+#
+# The ARM Rust standard library comes from Debian, not rustup (rustup cannot download targets
+# here): Debian's rustc-web (host compiler) plus the rlibs of libstd-rust-web-dev:arm64/:armhf
+# of the same version, unpacked into a private sysroot ($ARM_SYSROOT) — never installed as
+# foreign-architecture packages (no `dpkg --add-architecture`: the ARM indexes are kept in a
+# private apt state directory, $ARM_APT_DIR), so the machine's packages and apt configuration are
+# untouched. The version is the newest one that Debian ships for all three architectures
+# (override: ARM_RUST_VERSION).
+#
+# Environment:
+#   ARM_TARGETS        default "aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf"
+#   ARM_SYSROOT        default /opt/adudiffapi-arm-rust/<version>
+#   ARM_APT_DIR        private apt lists/cache for the ARM indexes (default /opt/adudiffapi-arm-rust/apt)
+#   ARM_TEST_FILTER    optional: extra arguments for every emulated test binary (libtest filter)
+#   ARM_CI_TIMINGS     file receiving "step seconds" lines (default $target_dir/arm-ci-timings.txt)
+#   CARGO_TARGET_DIR   target directory (default: target/ of the checkout)
+#   SKIP_ARM_CI=1      print a notice and exit 0 (for machines that cannot run it)
+set -Eeuo pipefail
+trap 'echo "arm-ci: FAILED (line $LINENO, exit $?): $BASH_COMMAND" >&2' ERR
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ "${SKIP_ARM_CI:-0}" = 1 ]; then
+    echo "arm-ci: SKIP_ARM_CI=1, not running"
+    exit 0
+fi
+
+targets=${ARM_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+timings=${ARM_CI_TIMINGS:-$target_dir/arm-ci-timings.txt}
+steps=("$@")
+[ "${#steps[@]}" -gt 0 ] || steps=(setup build test deb)
+
+# The emulated subset (README "Where it runs"): the library's unit tests and every integration
+# test that runs under qemu-user — golden vectors through the C ABI in process (vectors), the
+# agent-faithful dlopen harness (c_abi), the generator round trips on small SWU pairs (generate)
+# and the adudiff CLI end to end (cli) among them. Not emulated: crash, faults and hostile
+# re-execute their own test binary as a child (with RLIMIT_AS/RLIMIT_FSIZE/setuid), which an
+# emulated process cannot exec without binfmt_misc (and RLIMIT_AS would limit qemu itself);
+# packaging drives the host's cargo, cmake and dpkg (the deb step below covers it per
+# architecture). Override with ARM_TESTS="lib vectors ...".
+read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_parallel pardeflate_diff pardeflate_stream concurrency image_files}"
+
+die() {
+    echo "arm-ci: FAILED: $*" >&2
+    exit 1
+}
+
+mkdir -p "$(dirname "$timings")"
+timed() { # timed <label> <command...>: runs it, appends "<label> <seconds>" to $timings
+    local label=$1 start end
+    shift
+    start=$(date +%s)
+    echo "arm-ci: == $label"
+    "$@"
+    end=$(date +%s)
+    echo "$label $((end - start))" | tee -a "$timings"
+}
+
+triple_info() { # sets gnu, deb_arch, qemu, machine for target $1
+    case "$1" in
+        aarch64-unknown-linux-gnu)
+            gnu=aarch64-linux-gnu deb_arch=arm64 qemu=qemu-aarch64 machine=AArch64 ;;
+        armv7-unknown-linux-gnueabihf)
+            gnu=arm-linux-gnueabihf deb_arch=armhf qemu=qemu-arm machine=ARM ;;
+        *) die "unknown target $1" ;;
+    esac
+}
+
+# ARM package indexes live in a private apt state directory: `dpkg --add-architecture` would
+# change the machine's apt configuration for everyone, and one foreign index that fails to
+# download (mirror sync) then makes every later `apt-get update` fail, .ci/run's own included.
+apt_dir=${ARM_APT_DIR:-/opt/adudiffapi-arm-rust/apt}
+priv_apt() { # priv_apt <apt-get|apt-cache> <args...>, with amd64 + the targets' architectures
+    local tool=$1 t
+    shift
+    local opts=(-o "APT::Architectures::=amd64" -o "Dir::State::Lists=$apt_dir/lists"
+        -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+    for t in $targets; do
+        triple_info "$t"
+        opts+=(-o "APT::Architectures::=$deb_arch")
+    done
+    "$tool" "${opts[@]}" "$@"
+}
+
+# The newest libstd-rust-web-dev version available for amd64 and every ARM target's architecture
+# (security updates may reach amd64 before the other indexes download).
+pick_version() {
+    local archs=(amd64) t
+    for t in $targets; do
+        triple_info "$t"
+        archs+=("$deb_arch")
+    done
+    local a
+    for a in "${archs[@]}"; do
+        priv_apt apt-cache madison "libstd-rust-web-dev:$a" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -u
+    done | sort | uniq -c | awk -v n="${#archs[@]}" '$1 == n { print $2 }' | sort -V | tail -n 1
+}
+
+# Debian's rustc/cargo (never the rustup ones earlier in PATH).
+DEB_RUSTC=/usr/bin/rustc
+DEB_CARGO=/usr/bin/cargo
+
+installed_version() {
+    dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || true
+}
+
+sysroot_for() {
+    echo "${ARM_SYSROOT:-/opt/adudiffapi-arm-rust/$1}"
+}
+
+step_setup() {
+    command -v apt-get >/dev/null || die "setup needs apt-get (Debian/Ubuntu)"
+    export DEBIAN_FRONTEND=noninteractive
+    local t archs=()
+    for t in $targets; do
+        triple_info "$t"
+        archs+=("$deb_arch")
+    done
+    # An index that fails to download (mirror sync) must not stop CI: the version pick below
+    # only uses what every architecture's index has, and apt-get install fails if it must.
+    apt-get update -qq || echo "arm-ci: apt-get update reported errors; continuing with the indexes it has"
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    priv_apt apt-get update -qq ||
+        echo "arm-ci: apt-get update (amd64 ${archs[*]} indexes, $apt_dir) reported errors; continuing with the indexes it has"
+    local v=${ARM_RUST_VERSION:-$(pick_version)}
+    [ -n "$v" ] || die "no libstd-rust-web-dev version common to amd64 ${archs[*]} (apt-cache madison libstd-rust-web-dev:<arch>)"
+    echo "arm-ci: Debian Rust $v"
+    local pkgs=(qemu-user "rustc-web=$v" "cargo-web=$v" "libstd-rust-web-dev=$v")
+    for t in $targets; do
+        triple_info "$t"
+        pkgs+=("gcc-$gnu" "libc6-dev-$deb_arch-cross")
+    done
+    # rustc-web pulls libstd-rust-web-<major.minor> (=$v) itself.
+    apt-get install -y -qq --no-install-recommends --allow-downgrades "${pkgs[@]}" >/dev/null ||
+        die "apt-get install ${pkgs[*]}"
+    local sysroot
+    sysroot=$(sysroot_for "$v")
+    for t in $targets; do
+        triple_info "$t"
+        if [ -d "$sysroot/lib/rustlib/$t/lib" ]; then continue; fi
+        local dl
+        dl=$(mktemp -d)
+        (cd "$dl" && priv_apt apt-get download -qq "libstd-rust-web-dev:$deb_arch=$v") ||
+            die "apt-get download libstd-rust-web-dev:$deb_arch=$v"
+        dpkg-deb -x "$dl"/libstd-rust-web-dev_*_"$deb_arch".deb "$dl/x"
+        mkdir -p "$sysroot/lib/rustlib"
+        cp -a "$dl/x/usr/lib/rustlib/$t" "$sysroot/lib/rustlib/"
+        rm -rf "$dl"
+    done
+    # The host's std (for build scripts and proc macros) is the installed one.
+    ln -sfn /usr/lib/rustlib/x86_64-unknown-linux-gnu "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu"
+}
+
+# Exports the cargo environment for cross-building target $1 with Debian's toolchain.
+cross_env() {
+    local v sysroot upper lower
+    v=$(installed_version)
+    [ -n "$v" ] || die "Debian rustc-web is not installed (run: scripts/arm-ci.sh setup)"
+    sysroot=$(sysroot_for "$v")
+    [ -d "$sysroot/lib/rustlib/$1/lib" ] || die "no $1 std in $sysroot (run: scripts/arm-ci.sh setup)"
+    triple_info "$1"
+    upper=$(echo "$1" | tr 'a-z-' 'A-Z_')
+    lower=$(echo "$1" | tr '-' '_')
+    export RUSTC=$DEB_RUSTC RUSTDOC=/usr/bin/rustdoc
+    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+    export "CARGO_TARGET_${upper}_RUSTFLAGS=--sysroot=$sysroot"
+    export "CARGO_TARGET_${upper}_RUNNER=$qemu -L /usr/$gnu"
+    export "CC_${lower}=$gnu-gcc" "AR_${lower}=$gnu-ar"
+    export "PKG_CONFIG_SYSROOT_DIR=/usr/$gnu"
+}
+
+step_build() {
+    "$DEB_RUSTC" --version
+    local t
+    for t in $targets; do
+        (
+            cross_env "$t"
+            timed "build-release-$t" "$DEB_CARGO" build --locked --release --target "$t" --lib --bin adudiff
+            local test_args=() x
+            for x in "${emulated_tests[@]}"; do
+                if [ "$x" = lib ]; then test_args+=(--lib); else test_args+=(--test "$x"); fi
+            done
+            timed "build-tests-$t" build_tests "$t" "${test_args[@]}"
+            # The same properties the agent relies on, checked on the ARM cdylib.
+            check_elf "$target_dir/$t/release/libadudiffapi.so" "$machine"
+            readelf -h "$target_dir/$t/release/adudiff" | grep -q "Machine:.*$machine" || die "adudiff is not $machine"
+        )
+    done
+}
+
+# check_elf <cdylib> <readelf Machine>: SONAME, NODELETE, no RPATH, exactly the map's exports.
+check_elf() {
+    local lib=$1 want=$2 expected exported dyn
+    readelf -h "$lib" | grep -q "Machine:.*$want" || die "$lib: not $want"
+    dyn=$(readelf -d "$lib")
+    grep -q 'Library soname: \[libadudiffapi.so\]' <<<"$dyn" || die "$lib: SONAME is not libadudiffapi.so"
+    grep 'FLAGS_1' <<<"$dyn" | grep -q NODELETE || die "$lib: no DF_1_NODELETE"
+    ! grep -qE '\((RPATH|RUNPATH)\)' <<<"$dyn" || die "$lib: has an RPATH/RUNPATH"
+    expected=$(sed -n '/global:/,/local:/p' libadudiffapi.map | tr -d ' ;' | grep -v -e 'global:' -e 'local:' -e '^$' | sort)
+    exported=$(readelf --dyn-syms -W "$lib" | awk '$5 == "GLOBAL" && $7 != "UND" { sub(/@.*/, "", $8); print $8 }' | sort)
+    [ "$exported" = "$expected" ] || die "$lib: exports differ from libadudiffapi.map: $exported"
+    echo "arm-ci: $lib: $want, SONAME libadudiffapi.so, NODELETE, exports = libadudiffapi.map"
+}
+
+# build_tests <target> <cargo test args...>: builds the emulated test binaries and records their
+# paths (from cargo's JSON messages) in $target_dir/<target>/arm-ci-tests.txt.
+build_tests() {
+    local t=$1
+    shift
+    "$DEB_CARGO" test --locked --release --target "$t" --no-run --message-format=json "$@" \
+        >"$target_dir/$t/arm-ci-tests.json"
+    grep -o '"executable":"[^"]*/deps/[^"]*"' "$target_dir/$t/arm-ci-tests.json" | cut -d'"' -f4 \
+        >"$target_dir/$t/arm-ci-tests.txt"
+    cat "$target_dir/$t/arm-ci-tests.txt"
+}
+
+# The test executables of the last build step for target $1.
+test_executables() {
+    cat "$target_dir/$1/arm-ci-tests.txt" 2>/dev/null || true
+}
+
+step_test() {
+    local t
+    for t in $targets; do
+        (
+            cross_env "$t"
+            command -v "$qemu" >/dev/null || die "$qemu not found (package qemu-user)"
+            local runner="$qemu -L /usr/$gnu"
+            # The tests compile the C harness with $CC and run it (and adudiff) through
+            # ADUDIFFAPI_TEST_RUNNER: an emulated process cannot exec a foreign binary itself.
+            export CC=$gnu-gcc ADUDIFFAPI_TEST_RUNNER=$runner
+            local exe name
+            for exe in $(test_executables "$t"); do
+                name=$(basename "$exe")
+                name=${name%-*}
+                [ "$name" != adudiffapi ] || name=lib
+                echo "== emulated: $t $name ($runner)"
+                # shellcheck disable=SC2086
+                timed "test-$t-$name" $runner "$exe" ${ARM_TEST_FILTER:-}
+            done
+            [ -n "$(test_executables "$t")" ] || die "no test executables for $t (run the build step)"
+        )
+    done
+}
+
+step_deb() {
+    local t
+    command -v cargo-deb >/dev/null || die "cargo-deb not installed (cargo install cargo-deb --locked)"
+    local out=$target_dir/debian-all
+    rm -rf "$out"
+    mkdir -p "$out"
+    # amd64 with the project's own toolchain (the one `cargo test` uses).
+    (
+        unset RUSTC
+        timed "build-release-amd64" cargo build --locked --release --lib --bin adudiff
+        timed "deb-amd64" cargo deb --no-build --output "$out/"
+    )
+    for t in $targets; do
+        (
+            cross_env "$t"
+            [ -f "$target_dir/$t/release/libadudiffapi.so" ] || die "no $t release build (run the build step)"
+            timed "deb-$deb_arch" cargo deb --no-build --target "$t" --output "$out/"
+        )
+    done
+    scripts/check-debs.sh "$out"/*.deb || die "scripts/check-debs.sh"
+}
+
+: >"$timings"
+for s in "${steps[@]}"; do
+    case "$s" in
+        setup) timed setup step_setup ;;
+        build) step_build ;;
+        test) step_test ;;
+        deb) step_deb ;;
+        *) die "unknown step $s (setup build test deb)" ;;
+    esac
+done
+echo "arm-ci: OK (${steps[*]}); timings in $timings:"
+cat "$timings"
