@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         min_changed_gz: n("IMG_MIN_CHANGED_GZ", d.min_changed_gz as i64) as u64,
         min_new_gz: n("IMG_MIN_NEW_GZ", d.min_new_gz as i64) as u64,
         bsdiff_small_match: n("IMG_SMALL_MATCH", d.bsdiff_small_match as i64) as usize,
+        extended: n("IMG_EXTENDED", 0) != 0,
     };
     let source = adudiffapi::apply::map_input(args[0].as_ref())?;
     let target = adudiffapi::apply::map_input(args[1].as_ref())?;

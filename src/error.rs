@@ -71,6 +71,12 @@ pub mod code {
     pub const RECIPE_SELF_REFERENTIAL: u32 = 33001;
     /// `diff_get_zlib_compression_level`: no zlib level reproduces the file.
     pub const API_UNKNOWN_ZLIB_COMPRESSION: u32 = 40005;
+    /// Ours (extended format): a `deflate_reconstruct` recipe names a correction codec or codec
+    /// version this applier does not know. Nothing is produced.
+    pub const EXT_CODEC_UNSUPPORTED: u32 = 39000;
+    /// Ours (extended format): a correction blob is malformed, exceeds a bound, or does not
+    /// rebuild the stream it describes.
+    pub const EXT_RECONSTRUCT_FAILED: u32 = 39001;
 }
 
 /// An error with upstream's numeric code and a human-readable message.

@@ -45,7 +45,7 @@ fn b64(data: &[u8]) -> String {
             A[usize::from_str_radix(&g, 2).unwrap()] as char
         })
         .collect();
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out
@@ -323,10 +323,10 @@ fn refusals_name_the_field() {
     assert!(err.contains("updateId.version"), "{err}");
     let (_, err) = run(&["--compat", "a=1,b=2,c=3,d=4,e=5,f=6"], &target, &[&src]);
     assert!(err.contains("compatibility[2]"), "{err}");
-    // The extended format does not exist yet.
-    let (code, err) = run(&["--format", "extended"], &target, &[&src]);
-    assert_eq!(code, 1);
-    assert!(err.contains("not available yet"), "{err}");
+    // An unknown format.
+    let (code, err) = run(&["--format", "compact"], &target, &[&src]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a delta format"), "{err}");
     // A 2.5 GB target (sparse; refused from its size before anything is read).
     let huge = dir.path().join("huge.swu");
     std::fs::File::create(&huge)

@@ -35,6 +35,11 @@ Positional forms (DiffGenTool 3.0.0 compatible):
   <source> <target> <delta> <log dir> <work dir>
 
 OPTIONS:
+  --format <f>         standard (default): PAMZ v2, applies on Microsoft's library too;
+                       extended: the target as built (no recompress, no re-sign): gzip data
+                       zlib does not reproduce travels as text + deflate corrections. Only
+                       adudiffapi applies it; devices on Microsoft's library fall back to the
+                       full image. Written only where it is smaller than standard.
   --log-dir <dir>      write diff.json there
   --work-dir <dir>     temporary files (default: the delta's folder)
   --zstd-level <n>     zstd level for patch-from candidates (default 12)
@@ -115,7 +120,9 @@ IDENTITY:
 OPTIONS:
   --out <dir>               output folder (created)
   --format <f>              standard (default; applies on Microsoft's library too) or extended
-                            (not available yet)
+                            (targets as built, no --recompress needed; only adudiffapi applies
+                            it, devices on Microsoft's library download the full target;
+                            written per source only where smaller than standard)
   --recompress              recompress the target (as `adudiff recompress`) and ship that
   --sign <command>          signing command for the recompressed sw-description (see recompress)
   --jobs <n>                sources generated at once (default: by available memory, estimated
@@ -211,6 +218,7 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
     let (opts, pos) = split_options(
         args,
         &[
+            "--format",
             "--log-dir",
             "--work-dir",
             "--zstd-level",
@@ -249,12 +257,16 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
     let mut quiet = false;
     let mut files = true;
     let mut image = generate::image::ImageSettings::default();
+    let mut format = generate::DeltaFormat::Standard;
     for (k, v) in opts {
         let num = |v: &str| {
             v.parse::<i64>()
                 .map_err(|_| format!("usage: {k} expects a number, got {v:?}"))
         };
         match k.as_str() {
+            "--format" => {
+                format = generate::DeltaFormat::parse(&v).map_err(|e| format!("usage: {}", e.0))?
+            }
             "--log-dir" => log_dir = Some(PathBuf::from(v)),
             "--work-dir" => work_dir = Some(PathBuf::from(v)),
             "--zstd-level" => settings.zstd_level = num(&v)?.clamp(1, 22) as i32,
@@ -284,7 +296,7 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         image,
     };
     let started = std::time::Instant::now();
-    let r = generate::generate(&o).map_err(|e| e.to_string())?;
+    let r = generate::generate_format(&o, format).map_err(|e| e.to_string())?;
     println!(
         "{:<28} {:>13}  {:<30} {:<34} {:>11}",
         "member", "size", "strategy", "basis", "delta bytes"
@@ -293,6 +305,9 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         let mut strategy = strategy_text(&m.strategy);
         if let Some(l) = m.zlib_level {
             strategy.push_str(&format!(", gzip level {l}"));
+        }
+        if m.reconstructed.is_some() {
+            strategy.push_str(", preflate");
         }
         let basis = m
             .basis
@@ -319,12 +334,47 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     println!("verified: applying the delta reproduces the target byte-exactly (SHA-256)");
-    let bad = r.not_reproducible();
-    if bad.is_empty() {
-        println!("target is already zlib-reproducible: no recompression or re-signing needed");
-    } else {
+    match (format, r.format) {
+        (_, generate::DeltaFormat::Extended) => println!(
+            "format: extended (adudiffapi only): devices that run Microsoft's libadudiffapi.so \
+             reject it (error 30001, nothing written) and the agent downloads the full image"
+        ),
+        (generate::DeltaFormat::Extended, generate::DeltaFormat::Standard) => println!(
+            "format: standard v2 (the extended format would not be smaller); Microsoft's \
+             libadudiffapi.so applies it too"
+        ),
+        _ => println!("format: standard v2; Microsoft's libadudiffapi.so applies it too"),
+    }
+    let rebuilt: Vec<&str> = r
+        .members
+        .iter()
+        .filter(|m| m.reconstructed.is_some())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !rebuilt.is_empty() {
         println!(
-            "not zlib-reproducible (carried compressed; run `adudiff recompress` on the target and re-import it for a much smaller delta): {}",
+            "not zlib-reproducible, carried as text + deflate corrections (no recompression or re-signing needed): {}",
+            rebuilt.join(", ")
+        );
+    }
+    let zstd: Vec<&str> = r
+        .members
+        .iter()
+        .filter(|m| m.zstd_compressed)
+        .map(|m| m.name.as_str())
+        .collect();
+    if !zstd.is_empty() {
+        println!(
+            "zstd-compressed, carried as compressed bytes (no recipe rebuilds a zstd frame from its content): {}",
+            zstd.join(", ")
+        );
+    }
+    let bad = r.not_reproducible();
+    if bad.is_empty() && rebuilt.is_empty() && zstd.is_empty() {
+        println!("target is already zlib-reproducible: no recompression or re-signing needed");
+    } else if !bad.is_empty() {
+        println!(
+            "not zlib-reproducible (carried compressed; run `adudiff recompress` on the target and re-import it, or generate with --format extended, for a much smaller delta): {}",
             bad.join(", ")
         );
     }
@@ -353,7 +403,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -7,12 +7,14 @@
 //! keeps returning the same error.
 
 pub mod bspatch;
+pub mod deflate_reconstruct;
 pub mod inflate;
 pub mod zlib_deflate;
 pub mod zstd;
 mod zstream;
 
 pub use bspatch::BspatchReader;
+pub use deflate_reconstruct::DeflateReconstructReader;
 pub use inflate::InflateReader;
 pub use zlib_deflate::{
     deflate_exact, find_zlib_level, zlib_level_from_number, DeflateReader, LEVEL_SEARCH_ORDER,

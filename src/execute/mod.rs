@@ -20,7 +20,9 @@ use std::io::{Read, Write};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
+use crate::codec::{
+    BspatchReader, DeflateReader, DeflateReconstructReader, InflateReader, ZstdReader,
+};
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
 use crate::io::scratch::{self, Charge, Need, Prefer, Room, Scratch};
@@ -225,9 +227,11 @@ impl<'a> Executor<'a> {
                 }
                 view
             }
-            Op::Bspatch { .. } | Op::Deflate { .. } | Op::Inflate { .. } | Op::Zstd { .. } => {
-                return Ok(None)
-            }
+            Op::Bspatch { .. }
+            | Op::Deflate { .. }
+            | Op::Inflate { .. }
+            | Op::Zstd { .. }
+            | Op::DeflateReconstruct { .. } => return Ok(None),
         };
         self.views.insert(id, view.clone());
         Ok(Some(view))
@@ -329,6 +333,23 @@ impl<'a> Executor<'a> {
                         None => None,
                     };
                     zstd_reader(&scratch, frame, prefix, length)
+                })
+            }
+            Op::DeflateReconstruct {
+                plain,
+                corrections,
+                codec,
+                version,
+            } => {
+                let plain_len = self.plan.nodes[plain].item.length;
+                let plain = self.take_stream(plain)?;
+                let corrections = self.take_bytes(corrections)?;
+                let scratch = self.scratch.clone();
+                deferred(move || {
+                    let blob = corrections.get(&scratch, "a deflate correction blob")?;
+                    Ok(Box::new(DeflateReconstructReader::new(
+                        plain, plain_len, blob, codec, version, length,
+                    )?))
                 })
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
@@ -608,6 +629,9 @@ pub fn ingredients(op: &Op) -> Vec<NodeId> {
         Op::Bspatch { patch, old } => vec![*patch, *old],
         Op::Deflate { input, .. } | Op::Inflate { input, .. } => vec![*input],
         Op::Zstd { frame, prefix } => std::iter::once(*frame).chain(*prefix).collect(),
+        Op::DeflateReconstruct {
+            plain, corrections, ..
+        } => vec![*plain, *corrections],
     }
 }
 
@@ -624,6 +648,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Deflate { .. } => "zlib_compression",
         Op::Inflate { .. } => "zlib_decompression",
         Op::Zstd { .. } => "zstd_decompression",
+        Op::DeflateReconstruct { .. } => "deflate_reconstruct",
     }
 }
 

@@ -100,6 +100,9 @@ pub enum RecipeKind {
     ZstdCompression = 6,
     /// zstd decompression of `items[0]`, optionally with `items[1]` as raw prefix.
     ZstdDecompression = 7,
+    /// Extended format only: the exact deflate stream rebuilt from its plain text (`items[0]`)
+    /// and a correction blob (`items[1]`) of the codec `numbers[0]`, version `numbers[1]`.
+    DeflateReconstruct = 8,
 }
 
 impl RecipeKind {
@@ -115,9 +118,32 @@ impl RecipeKind {
         RecipeKind::ZstdDecompression,
     ];
 
+    /// The recipe type table of the extended format: the eight built-ins, then ours.
+    pub const EXTENDED: [RecipeKind; 9] = [
+        RecipeKind::AllZeros,
+        RecipeKind::Chain,
+        RecipeKind::Slice,
+        RecipeKind::BspatchDecompression,
+        RecipeKind::ZlibCompression,
+        RecipeKind::ZlibDecompression,
+        RecipeKind::ZstdCompression,
+        RecipeKind::ZstdDecompression,
+        RecipeKind::DeflateReconstruct,
+    ];
+
     /// Kind for an on-disk id, if it is one of the eight built-ins.
     pub fn from_id(id: u32) -> Option<Self> {
         Self::ALL.get(usize::try_from(id).ok()?).copied()
+    }
+
+    /// Kind for an on-disk id of the extended format (the built-ins and ours).
+    pub fn from_extended_id(id: u32) -> Option<Self> {
+        Self::EXTENDED.get(usize::try_from(id).ok()?).copied()
+    }
+
+    /// Whether only the extended format may carry this kind.
+    pub fn is_extended(self) -> bool {
+        self.id() >= Self::ALL.len() as u32
     }
 
     /// On-disk id.
@@ -136,12 +162,13 @@ impl RecipeKind {
             RecipeKind::ZlibDecompression => "zlib_decompression",
             RecipeKind::ZstdCompression => "zstd_compression",
             RecipeKind::ZstdDecompression => "zstd_decompression",
+            RecipeKind::DeflateReconstruct => "deflate_reconstruct",
         }
     }
 
     /// Kind for an upstream type name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        Self::EXTENDED.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -226,7 +253,14 @@ pub enum Format {
     LegacyBigEndian,
     /// Legacy version 0, little-endian (what the 1.x tools really wrote).
     LegacyLittleEndian,
+    /// Our extended format ([`EXTENDED_VERSION`]): the standard layout with more recipe types;
+    /// only this library reads it (docs/EXTENDED-FORMAT.md).
+    Extended,
 }
+
+/// Version field of the extended format: the bytes `ADUDIFF` `01` (big-endian u64), a tagged
+/// value that no Microsoft version number (0, 1, 2, a future 3, …) can be.
+pub const EXTENDED_VERSION: u64 = u64::from_be_bytes(*b"ADUDIFF\x01");
 
 /// A parsed delta, with nested archives merged in (their recipes and blobs follow the parent's,
 /// depth-first, which is upstream's lookup order).

@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::format::model::{Delta, DeltaBlob, Format, Item, Recipe, RecipeKind};
+use crate::format::model::{Delta, DeltaBlob, Format, Item, Recipe, RecipeKind, EXTENDED_VERSION};
 use crate::format::reader::{Cursor, Endian};
 use crate::io::SharedBytes;
 
@@ -25,7 +25,7 @@ pub fn parse_standard(data: SharedBytes, format: Format) -> Result<Delta> {
         nested_archives: 0,
         legacy_nested: Vec::new(),
     };
-    let (target, source) = parse_archive(data, 0, &mut delta, true)?;
+    let (target, source) = parse_archive(data, 0, &mut delta, format)?;
     delta.target = target;
     delta.source = source;
     Ok(delta)
@@ -48,9 +48,10 @@ fn parse_archive(
     data: SharedBytes,
     depth: usize,
     delta: &mut Delta,
-    top_level: bool,
+    format: Format,
 ) -> Result<(Item, Item)> {
     crate::stack::check("the nested archives")?;
+    let top_level = depth == 0;
     let base_offset = 0;
     let mut cur = Cursor::new(data, Endian::Big);
     let magic = cur.bytes(4)?;
@@ -64,7 +65,9 @@ fn parse_archive(
         ));
     }
     let version = cur.u64()?;
-    let version_ok = version == 2 || (top_level && version == 1);
+    let extended = version == EXTENDED_VERSION && format == Format::Extended;
+    // An extended delta may nest standard v2 archives; a standard one nests only v2.
+    let version_ok = version == 2 || (top_level && version == 1) || extended;
     if !version_ok {
         return Err(Error::new(
             code::DIFF_VERSION_WRONG,
@@ -81,10 +84,26 @@ fn parse_archive(
             format!("Recipe type table has {type_count} entries (at most {MAX_RECIPE_TYPE_NAMES} accepted)"),
         ));
     }
-    // Upstream ignores the names and interprets ids with its built-in table; so do we.
-    for _ in 0..type_count {
+    // Upstream ignores the names and interprets ids with its built-in table; so do we. In
+    // the extended format the names of our own ids must be ours (a table written by another
+    // tool or a later revision of ours is refused rather than misread).
+    for index in 0..type_count {
         let len = cur.u64()?;
-        cur.bytes(len)?;
+        let name = cur.bytes(len)?;
+        if !extended || (index as usize) < RecipeKind::ALL.len() {
+            continue;
+        }
+        let ours = RecipeKind::from_extended_id(index).map(RecipeKind::name);
+        if ours.map(str::as_bytes) != Some(name) {
+            return Err(Error::new(
+                code::DIFF_INVALID_RECIPE_TYPE,
+                format!(
+                    "Extended delta: recipe type {index} is {:?}, this applier knows {}",
+                    String::from_utf8_lossy(name),
+                    ours.map_or("no such type".to_string(), |n| format!("{n:?}"))
+                ),
+            ));
+        }
     }
 
     let set_count = cur.u64()?;
@@ -92,7 +111,7 @@ fn parse_archive(
         let recipe_count = cur.u64()?;
         let result = read_item(&mut cur)?;
         for _ in 0..recipe_count {
-            let recipe = read_recipe(&mut cur, &result)?;
+            let recipe = read_recipe(&mut cur, &result, extended)?;
             if recipe.result.length != 0 {
                 super::push_recipe(&mut delta.recipes, recipe)?;
             }
@@ -132,7 +151,7 @@ fn parse_archive(
             ));
         }
         delta.nested_archives += 1;
-        parse_archive(blob, depth + 1, delta, false).map_err(|e| {
+        parse_archive(blob, depth + 1, delta, format).map_err(|e| {
             e.with_context(format!("nested archive #{index} at depth {}", depth + 1))
         })?;
     }
@@ -140,12 +159,22 @@ fn parse_archive(
     Ok((target, source))
 }
 
-fn read_recipe(cur: &mut Cursor, result: &Item) -> Result<Recipe> {
+fn read_recipe(cur: &mut Cursor, result: &Item, extended: bool) -> Result<Recipe> {
     let type_id = cur.u32()?;
-    let kind = RecipeKind::from_id(type_id).ok_or_else(|| {
+    let kind = if extended {
+        RecipeKind::from_extended_id(type_id)
+    } else {
+        RecipeKind::from_id(type_id)
+    };
+    let kind = kind.ok_or_else(|| {
+        let last = if extended {
+            RecipeKind::EXTENDED.len()
+        } else {
+            RecipeKind::ALL.len()
+        } - 1;
         Error::new(
             code::DIFF_INVALID_RECIPE_TYPE,
-            format!("Invalid recipe type id {type_id} (known ids are 0 to 7)"),
+            format!("Invalid recipe type id {type_id} (known ids are 0 to {last})"),
         )
     })?;
     let number_count = cur.u64()?;
@@ -217,6 +246,14 @@ pub fn validate_recipe(recipe: &Recipe) -> Result<()> {
         }
         RecipeKind::ZstdDecompression => {
             if i != 1 && i != 2 {
+                return Err(bad_count("item ingredient"));
+            }
+        }
+        RecipeKind::DeflateReconstruct => {
+            if n != 2 {
+                return Err(bad_count("number ingredient"));
+            }
+            if i != 2 {
                 return Err(bad_count("item ingredient"));
             }
         }

@@ -12,7 +12,9 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::format::model::{Item, Recipe, RecipeKind, ZlibInit, HASH_ALG_MD5, HASH_ALG_SHA256};
+use crate::format::model::{
+    Item, Recipe, RecipeKind, ZlibInit, EXTENDED_VERSION, HASH_ALG_MD5, HASH_ALG_SHA256,
+};
 use crate::generate::zlib::deflate_exact;
 
 /// Everything `diffc_write_diff` serializes: header items, recipes and the two blobs.
@@ -115,7 +117,10 @@ impl Out<'_> {
     }
 }
 
-/// Serializes `b` as a standard v2 delta into `w`; returns the number of bytes written.
+/// Serializes `b` into `w`; returns the number of bytes written. A delta whose recipes are all
+/// built-in is standard v2 (byte-identical to upstream's writer); one that uses a recipe of the
+/// extended format is written in the extended format (docs/EXTENDED-FORMAT.md): version
+/// [`EXTENDED_VERSION`] and the extended recipe type table, the layout otherwise unchanged.
 pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
     let _ = HASH_ALG_MD5;
     let mut recipes: Vec<Recipe> = b
@@ -159,13 +164,19 @@ pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
     recipes.sort_by(|x, y| cmp_items(&x.result, &y.result).then_with(|| cmp_recipes(x, y)));
     recipes.dedup_by(|x, y| cmp_items(&x.result, &y.result).is_eq() && cmp_recipes(x, y).is_eq());
 
+    let extended = recipes.iter().any(|r| r.kind.is_extended());
+    let table: &[RecipeKind] = if extended {
+        &RecipeKind::EXTENDED
+    } else {
+        &RecipeKind::ALL
+    };
     let mut out = Out { w, written: 0 };
     out.raw(b"PAMZ")?;
-    out.u64(2)?;
+    out.u64(if extended { EXTENDED_VERSION } else { 2 })?;
     out.item(&b.target)?;
     out.item(&b.source)?;
-    out.u32(RecipeKind::ALL.len() as u32)?;
-    for kind in RecipeKind::ALL {
+    out.u32(table.len() as u32)?;
+    for kind in table {
         out.string(kind.name())?;
     }
     let sets: Vec<&[Recipe]> = recipes
@@ -250,5 +261,57 @@ mod tests {
         b.recipes.push(b.recipes[0].clone());
         let bytes = write_delta_to_vec(&b).unwrap();
         assert_eq!(bytes.len(), 428);
+    }
+
+    fn extended_builder() -> DeltaBuilder {
+        let mut b = hello_builder();
+        let plain = item_of(b"plain");
+        let blob = item_of(b"blob");
+        b.recipes.push(Recipe {
+            kind: RecipeKind::DeflateReconstruct,
+            result: item_of(b"deflated"),
+            numbers: vec![1, 1],
+            items: vec![plain, blob],
+        });
+        b
+    }
+
+    #[test]
+    fn extended_recipes_switch_to_the_extended_header() {
+        let bytes = write_delta_to_vec(&extended_builder()).unwrap();
+        assert_eq!(&bytes[4..12], b"ADUDIFF\x01");
+        let delta =
+            crate::format::parse_delta(crate::io::SharedBytes::from_vec(bytes.clone())).unwrap();
+        assert_eq!(delta.format, crate::format::Format::Extended);
+        assert!(delta
+            .recipes
+            .iter()
+            .any(|r| r.kind == RecipeKind::DeflateReconstruct && r.numbers == [1, 1]));
+        // The same bytes labelled version 2: id 8 is not a standard recipe.
+        let mut v2 = bytes.clone();
+        v2[4..12].copy_from_slice(&2u64.to_be_bytes());
+        let err = crate::format::parse_delta(crate::io::SharedBytes::from_vec(v2)).unwrap_err();
+        assert_eq!(err.code, code::DIFF_INVALID_RECIPE_TYPE);
+        // Version 3 (Microsoft's next number) is never read as ours.
+        let mut v3 = bytes.clone();
+        v3[4..12].copy_from_slice(&3u64.to_be_bytes());
+        let err = crate::format::parse_delta(crate::io::SharedBytes::from_vec(v3)).unwrap_err();
+        assert_eq!(err.code, code::DIFF_VERSION_WRONG);
+        // A type table that names id 8 differently is refused.
+        let at = bytes
+            .windows(19)
+            .position(|w| w == b"deflate_reconstruct")
+            .unwrap();
+        let mut renamed = bytes;
+        renamed[at] = b'D';
+        let err =
+            crate::format::parse_delta(crate::io::SharedBytes::from_vec(renamed)).unwrap_err();
+        assert_eq!(err.code, code::DIFF_INVALID_RECIPE_TYPE);
+    }
+
+    #[test]
+    fn deltas_without_extended_recipes_stay_version_2() {
+        let bytes = write_delta_to_vec(&hello_builder()).unwrap();
+        assert_eq!(&bytes[4..12], &2u64.to_be_bytes());
     }
 }

@@ -33,6 +33,7 @@ use super::ext4::{Ext4Image, FileEntry};
 use super::pool;
 use super::progress::Counter;
 use super::zlib;
+use crate::codec::deflate_reconstruct as dr;
 use crate::format::{Item, RecipeKind, ZlibInit};
 
 /// Index of a node in a [`Graph`].
@@ -78,6 +79,28 @@ pub enum NodeKind {
         /// The gzip file.
         gz: NodeId,
     },
+    /// Bytes stored in the delta (inline assets): gzip headers and trailers of files rebuilt
+    /// by `deflate_reconstruct`.
+    Literal {
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Extended format: `deflate_reconstruct(plain, corrections)`.
+    Reconstruct {
+        /// The deflate stream's plain text.
+        plain: NodeId,
+        /// Codec-1 correction blob (goes to the inline assets).
+        corrections: Vec<u8>,
+    },
+}
+
+/// How a gzip file is rebuilt from its text.
+#[derive(Clone, Debug)]
+enum Regzip {
+    /// `zlib_compression(gzip, level)`.
+    Level(i32),
+    /// Extended format: header/trailer literals and `deflate_reconstruct` pieces.
+    Rebuild(std::sync::Arc<Vec<super::gzrebuild::Piece>>),
 }
 
 /// A byte string the applier builds: how, its length and its SHA-256.
@@ -115,6 +138,9 @@ pub struct ImageStats {
     pub metadata: (u64, u64, Option<Method>),
     /// gzip files rebuilt from their text by `zlib_compression`.
     pub regzipped_files: usize,
+    /// gzip files zlib does not reproduce, rebuilt from their text by `deflate_reconstruct`
+    /// (extended format), and their correction bytes.
+    pub reconstructed_files: (usize, u64),
     /// Assembly frames: count and payload bytes.
     pub frames: (usize, u64),
     /// Seconds spent: indexing, stream diffs, frames.
@@ -138,6 +164,9 @@ pub struct ImageSettings {
     pub min_changed_gz: u64,
     /// Smallest new gzip file worth re-gzipping from its text.
     pub min_new_gz: u64,
+    /// Extended format: gzip files zlib does not reproduce are rebuilt from their text with
+    /// `deflate_reconstruct` (set by the generator from the delta format).
+    pub extended: bool,
 }
 
 impl Default for ImageSettings {
@@ -152,6 +181,7 @@ impl Default for ImageSettings {
             bsdiff_small_match: 12,
             min_changed_gz: 1024,
             min_new_gz: 512,
+            extended: false,
         }
     }
 }
@@ -332,8 +362,8 @@ enum RefPiece {
 enum FilePlan {
     /// In a stream, raw: `(stream, offset)`.
     Raw(usize, u64),
-    /// In a stream as text, re-gzipped with `level`: `(stream, offset, text length)`.
-    Text(usize, u64, u64, i32),
+    /// In a stream as text, re-gzipped: `(stream, offset, text length, how)`.
+    Text(usize, u64, u64, Regzip),
 }
 
 /// A file's byte ranges in its image (`None` = hole).
@@ -435,7 +465,7 @@ pub fn plan(
     progress: &Counter,
 ) -> ToolResult<Option<(Graph, ImageStats)>> {
     let bs = timg.block_size;
-    if bs != simg.block_size || bs < 1024 || target.len() as u64 % bs != 0 {
+    if bs != simg.block_size || bs < 1024 || !(target.len() as u64).is_multiple_of(bs) {
         return Ok(None);
     }
     let mut stats = ImageStats {
@@ -490,7 +520,7 @@ pub fn plan(
         fi: usize,
         ranges: Vec<(Option<u64>, u64)>,
         data: Vec<u8>,
-        level: Option<i32>,
+        level: Option<Regzip>,
         key: [u8; 32],
     }
     let mut new_files: Vec<NewFile> = Vec::new();
@@ -537,12 +567,14 @@ pub fn plan(
         } else {
             settings.min_new_gz
         };
-        let mut text: Option<(Vec<u8>, i32)> = None;
+        let mut text: Option<(Vec<u8>, Regzip)> = None;
         if bytes.len() as u64 >= min_gz && zlib::is_gzip(&bytes) {
             if let Ok((raw, used)) = zlib::gunzip_member(&bytes) {
                 if used == bytes.len() {
                     if let Some(level) = zlib::find_zlib_level(&raw, &bytes, ZlibInit::Gzip) {
-                        text = Some((raw, level));
+                        text = Some((raw, Regzip::Level(level)));
+                    } else if settings.extended {
+                        text = rebuild_text(&bytes, &mut stats);
                     }
                 }
             }
@@ -550,7 +582,7 @@ pub fn plan(
         let Some(oranges) = old else {
             stats.new.0 += 1;
             let (data, level) = match text {
-                Some((raw, level)) => (raw, Some(level)),
+                Some((raw, how)) => (raw, Some(how)),
                 None => (bytes.into_owned(), None),
             };
             stats.new.1 += data.len() as u64;
@@ -589,10 +621,10 @@ pub fn plan(
             ),
         }
         let plan = match text {
-            Some((raw, level)) => {
+            Some((raw, how)) => {
                 s.bytes.extend_from_slice(&raw);
-                stats.regzipped_files += 1;
-                FilePlan::Text(si, off, raw.len() as u64, level)
+                stats.regzipped_files += matches!(how, Regzip::Level(_)) as usize;
+                FilePlan::Text(si, off, raw.len() as u64, how)
             }
             None => {
                 s.bytes.extend_from_slice(&bytes);
@@ -616,9 +648,9 @@ pub fn plan(
         let off = s.bytes.len() as u64;
         s.bytes.extend_from_slice(&n.data);
         let plan = match n.level {
-            Some(level) => {
-                stats.regzipped_files += 1;
-                FilePlan::Text(si, off, n.data.len() as u64, level)
+            Some(how) => {
+                stats.regzipped_files += matches!(how, Regzip::Level(_)) as usize;
+                FilePlan::Text(si, off, n.data.len() as u64, how)
             }
             None => FilePlan::Raw(si, off),
         };
@@ -867,18 +899,28 @@ pub fn plan(
             }
             match plan {
                 FilePlan::Raw(si, off) => take(*si, *off, off + timg.files[*fi].size),
-                FilePlan::Text(si, off, len, level) => {
+                FilePlan::Text(si, off, len, how) => {
                     let Some(stream) = stream_nodes[*si] else {
                         continue;
                     };
-                    let node = *gz_nodes.entry(*fi).or_insert_with(|| {
-                        let raw = g.slice(stream, *off, *len);
-                        let bytes = file_bytes(target, ranges).into_owned();
-                        g.add(
-                            NodeKind::Gzip { level: *level, raw },
-                            Content::Owned(std::sync::Arc::new(bytes)),
-                        )
-                    });
+                    let node = match gz_nodes.get(fi) {
+                        Some(&node) => node,
+                        None => {
+                            let raw = g.slice(stream, *off, *len);
+                            let bytes = file_bytes(target, ranges).into_owned();
+                            let node = match how {
+                                Regzip::Level(level) => g.add(
+                                    NodeKind::Gzip { level: *level, raw },
+                                    Content::Owned(std::sync::Arc::new(bytes)),
+                                ),
+                                Regzip::Rebuild(pieces) => {
+                                    rebuilt_file(&mut g, raw, &bytes, pieces)
+                                }
+                            };
+                            gz_nodes.insert(*fi, node);
+                            node
+                        }
+                    };
                     if !gz_here.contains(&node) {
                         gz_here.push(node);
                     }
@@ -1019,10 +1061,71 @@ pub fn emit(graph: &Graph, asm: &mut Assembly, basis: &Item) -> Item {
                 vec![ZlibInit::Gzip as u64],
                 vec![items[*gz].clone()],
             ),
+            NodeKind::Literal { bytes } => {
+                // The inline-assets piece is this very item: no recipe needed.
+                asm.inline_asset(bytes);
+                continue;
+            }
+            NodeKind::Reconstruct { plain, corrections } => (
+                RecipeKind::DeflateReconstruct,
+                vec![dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION],
+                vec![items[*plain].clone(), asm.inline_asset(corrections)],
+            ),
         };
         asm.recipe(kind, &item, numbers, ingredients);
     }
     items[graph.root].clone()
+}
+
+/// A gzip file zlib does not reproduce described as text + pieces, when the correction
+/// bytes are small next to the file (otherwise it stays raw).
+fn rebuild_text(gz: &[u8], stats: &mut ImageStats) -> Option<(Vec<u8>, Regzip)> {
+    let r = super::gzrebuild::analyse(gz)?;
+    let corrections = r.correction_bytes();
+    if corrections > gz.len() / 8 {
+        return None;
+    }
+    stats.reconstructed_files.0 += 1;
+    stats.reconstructed_files.1 += corrections as u64;
+    Some((r.plain, Regzip::Rebuild(std::sync::Arc::new(r.pieces))))
+}
+
+/// The node of a gzip file rebuilt piece by piece from its text node `raw`.
+fn rebuilt_file(
+    g: &mut Builder<'_>,
+    raw: NodeId,
+    bytes: &[u8],
+    pieces: &[super::gzrebuild::Piece],
+) -> NodeId {
+    use super::gzrebuild::Piece;
+    let mut parts = Vec::new();
+    for piece in pieces {
+        let node = match piece {
+            Piece::Literal(range) => {
+                let b = bytes[range.clone()].to_vec();
+                g.add(
+                    NodeKind::Literal { bytes: b.clone() },
+                    Content::Owned(std::sync::Arc::new(b)),
+                )
+            }
+            Piece::Deflate {
+                plain,
+                stream,
+                corrections,
+            } => {
+                let plain = g.slice(raw, plain.start as u64, plain.len() as u64);
+                g.add(
+                    NodeKind::Reconstruct {
+                        plain,
+                        corrections: corrections.clone(),
+                    },
+                    Content::Owned(std::sync::Arc::new(bytes[stream.clone()].to_vec())),
+                )
+            }
+        };
+        parts.push(node);
+    }
+    g.chain(parts).expect("a gzip file has bytes")
 }
 
 /// Payload bytes of a graph (what it adds to the inline assets, before de-duplication).
@@ -1032,6 +1135,8 @@ pub fn payload_bytes(graph: &Graph) -> u64 {
         .iter()
         .map(|n| match &n.kind {
             NodeKind::Delta { payload, .. } => payload.len() as u64,
+            NodeKind::Literal { bytes } => bytes.len() as u64,
+            NodeKind::Reconstruct { corrections, .. } => corrections.len() as u64,
             _ => 0,
         })
         .sum()

@@ -11,6 +11,7 @@ pub mod build;
 pub mod diff;
 pub mod error;
 pub mod ext4;
+pub mod gzrebuild;
 pub mod image;
 pub mod import_manifest;
 pub mod manifest;
@@ -25,11 +26,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::deflate_reconstruct as dr;
 use crate::format::writer::{item_of, write_delta_to_vec};
 use crate::format::{hex, Item, RecipeKind, ZlibInit};
 use crate::io::SharedBytes;
@@ -48,6 +50,48 @@ pub const STRONG_ZSTD_LEVEL: i32 = 19;
 
 /// Members up to this size that changed go to the remainder without diffing (upstream: 512).
 pub const SMALL_MEMBER: u64 = 512;
+
+/// Which delta format a generation writes (the one place where the choice is made:
+/// [`generate_with_target_format`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeltaFormat {
+    /// PAMZ standard v2: what Microsoft's libadudiffapi.so 3.0.0 applies.
+    #[default]
+    Standard,
+    /// The extended format (docs/EXTENDED-FORMAT.md): gzip data that zlib does not reproduce
+    /// travels as plain text + corrections, so the target needs no recompression or
+    /// re-signing. Only this library applies it; devices on Microsoft's library fail with
+    /// 30001 and fall back to the full image. A delta that needs none of its recipes, or is
+    /// not smaller with them, is written as standard v2.
+    Extended,
+}
+
+impl DeltaFormat {
+    /// Parses `standard` or `extended`.
+    pub fn parse(s: &str) -> ToolResult<Self> {
+        match s {
+            "standard" => Ok(DeltaFormat::Standard),
+            "extended" => Ok(DeltaFormat::Extended),
+            other => Err(fail(
+                "--format",
+                format!("{other:?} is not a delta format (standard, extended)"),
+            )),
+        }
+    }
+
+    /// Name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeltaFormat::Standard => "standard",
+            DeltaFormat::Extended => "extended",
+        }
+    }
+
+    /// Whether this build can generate the format.
+    pub fn check_available(self) -> ToolResult<()> {
+        Ok(())
+    }
+}
 
 /// What `generate` needs.
 #[derive(Clone, Debug)]
@@ -102,6 +146,12 @@ pub struct MemberReport {
     pub zlib_level: Option<i32>,
     /// Whether the member is gzip that zlib does not reproduce.
     pub gzip_not_reproducible: bool,
+    /// Extended format: the member travels as plain text + this many bytes of deflate
+    /// corrections (`deflate_reconstruct`).
+    pub reconstructed: Option<u64>,
+    /// The member is a zstd frame and changed: it travels as compressed bytes (no recipe
+    /// rebuilds a zstd frame from its content).
+    pub zstd_compressed: bool,
     /// Source member used as basis, with the matching rule.
     pub basis: Option<(String, &'static str)>,
     /// Candidate sizes (method, bytes).
@@ -156,14 +206,17 @@ pub struct GenerateReport {
     pub timings: Vec<(String, f64)>,
     /// Number of recipes written.
     pub recipe_count: usize,
+    /// The format the delta was written in.
+    pub format: DeltaFormat,
 }
 
 impl GenerateReport {
-    /// gzip members zlib cannot reproduce (the target would need `adudiff recompress`).
+    /// gzip members zlib cannot reproduce and that travel compressed (the target would need
+    /// `adudiff recompress`, or the extended format).
     pub fn not_reproducible(&self) -> Vec<&str> {
         self.members
             .iter()
-            .filter(|m| m.gzip_not_reproducible)
+            .filter(|m| m.gzip_not_reproducible && m.reconstructed.is_none())
             .map(|m| m.name.as_str())
             .collect()
     }
@@ -236,6 +289,9 @@ enum Plan {
 struct BuildPlan {
     /// `Some(level)`: the payload is `zlib_compression(gzip, level)` of `content`.
     gz_level: Option<i32>,
+    /// Extended format: the payload is rebuilt piece by piece, its deflate streams by
+    /// `deflate_reconstruct` of ranges of `content`.
+    rebuild: Option<Arc<Vec<gzrebuild::Piece>>>,
     /// What must be produced (uncompressed content, or the payload itself).
     content: SharedBytes,
     basis: Option<Basis>,
@@ -251,6 +307,10 @@ type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
 /// reproducible); `None` as a whole when the member does not decode.
 type DecodedMember = Option<(SharedBytes, Option<i32>)>;
 
+/// A gzip member that zlib does not reproduce described for `deflate_reconstruct`: its plain
+/// text and pieces (`None`: the codec cannot describe it).
+type RebuiltMember = Option<(SharedBytes, Arc<Vec<gzrebuild::Piece>>)>;
+
 /// A target SWU read and analysed once, so that deltas from several sources to it
 /// (`adudiff release`) share the work: the file mapping, the cpio parse, the target's identity
 /// (length and SHA-256) and each gzip member's decompressed content and reproducing zlib level.
@@ -262,6 +322,7 @@ pub struct TargetAnalysis {
     swu: Swu,
     item: Item,
     decoded: Vec<OnceLock<DecodedMember>>,
+    rebuilt: Vec<OnceLock<RebuiltMember>>,
 }
 
 impl TargetAnalysis {
@@ -282,6 +343,7 @@ impl TargetAnalysis {
             },
             item,
             decoded: (0..members).map(|_| OnceLock::new()).collect(),
+            rebuilt: (0..members).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -293,6 +355,16 @@ impl TargetAnalysis {
     /// SHA-256 of the target.
     pub fn sha256(&self) -> [u8; 32] {
         self.item.sha256.expect("item_of hashes")
+    }
+
+    /// The gzip member at `index` described for `deflate_reconstruct`, computed on first use.
+    fn rebuilt(&self, index: usize, payload: &[u8]) -> RebuiltMember {
+        self.rebuilt[index]
+            .get_or_init(|| {
+                gzrebuild::analyse(payload)
+                    .map(|r| (SharedBytes::from_vec(r.plain), Arc::new(r.pieces)))
+            })
+            .clone()
     }
 
     /// The gzip member at `index` (in archive order) decoded, computed on first use.
@@ -317,10 +389,15 @@ pub enum Generated {
     NotSmaller(GenerateReport),
 }
 
-/// Generates the delta described by `opts`.
+/// Generates the delta described by `opts` (standard format).
 pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
+    generate_format(opts, DeltaFormat::Standard)
+}
+
+/// Generates the delta described by `opts` in `format`.
+pub fn generate_format(opts: &GenerateOptions, format: DeltaFormat) -> ToolResult<GenerateReport> {
     let target = TargetAnalysis::open(&opts.target)?;
-    match generate_with_target(opts, &target)? {
+    match generate_with_target_format(opts, &target, format)? {
         Generated::Written(r) => Ok(r),
         Generated::NotSmaller(r) => Err(ToolError(format!(
             "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
@@ -336,6 +413,62 @@ pub fn generate_with_target(
     opts: &GenerateOptions,
     target_analysis: &TargetAnalysis,
 ) -> ToolResult<Generated> {
+    generate_with_target_format(opts, target_analysis, DeltaFormat::Standard)
+}
+
+/// [`generate_with_target`] in `format`. The extended format is written only when it is
+/// smaller: when the delta uses an extended recipe, the standard delta is generated too and
+/// wins ties.
+pub fn generate_with_target_format(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Generated> {
+    if format == DeltaFormat::Standard {
+        return generate_in(opts, target_analysis, DeltaFormat::Standard);
+    }
+    let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
+    if extended.report.format == DeltaFormat::Standard {
+        return finish_delta(opts, extended);
+    }
+    let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
+    if standard.report.delta_size <= extended.report.delta_size {
+        finish_delta(opts, standard)
+    } else {
+        finish_delta(opts, extended)
+    }
+}
+
+fn generate_in(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Generated> {
+    let built = build_delta(opts, target_analysis, format)?;
+    finish_delta(opts, built)
+}
+
+/// A verified delta, not written yet.
+struct Built {
+    report: GenerateReport,
+    delta: Vec<u8>,
+    verified: Verified,
+}
+
+fn finish_delta(opts: &GenerateOptions, built: Built) -> ToolResult<Generated> {
+    finish(opts, built.report, &built.delta, built.verified)
+}
+
+/// Stages 1–5: the delta in `format` (standard v2 when no extended recipe is used), verified.
+fn build_delta(
+    opts: &GenerateOptions,
+    target_analysis: &TargetAnalysis,
+    format: DeltaFormat,
+) -> ToolResult<Built> {
+    // The image planner rebuilds .gz files zlib does not reproduce only in the extended format.
+    let mut with_format = opts.clone();
+    with_format.image.extended = format == DeltaFormat::Extended;
+    let opts = &with_format;
     let progress = Progress::new(opts.quiet);
     let mut timings = Vec::new();
     let threads = if opts.threads == 0 {
@@ -344,17 +477,117 @@ pub fn generate_with_target(
         opts.threads
     };
 
-    // ---- parse
     let t0 = Instant::now();
+    let source = parse_source(opts, &progress)?;
+    timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
+
+    let t1 = Instant::now();
+    let mut planned = plan_members(&source, target_analysis, threads, &progress, format);
+    timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
+
+    let t2 = Instant::now();
+    let diffs = diff_members(opts, &source, &mut planned, threads, &progress)?;
+    timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
+
+    let t3 = Instant::now();
+    let assembled = assemble(&source, target_analysis, &mut planned, diffs)?;
+    let recipe_count = assembled.builder.recipes.len();
+    let written_format = if assembled
+        .builder
+        .recipes
+        .iter()
+        .any(|r| r.kind.is_extended())
+    {
+        DeltaFormat::Extended
+    } else {
+        DeltaFormat::Standard
+    };
+    let delta = write_delta_to_vec(&assembled.builder)?;
+    drop(assembled.builder);
+    timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
+
+    let t4 = Instant::now();
+    let verified = verify(opts, &delta, &target_analysis.item, &progress)?;
+    timings.push(("verify".to_string(), t4.elapsed().as_secs_f64()));
+
+    let report = GenerateReport {
+        source_size: source.swu.data.len() as u64,
+        target_size: target_analysis.swu.data.len() as u64,
+        delta_size: delta.len() as u64,
+        delta_sha256: hex(&sha(&delta)),
+        remainder_size: assembled.remainder_size,
+        inline_size: assembled.inline_size,
+        members: planned.reports,
+        timings,
+        recipe_count,
+        format: written_format,
+    };
+    Ok(Built {
+        report,
+        delta,
+        verified,
+    })
+}
+
+/// Stage 1 (parse): the source archive, its members, which are gzip, and where each payload
+/// first occurs by SHA-256.
+struct SourceSide {
+    swu: Swu,
+    item: Item,
+    members: Vec<CpioMember>,
+    gz: Vec<bool>,
+    by_hash: HashMap<[u8; 32], u64>,
+}
+
+impl SourceSide {
+    /// The bytes a delta is made against.
+    fn basis_bytes(&self, s_raw: &HashMap<usize, SharedBytes>, b: &Basis) -> SharedBytes {
+        if b.decompressed {
+            s_raw[&b.member].clone()
+        } else {
+            self.swu.payload(&self.members[b.member])
+        }
+    }
+}
+
+/// Stage 2 (plan): how each target member is produced, with the decoded source bases.
+struct MemberPlans<'t> {
+    tmembers: Vec<&'t CpioMember>,
+    plans: Vec<Plan>,
+    reports: Vec<MemberReport>,
+    s_raw: HashMap<usize, SharedBytes>,
+}
+
+/// Stage 3 (diff): the candidates of every segment and the file-aware image plans.
+struct Diffs {
+    segments: HashMap<usize, Vec<segment::Segment>>,
+    images: HashMap<usize, (image::Graph, image::ImageStats)>,
+    found: HashMap<(usize, usize), Vec<Candidate>>,
+    wide: HashMap<(usize, usize), Vec<u8>>,
+    wide_windows: HashMap<(usize, usize), (u64, u64)>,
+}
+
+/// Stage 4 (assemble): what the writer serializes.
+struct Assembled {
+    builder: crate::format::writer::DeltaBuilder,
+    remainder_size: u64,
+    inline_size: u64,
+}
+
+/// The verified delta, in a temporary file of the work folder.
+struct Verified {
+    _dir: tempfile::TempDir,
+    delta_tmp: PathBuf,
+}
+
+fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<SourceSide> {
     let stage = progress.stage("parse", 0);
     let src = map(&opts.source)?;
     let source = Swu {
         archive: CpioArchive::parse(&src).ok(),
         data: src,
     };
-    let target = &target_analysis.swu;
     let source_item = item_of(&source.data);
-    let target_item = target_analysis.item.clone();
     let src_members: Vec<CpioMember> = source
         .archive
         .as_ref()
@@ -384,15 +617,30 @@ pub fn generate_with_target(
             .or_insert(m.data_offset);
     }
     stage.finish();
-    timings.push(("parse".to_string(), t0.elapsed().as_secs_f64()));
+    Ok(SourceSide {
+        swu: source,
+        item: source_item,
+        members: src_members,
+        gz: src_gz,
+        by_hash,
+    })
+}
 
-    // ---- plan: unchanged members, bases, what to decompress
-    let t1 = Instant::now();
+fn plan_members<'t>(
+    src: &SourceSide,
+    target_analysis: &'t TargetAnalysis,
+    threads: usize,
+    progress: &Progress,
+    format: DeltaFormat,
+) -> MemberPlans<'t> {
+    let (source, src_members, src_gz, by_hash) = (&src.swu, &src.members, &src.gz, &src.by_hash);
+    let target = &target_analysis.swu;
+
     let tarch = target.archive.as_ref().expect("target is cpio");
     let tmembers: Vec<&CpioMember> = tarch.files().collect();
     let candidates: Vec<matching::Candidate> = src_members
         .iter()
-        .zip(&src_gz)
+        .zip(src_gz)
         .map(|(m, gz)| matching::Candidate {
             name: &m.name,
             size: if *gz {
@@ -440,7 +688,7 @@ pub fn generate_with_target(
     src_needed.sort_unstable();
     src_needed.dedup();
     enum Decoded {
-        Target(usize, DecodedMember),
+        Target(usize, DecodedMember, RebuiltMember),
         Source(usize, Option<Vec<u8>>),
     }
     let total: u64 = pre
@@ -463,8 +711,16 @@ pub fn generate_with_target(
                 m.data_len,
                 Box::new(move || {
                     let r = target_analysis.decoded(i, &payload);
+                    // Extended format: what zlib does not reproduce travels as plain text and
+                    // deflate corrections.
+                    let rebuilt = match &r {
+                        Some((_, None)) if format == DeltaFormat::Extended => {
+                            target_analysis.rebuilt(i, &payload)
+                        }
+                        _ => None,
+                    };
                     counter.add(payload.len() as u64);
-                    Decoded::Target(i, r)
+                    Decoded::Target(i, r, rebuilt)
                 }),
             ));
         }
@@ -482,13 +738,17 @@ pub fn generate_with_target(
         ));
     }
     let mut t_raw: HashMap<usize, (SharedBytes, Option<i32>)> = HashMap::new();
+    let mut t_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)> = HashMap::new();
     let mut s_raw: HashMap<usize, SharedBytes> = HashMap::new();
     for d in pool::run(threads, jobs) {
         match d {
-            Decoded::Target(i, Some((raw, level))) => {
+            Decoded::Target(i, Some((raw, level)), rebuilt) => {
                 t_raw.insert(i, (raw, level));
+                if let Some(rebuilt) = rebuilt {
+                    t_rebuilt.insert(i, rebuilt);
+                }
             }
-            Decoded::Target(_, None) => {}
+            Decoded::Target(_, None, _) => {}
             Decoded::Source(i, Some(raw)) => {
                 s_raw.insert(i, SharedBytes::from_vec(raw));
             }
@@ -506,6 +766,8 @@ pub fn generate_with_target(
             size: m.data_len,
             zlib_level: None,
             gzip_not_reproducible: false,
+            reconstructed: None,
+            zstd_compressed: false,
             basis: None,
             candidates: vec![],
             strategy: Strategy::Remainder(String::new()),
@@ -521,10 +783,25 @@ pub fn generate_with_target(
                 let level = t_raw.get(&i).and_then(|(_, l)| *l);
                 r.zlib_level = level;
                 r.gzip_not_reproducible = p.gz && level.is_none();
+                r.zstd_compressed = target.payload(m).starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
                 r.basis = p.basis.map(|(b, why)| (src_members[b].name.clone(), why));
-                let (content, gz_level) = match (level, t_raw.get(&i)) {
-                    (Some(l), Some((raw, _))) => (raw.clone(), Some(l)),
-                    _ => (target.payload(m), None),
+                let (content, gz_level, rebuild) = match (level, t_raw.get(&i), t_rebuilt.get(&i)) {
+                    (Some(l), Some((raw, _)), _) => (raw.clone(), Some(l), None),
+                    (None, _, Some((plain, pieces))) => {
+                        r.reconstructed = Some(
+                            pieces
+                                .iter()
+                                .map(|p| match p {
+                                    gzrebuild::Piece::Deflate { corrections, .. } => {
+                                        corrections.len() as u64
+                                    }
+                                    gzrebuild::Piece::Literal(_) => 0,
+                                })
+                                .sum(),
+                        );
+                        (plain.clone(), None, Some(pieces.clone()))
+                    }
+                    _ => (target.payload(m), None, None),
                 };
                 // A reproducible target is diffed uncompressed (against the uncompressed source
                 // when it can be had); otherwise raw bytes against raw bytes.
@@ -532,10 +809,11 @@ pub fn generate_with_target(
                     member: b,
                     decompressed: src_gz[b]
                         && s_raw.contains_key(&b)
-                        && (gz_level.is_some() || !p.gz),
+                        && (gz_level.is_some() || rebuild.is_some() || !p.gz),
                 });
                 Plan::Build(Box::new(BuildPlan {
                     gz_level,
+                    rebuild,
                     content,
                     basis,
                 }))
@@ -544,17 +822,24 @@ pub fn generate_with_target(
         reports.push(r);
         plans.push(plan);
     }
-    let basis_bytes = |b: &Basis| -> SharedBytes {
-        if b.decompressed {
-            s_raw[&b.member].clone()
-        } else {
-            source.payload(&src_members[b.member])
-        }
-    };
-    timings.push(("analyse".to_string(), t1.elapsed().as_secs_f64()));
+    MemberPlans {
+        tmembers,
+        plans,
+        reports,
+        s_raw,
+    }
+}
 
-    // ---- diff: every candidate of every segment on the pool
-    let t2 = Instant::now();
+fn diff_members(
+    opts: &GenerateOptions,
+    src: &SourceSide,
+    planned: &mut MemberPlans<'_>,
+    threads: usize,
+    progress: &Progress,
+) -> ToolResult<Diffs> {
+    let (plans, reports, s_raw) = (&planned.plans, &mut planned.reports, &planned.s_raw);
+    let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
+
     let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
     let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
     let mut images: HashMap<usize, (image::Graph, image::ImageStats)> = HashMap::new();
@@ -706,10 +991,39 @@ pub fn generate_with_target(
         reports[i].cpu_seconds.push((m, secs));
     }
     stage.finish();
-    timings.push(("diff".to_string(), t2.elapsed().as_secs_f64()));
+    Ok(Diffs {
+        segments,
+        images,
+        found,
+        wide,
+        wide_windows,
+    })
+}
 
-    // ---- assemble
-    let t3 = Instant::now();
+fn assemble(
+    src: &SourceSide,
+    target_analysis: &TargetAnalysis,
+    planned: &mut MemberPlans<'_>,
+    diffs: Diffs,
+) -> ToolResult<Assembled> {
+    let (source, src_members, source_item) = (&src.swu, &src.members, &src.item);
+    let target = &target_analysis.swu;
+    let target_item = &target_analysis.item;
+    let (tmembers, plans, reports, s_raw) = (
+        &planned.tmembers,
+        &planned.plans,
+        &mut planned.reports,
+        &planned.s_raw,
+    );
+    let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
+    let Diffs {
+        mut segments,
+        mut images,
+        mut found,
+        mut wide,
+        wide_windows,
+    } = diffs;
+
     let mut asm = Assembly::default();
     let source_slice = |asm: &mut Assembly, offset: u64, bytes: &[u8]| -> Item {
         let item = item_of(bytes);
@@ -891,6 +1205,45 @@ pub fn generate_with_target(
                             _ => Strategy::Mixed,
                         };
                     }
+                    if let Some(pieces) = &b.rebuild {
+                        for piece in pieces.iter() {
+                            match piece {
+                                gzrebuild::Piece::Literal(range) => {
+                                    asm.literal(&payload[range.clone()])
+                                }
+                                gzrebuild::Piece::Deflate {
+                                    plain,
+                                    stream,
+                                    corrections,
+                                } => {
+                                    let plain_item = if plain.len() == b.content.len() {
+                                        content_item.clone()
+                                    } else {
+                                        let it = item_of(&b.content[plain.clone()]);
+                                        asm.recipe(
+                                            RecipeKind::Slice,
+                                            &it,
+                                            vec![plain.start as u64],
+                                            vec![content_item.clone()],
+                                        );
+                                        it
+                                    };
+                                    let corrections_item = asm.inline_asset(corrections);
+                                    let stream_item = item_of(&payload[stream.clone()]);
+                                    asm.recipe(
+                                        RecipeKind::DeflateReconstruct,
+                                        &stream_item,
+                                        vec![dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION],
+                                        vec![plain_item, corrections_item],
+                                    );
+                                    asm.part(stream_item);
+                                    r.cost += corrections.len() as u64;
+                                }
+                            }
+                        }
+                        cursor = m.data_offset + m.data_len;
+                        continue;
+                    }
                     let part = match b.gz_level {
                         Some(level) => {
                             let gz_item = item_of(&payload);
@@ -915,13 +1268,21 @@ pub fn generate_with_target(
     let remainder_size = asm.remainder_len() as u64;
     let inline_size = asm.inline_len() as u64;
     let builder = asm.finish(target_item.clone(), source_item.clone());
-    let recipe_count = builder.recipes.len();
-    let delta = write_delta_to_vec(&builder)?;
-    drop(builder);
-    timings.push(("write".to_string(), t3.elapsed().as_secs_f64()));
+    Ok(Assembled {
+        builder,
+        remainder_size,
+        inline_size,
+    })
+}
 
-    // ---- verify with the library's applier, then size check and write
-    let t4 = Instant::now();
+/// Stage 5 (verify): applies the delta with the library's applier and compares the result
+/// with the target.
+fn verify(
+    opts: &GenerateOptions,
+    delta: &[u8],
+    target_item: &Item,
+    progress: &Progress,
+) -> ToolResult<Verified> {
     let stage = progress.stage("verify", 0);
     let work = match &opts.work_dir {
         Some(w) => w.clone(),
@@ -931,7 +1292,7 @@ pub fn generate_with_target(
     let tmp = tempfile::tempdir_in(&work).map_err(|e| fail(work.display(), e))?;
     let delta_tmp = tmp.path().join("delta.tmp");
     let out_tmp = tmp.path().join("target.verify");
-    std::fs::write(&delta_tmp, &delta).map_err(|e| fail(delta_tmp.display(), e))?;
+    std::fs::write(&delta_tmp, delta).map_err(|e| fail(delta_tmp.display(), e))?;
     crate::apply::apply_files(&opts.source, &delta_tmp, &out_tmp).map_err(|e| {
         fail(
             "verification",
@@ -939,7 +1300,7 @@ pub fn generate_with_target(
         )
     })?;
     let produced = std::fs::read(&out_tmp).map_err(|e| fail(out_tmp.display(), e))?;
-    if produced.len() as u64 != target_item.length || item_of(&produced) != target_item {
+    if produced.len() as u64 != target_item.length || item_of(&produced) != *target_item {
         return Err(fail(
             "verification",
             "applying the new delta does not reproduce the target (SHA-256 differs); delta not written",
@@ -947,19 +1308,20 @@ pub fn generate_with_target(
     }
     drop(produced);
     stage.finish();
-    timings.push(("verify".to_string(), t4.elapsed().as_secs_f64()));
+    Ok(Verified {
+        _dir: tmp,
+        delta_tmp,
+    })
+}
 
-    let report = GenerateReport {
-        source_size: source.data.len() as u64,
-        target_size: target.data.len() as u64,
-        delta_size: delta.len() as u64,
-        delta_sha256: hex(&sha(&delta)),
-        remainder_size,
-        inline_size,
-        members: reports,
-        timings,
-        recipe_count,
-    };
+/// Stage 6: the log, the size check and the output file.
+fn finish(
+    opts: &GenerateOptions,
+    report: GenerateReport,
+    delta: &[u8],
+    verified: Verified,
+) -> ToolResult<Generated> {
+    let delta_tmp = &verified.delta_tmp;
     if let Some(dir) = &opts.log_dir {
         write_log(dir, opts, &report)?;
     }
@@ -969,19 +1331,12 @@ pub fn generate_with_target(
     if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
     }
-    let _ = std::fs::set_permissions(&delta_tmp, {
+    let _ = std::fs::set_permissions(delta_tmp, {
         use std::os::unix::fs::PermissionsExt;
         std::fs::Permissions::from_mode(0o644)
     });
-    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
-    }
-    let _ = std::fs::set_permissions(&delta_tmp, {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    std::fs::rename(&delta_tmp, &opts.output)
-        .or_else(|_| write_atomically(&opts.output, &delta).map_err(|e| std::io::Error::other(e.0)))
+    std::fs::rename(delta_tmp, &opts.output)
+        .or_else(|_| write_atomically(&opts.output, delta).map_err(|e| std::io::Error::other(e.0)))
         .map_err(|e| fail(opts.output.display(), e))?;
     Ok(Generated::Written(report))
 }
@@ -1041,6 +1396,7 @@ fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResu
                     "new": {"files": s.new.0, "bytes": s.new.1, "payload": s.new.2},
                     "metadata": {"bytes": s.metadata.0, "payload": s.metadata.1, "method": s.metadata.2.map(|m| m.name())},
                     "regzipped_files": s.regzipped_files,
+                    "reconstructed_files": {"count": s.reconstructed_files.0, "corrections": s.reconstructed_files.1},
                     "frames": {"count": s.frames.0, "payload": s.frames.1},
                     "seconds": {"index": s.seconds.0, "streams": s.seconds.1, "frames": s.seconds.2},
                 })),

@@ -5,7 +5,7 @@
 //! The target is analysed once ([`TargetAnalysis`]) and shared by every source's generation;
 //! sources are generated [`ReleaseOptions::jobs`] at a time (default from the available memory,
 //! see [`default_jobs`]). Each delta is verified by applying it with the library's applier
-//! (inside [`generate_with_target`]); a delta that is not smaller than the target is left out of
+//! (inside [`generate_with_target_format`]); a delta that is not smaller than the target is left out of
 //! the manifest (devices on that source then download the full target) and reported.
 
 use std::path::{Path, PathBuf};
@@ -19,53 +19,11 @@ use super::import_manifest::{
 };
 use super::manifest::hash_file;
 use super::{
-    generate_with_target, image, pool, write_atomically, DiffSettings, GenerateOptions, Generated,
-    TargetAnalysis,
+    generate_with_target_format, image, pool, write_atomically, DiffSettings, GenerateOptions,
+    Generated, TargetAnalysis,
 };
 
-/// Delta format of a release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DeltaFormat {
-    /// PAMZ standard v2: what Microsoft's libadudiffapi.so 3.0.0 applies.
-    #[default]
-    Standard,
-    /// The extended format (planned): smaller deltas that only this library applies; devices on
-    /// Microsoft's library would fall back to the full target.
-    Extended,
-}
-
-impl DeltaFormat {
-    /// Parses `standard` or `extended`.
-    pub fn parse(s: &str) -> ToolResult<Self> {
-        match s {
-            "standard" => Ok(DeltaFormat::Standard),
-            "extended" => Ok(DeltaFormat::Extended),
-            other => Err(fail(
-                "--format",
-                format!("{other:?} is not a delta format (standard, extended)"),
-            )),
-        }
-    }
-
-    /// Name as given on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            DeltaFormat::Standard => "standard",
-            DeltaFormat::Extended => "extended",
-        }
-    }
-
-    /// Whether this build can generate the format.
-    pub fn check_available(self) -> ToolResult<()> {
-        match self {
-            DeltaFormat::Standard => Ok(()),
-            DeltaFormat::Extended => Err(fail(
-                "--format extended",
-                "the extended delta format is not available yet; use --format standard",
-            )),
-        }
-    }
-}
+pub use super::DeltaFormat;
 
 /// Rough peak memory of one generation besides the inputs' sizes (bytes).
 pub const JOB_MEMORY_BASE: u64 = 512 << 20;
@@ -464,13 +422,14 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
                 image: opts.image,
             };
             let quiet = opts.quiet;
+            let format = opts.format;
             let job: pool::Job<'_, _> = Box::new(move || {
                 note(
                     quiet,
                     &format!("[{}/{total}] {}: generating", i + 1, src.display()),
                 );
                 let t = Instant::now();
-                let r = generate_with_target(&g, analysis_ref);
+                let r = generate_with_target_format(&g, analysis_ref, format);
                 let secs = t.elapsed().as_secs_f64();
                 let what = match &r {
                     Ok(Generated::Written(rep)) => {
@@ -525,7 +484,8 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
                     rep.target_size
                 ));
             }
-            Ok(Generated::Written(_)) => {
+            Ok(Generated::Written(rep)) => {
+                o.format = rep.format;
                 let path = out.join(&names[i]);
                 let (size, sha256) = hash_file(&path)?;
                 o.delta_size = size;

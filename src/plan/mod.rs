@@ -71,6 +71,17 @@ pub enum Op {
         /// Prefix ("dictionary") referenced by the first frame.
         prefix: Option<NodeId>,
     },
+    /// Extended format: an exact deflate stream rebuilt from its plain text and corrections.
+    DeflateReconstruct {
+        /// The plain text.
+        plain: NodeId,
+        /// The correction blob.
+        corrections: NodeId,
+        /// Correction codec (known: [`crate::codec::deflate_reconstruct::CODEC_PREFLATE`]).
+        codec: u64,
+        /// Codec version.
+        version: u64,
+    },
 }
 
 /// One production step: the item it yields and how.
@@ -403,6 +414,17 @@ impl<'a> Resolver<'a> {
                 frame: ingredient(0)?,
                 prefix: ingredients.get(1).copied(),
             },
+            RecipeKind::DeflateReconstruct => {
+                let (codec, version) = (number(0)?, number(1)?);
+                // Refused at resolution: nothing is produced with a codec we do not know.
+                crate::codec::deflate_reconstruct::check_codec(codec, version)?;
+                Op::DeflateReconstruct {
+                    plain: ingredient(0)?,
+                    corrections: ingredient(1)?,
+                    codec,
+                    version,
+                }
+            }
             RecipeKind::ZstdCompression => {
                 return Err(Error::new(
                     code::RECIPE_ZSTD_COMPRESSION_NOT_SUPPORTED,
