@@ -184,7 +184,7 @@ step_build() {
     for t in $targets; do
         (
             cross_env "$t"
-            timed "build-release-$t" "$DEB_CARGO" build --locked --release --target "$t" --lib --bin adudiff
+            timed "build-release-$t" "$DEB_CARGO" build --locked --ignore-rust-version --release --target "$t" --lib --bin adudiff
             local test_args=() x
             for x in "${emulated_tests[@]}"; do
                 if [ "$x" = lib ]; then test_args+=(--lib); else test_args+=(--test "$x"); fi
@@ -216,7 +216,7 @@ check_elf() {
 build_tests() {
     local t=$1
     shift
-    "$DEB_CARGO" test --locked --release --target "$t" --no-run --message-format=json "$@" \
+    "$DEB_CARGO" test --locked --ignore-rust-version --release --target "$t" --no-run --message-format=json "$@" \
         >"$target_dir/$t/arm-ci-tests.json"
     grep -o '"executable":"[^"]*/deps/[^"]*"' "$target_dir/$t/arm-ci-tests.json" | cut -d'"' -f4 \
         >"$target_dir/$t/arm-ci-tests.txt"

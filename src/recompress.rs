@@ -241,7 +241,7 @@ pub fn recompress_swu(
     let trailer = archive.members.last().expect("trailer");
     out.extend_from_slice(member_bytes(input, trailer));
     let tail = &input[archive.tail_offset as usize..];
-    if input.len().is_multiple_of(512) && !tail.is_empty() && tail.iter().all(|&b| b == 0) {
+    if input.len() % 512 == 0 && !tail.is_empty() && tail.iter().all(|&b| b == 0) {
         out.resize(out.len().div_ceil(512) * 512, 0);
     }
     let changed = out != input;

@@ -95,7 +95,7 @@ impl std::error::Error for Marker {}
 impl Read for SlowReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reads += 1;
-        if self.pause_every > 0 && self.reads.is_multiple_of(self.pause_every) {
+        if self.pause_every > 0 && self.reads % self.pause_every == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
         let mut end = self.data.len().min(self.pos + self.piece.min(buf.len()));

@@ -45,7 +45,7 @@ fn b64(data: &[u8]) -> String {
             A[usize::from_str_radix(&g, 2).unwrap()] as char
         })
         .collect();
-    while !out.len().is_multiple_of(4) {
+    while out.len() % 4 != 0 {
         out.push('=');
     }
     out

@@ -405,7 +405,7 @@ mod tests {
         while out.len() < len {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             out.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
-            if x.is_multiple_of(7) {
+            if x % 7 == 0 {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }

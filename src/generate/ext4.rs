@@ -693,7 +693,7 @@ impl<'a> Fs<'a> {
         let raw = inode.raw;
         let extra = usize::from(u16_at(raw, GOOD_OLD_INODE_SIZE).broken()?);
         let header = GOOD_OLD_INODE_SIZE + extra;
-        if raw.len() <= GOOD_OLD_INODE_SIZE || !header.is_multiple_of(4) {
+        if raw.len() <= GOOD_OLD_INODE_SIZE || header % 4 != 0 {
             return Err(Fail::Broken);
         }
         if u32_at(raw, header).broken()? != XATTR_MAGIC {
@@ -760,7 +760,7 @@ impl<'a> Fs<'a> {
             let rec_len = self.rec_len(raw_rec);
             let name_len = usize::from(name_len);
             if rec_len < 8
-                || !rec_len.is_multiple_of(4)
+                || rec_len % 4 != 0
                 || pos + rec_len > block.len()
                 || 8 + name_len > rec_len
             {

@@ -465,7 +465,7 @@ pub fn plan(
     progress: &Counter,
 ) -> ToolResult<Option<(Graph, ImageStats)>> {
     let bs = timg.block_size;
-    if bs != simg.block_size || bs < 1024 || !(target.len() as u64).is_multiple_of(bs) {
+    if bs != simg.block_size || bs < 1024 || (target.len() as u64) % bs != 0 {
         return Ok(None);
     }
     let mut stats = ImageStats {

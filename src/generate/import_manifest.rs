@@ -751,7 +751,7 @@ fn check_instructions(c: &mut Check, v: &Value, filenames: &[String]) {
 /// Strict standard base64 (RFC 4648 with padding); `None` when malformed.
 pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
+    if b.len() % 4 != 0 {
         return None;
     }
     let val = |c: u8| -> Option<u32> {
