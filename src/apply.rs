@@ -20,7 +20,7 @@ use crate::plan::{self, Op, Plan};
 /// (bounded depth), and the caller's thread may have a small stack. The deepest hostile deltas
 /// of `tests/hostile.rs` (every depth bound at its edge) pass with 4 MiB in a release build and
 /// 8 MiB in a debug build; the stack is reserved address space, which counts under `RLIMIT_AS`.
-const APPLY_STACK_SIZE: usize = 16 << 20;
+pub const APPLY_STACK_SIZE: usize = 16 << 20;
 
 /// How long each phase of a successful apply took, and what it handled.
 #[derive(Clone, Debug, Default)]
