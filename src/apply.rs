@@ -232,8 +232,8 @@ fn plan_node_limit() -> usize {
 /// bsdiff patch or old file) on the scratch disk or in memory. Only a necessary condition
 /// (several intermediates can be alive at once, and each request is checked again when made),
 /// but it turns the hopeless cases into an error before any work.
+/// (The target's own free-space check, [`ensure_free_space`], is made before planning.)
 fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -> Result<()> {
-    ensure_free_space(target, target_len)?;
     let copied = |id: usize| match plan.nodes[id].op {
         Op::Blob(_) | Op::Empty | Op::Zeros => 0,
         _ => plan.nodes[id].item.length,
@@ -245,7 +245,7 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
             Op::Zstd { prefix, .. } => {
                 let window = node.item.length;
                 let prefix = prefix.map_or(0, copied);
-                let memory = window.min(1 << crate::codec::zstd::PREFIX_WINDOW_LOG_MAX);
+                let memory = crate::execute::zstd_window_memory(window);
                 (window.max(prefix), memory.max(prefix))
             }
             Op::Bspatch { patch, old } => {

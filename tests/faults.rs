@@ -607,7 +607,7 @@ fn full_and_read_only_file_systems() {
 }
 
 fn fs4_free(dir: &Path) -> u64 {
-    adudiffapi::execute::output::available_space(dir).unwrap()
+    adudiffapi::io::scratch::available_space(dir).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ pub const MAPPED_ZSTD_WINDOW_THRESHOLD: u64 = 32 << 20;
 
 /// Most memory libzstd's decoder allocates for a frame's window: the window limit with a prefix
 /// (2^[`crate::codec::zstd::PREFIX_WINDOW_LOG_MAX`]) plus two blocks; less for shorter outputs.
-fn zstd_window_memory(output_len: u64) -> u64 {
+pub fn zstd_window_memory(output_len: u64) -> u64 {
     output_len.min(1 << crate::codec::zstd::PREFIX_WINDOW_LOG_MAX) + (256 << 10)
 }
 

@@ -140,18 +140,12 @@ pub fn target_dir(target: &Path) -> PathBuf {
     }
 }
 
-/// Bytes available to this process on the file system holding `dir` (see
-/// [`scratch::available_space`]).
-pub fn available_space(dir: &Path) -> Option<u64> {
-    scratch::available_space(dir)
-}
-
 /// Refuses (upstream's 20302) a target of `length` bytes that cannot fit in the free space of its
 /// directory's file system, before anything is produced or written. Hostile or corrupt deltas
 /// can claim targets of exabytes; without this check the apply would fill the disk first.
 pub fn ensure_free_space(target: &Path, length: u64) -> Result<()> {
     let dir = target_dir(target);
-    match available_space(&dir) {
+    match scratch::available_space(&dir) {
         Some(available) if length > available => Err(Error::new(
             code::IO_BINARY_FILE_WRITER_FAILED_OPEN,
             format!(

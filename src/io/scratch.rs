@@ -447,11 +447,6 @@ impl Scratch {
         self.room_for(self.config.prefer, Need::same(len), what)
     }
 
-    /// [`Scratch::room`] trying `first` first.
-    pub fn room_preferring(&self, first: Prefer, len: u64, what: &str) -> Result<Room> {
-        self.room_for(first, Need::same(len), what)
-    }
-
     /// Room for an intermediate that takes `need.disk` bytes as a temporary file or
     /// `need.memory` bytes in memory, trying `first` first. Under an address-space limit either
     /// place also takes its bytes of address space (a mapped file as much as a buffer).
