@@ -23,6 +23,7 @@
 //! slid down by 32 KiB (saturating at `NIL`) whenever the window base advances, so inputs of
 //! any size work and the tables stay as small as zlib's.
 
+use super::blocks::Encoder;
 use super::tables::{MAX_MATCH, MIN_MATCH};
 use super::trees::{sym_lit, sym_match, Sym};
 
@@ -197,7 +198,20 @@ pub(crate) struct Matcher<'a> {
     pub(crate) base_events: Vec<(usize, usize)>,
     /// Set when the final pending literal was emitted at the end of the input.
     pub(crate) finish_literal: bool,
+    /// GNU gzip's end-of-input behaviour (see [`Matcher::gnu_gzip`]).
+    gzip_end: bool,
+    /// GNU gzip has seen the end of its input (no more window slides).
+    eof_seen: bool,
 }
+
+/// GNU gzip searches for matches only while `strstart ≤ window_size − MIN_LOOKAHEAD` in
+/// window coordinates.
+const GZIP_MAX_SEARCH_START: usize = 2 * WSIZE - MIN_LOOKAHEAD;
+
+/// Parallel parsers for GNU gzip must not start (or synchronise) this close to the end of the
+/// input: the end-of-input rules depend on the window base, which a chunk parser knows only
+/// once it has run past its first slide (within 64 KiB of its start).
+pub(crate) const GZIP_END_ZONE: usize = 4 * WSIZE;
 
 impl<'a> Matcher<'a> {
     /// A parser for `data` at `level` (1..=9) and `mem_level` (1..=9), positioned at 0.
@@ -224,17 +238,95 @@ impl<'a> Matcher<'a> {
             slide_at: 0,
             base_events: Vec::new(),
             finish_literal: false,
+            gzip_end: false,
+            eof_seen: false,
         };
         m.set_base(0, 0);
         m
+    }
+
+    /// A parser for `data` that reproduces `encoder` at `level`, positioned at 0.
+    pub(crate) fn for_encoder(data: &'a [u8], level: u32, encoder: Encoder) -> Self {
+        let m = Matcher::new(data, level, encoder.mem_level());
+        match encoder {
+            Encoder::Zlib { .. } => m,
+            Encoder::GnuGzip => m.gnu_gzip(),
+        }
+    }
+
+    /// Follow GNU gzip rather than zlib at the end of the input. The parse differs only in the
+    /// last 261 bytes: gzip reads its input until `read` returns 0 and then never slides the
+    /// window again (zlib keeps sliding), does not search for matches past window position
+    /// 65274, and compares candidates up to 258 bytes whatever the lookahead — reading the
+    /// stale window bytes beyond the input ([`Matcher::gzip_byte`]) — then cuts the match to
+    /// the lookahead. See `blocks.rs` for the block rule.
+    pub(crate) fn gnu_gzip(mut self) -> Self {
+        self.gzip_end = true;
+        let base = self.base;
+        self.base_events.clear();
+        self.set_base(0, base);
+        self
     }
 
     fn set_base(&mut self, pos: usize, base: usize) {
         self.base = base;
         self.base_events.push((pos, base));
         let end = self.data.len();
-        self.slide_at = (base + 2 * WSIZE - MIN_LOOKAHEAD)
-            .max(end.min(base + 2 * WSIZE).saturating_sub(MIN_LOOKAHEAD - 1));
+        self.slide_at = if self.gzip_end && self.eof_seen {
+            usize::MAX
+        } else if self.gzip_end && end <= base + 2 * WSIZE {
+            // The whole input is in the window: the next fill call finds its end.
+            end.saturating_sub(MIN_LOOKAHEAD - 1)
+        } else {
+            (base + 2 * WSIZE - MIN_LOOKAHEAD)
+                .max(end.min(base + 2 * WSIZE).saturating_sub(MIN_LOOKAHEAD - 1))
+        };
+    }
+
+    /// GNU gzip's `fill_window` calls at iteration start `s` (called when `s ≥ slide_at`):
+    /// while the window is full a call slides it exactly like zlib; the first call after the
+    /// whole input is in the window finds the end of the input (sliding once more if
+    /// `strstart ≥ 65274`) and is the last one.
+    #[cold]
+    fn gzip_fill(&mut self, s: usize) {
+        let end = self.data.len();
+        if end > self.base + 2 * WSIZE {
+            self.slide(s);
+            if s < self.slide_at {
+                return;
+            }
+        }
+        self.eof_seen = true;
+        if s >= self.base + 2 * WSIZE - MIN_LOOKAHEAD {
+            self.slide(s);
+        } else {
+            self.slide_at = usize::MAX;
+        }
+    }
+
+    /// The byte GNU gzip's window holds at absolute position `p`: the input, or past its end
+    /// two zeros (gzip clears `MIN_MATCH − 1` bytes at end of input) followed by what the
+    /// window slot held before — the byte 32 KiB earlier once the window has slid, else the
+    /// zero of a never-written slot.
+    fn gzip_byte(&self, p: usize) -> u8 {
+        let end = self.data.len();
+        if p < end {
+            self.data[p]
+        } else if p < end + MIN_MATCH - 1 || p < 2 * WSIZE {
+            0
+        } else {
+            self.data[p - WSIZE]
+        }
+    }
+
+    /// The window bookkeeping of `fill_window` at iteration start `s ≥ slide_at`.
+    #[cold]
+    fn fill(&mut self, s: usize) {
+        if self.gzip_end {
+            self.gzip_fill(s);
+        } else {
+            self.slide(s);
+        }
     }
 
     /// zlib's `fill_window` slide at iteration start `s`: advance the window base by 32 KiB
@@ -256,6 +348,9 @@ impl<'a> Matcher<'a> {
     /// iteration start has been inserted, so this reproduces zlib's tables exactly).
     pub(crate) fn reset(&mut self, pos: usize, state: LazyState, base: usize) {
         self.head.iter_mut().for_each(|e| *e = 0);
+        // Callers restart GNU gzip parses at least GZIP_END_ZONE before the end of the input.
+        debug_assert!(!self.gzip_end || pos + GZIP_END_ZONE <= self.data.len() || pos == 0);
+        self.eof_seen = false;
         self.set_base(pos, base);
         // Positions before the window base are NIL in zlib's tables; leaving them out gives
         // the same chains.
@@ -376,6 +471,95 @@ impl<'a> Matcher<'a> {
         best_len.min(lookahead)
     }
 
+    /// GNU gzip's `longest_match` within 258 bytes of the end of the input: candidates are
+    /// compared over 258 bytes including the stale bytes past the end, `nice_match` is not
+    /// cut to the lookahead; the result is cut to the lookahead afterwards (by gzip's caller).
+    #[cold]
+    fn longest_match_gzip_end(
+        &self,
+        s: usize,
+        cur_head: u16,
+        prev_length: usize,
+        lookahead: usize,
+        match_start: &mut usize,
+    ) -> usize {
+        let mut chain = self.cfg.chain;
+        if prev_length >= self.cfg.good {
+            chain >>= 2;
+        }
+        let nice = self.cfg.nice;
+        let mut scan = [0u8; MAX_MATCH];
+        for (i, b) in scan.iter_mut().enumerate() {
+            *b = self.gzip_byte(s + i);
+        }
+        let mut best_len = prev_length;
+        let base = self.base;
+        let s_w = s - base;
+        let limit = if s_w > MAX_DIST {
+            (s_w - MAX_DIST) as u16
+        } else {
+            0
+        };
+        let mut cur = cur_head;
+        loop {
+            let m = base + cur as usize;
+            if self.gzip_byte(m + best_len) == scan[best_len]
+                && self.gzip_byte(m + best_len - 1) == scan[best_len - 1]
+                && self.gzip_byte(m) == scan[0]
+                && self.gzip_byte(m + 1) == scan[1]
+            {
+                // Byte 2 matches by the hash; gzip compares from byte 3 on.
+                let mut len = 3;
+                while len < MAX_MATCH && self.gzip_byte(m + len) == scan[len] {
+                    len += 1;
+                }
+                if len > best_len {
+                    *match_start = m;
+                    best_len = len;
+                    if len >= nice {
+                        break;
+                    }
+                }
+            }
+            cur = self.prev[cur as usize & WMASK];
+            if cur <= limit {
+                break;
+            }
+            chain -= 1;
+            if chain == 0 {
+                break;
+            }
+        }
+        best_len.min(lookahead)
+    }
+
+    /// The match search of the encoder at iteration start `s`.
+    #[inline(always)]
+    fn find_match(
+        &self,
+        s: usize,
+        cur_head: u16,
+        prev_length: usize,
+        lookahead: usize,
+        match_start: &mut usize,
+    ) -> usize {
+        if self.gzip_end {
+            if s - self.base > GZIP_MAX_SEARCH_START {
+                return MIN_MATCH - 1;
+            }
+            if lookahead < MAX_MATCH {
+                return self.longest_match_gzip_end(
+                    s,
+                    cur_head,
+                    prev_length,
+                    lookahead,
+                    match_start,
+                );
+            }
+        }
+        self.longest_match(s, cur_head, prev_length, lookahead, match_start)
+    }
+
     /// Is `head` (window position) a usable hash head for position `s`?
     #[inline(always)]
     fn usable_head(&self, s: usize, head: u16) -> bool {
@@ -423,7 +607,7 @@ impl<'a> Matcher<'a> {
                 break Stop::Observer;
             }
             if s >= self.slide_at {
-                self.slide(s);
+                self.fill(s);
             }
             let lookahead = end - s;
             if lookahead == 0 {
@@ -442,7 +626,7 @@ impl<'a> Matcher<'a> {
             let prev_match = ms;
             ml = MIN_MATCH - 1;
             if prev_length < lazy && self.usable_head(s, head) {
-                ml = self.longest_match(s, head, prev_length, lookahead, &mut ms);
+                ml = self.find_match(s, head, prev_length, lookahead, &mut ms);
                 if ml == MIN_MATCH && s - ms > TOO_FAR {
                     ml = MIN_MATCH - 1;
                 }
@@ -503,7 +687,7 @@ impl<'a> Matcher<'a> {
                 break Stop::Observer;
             }
             if s >= self.slide_at {
-                self.slide(s);
+                self.fill(s);
             }
             let lookahead = end - s;
             if lookahead == 0 {
@@ -515,7 +699,7 @@ impl<'a> Matcher<'a> {
             }
             let mut ml = MIN_MATCH - 1;
             if self.usable_head(s, head) {
-                ml = self.longest_match(s, head, MIN_MATCH - 1, lookahead, &mut ms);
+                ml = self.find_match(s, head, MIN_MATCH - 1, lookahead, &mut ms);
             }
             if ml >= MIN_MATCH {
                 syms.push(sym_match(s - ms, ml));

@@ -19,6 +19,7 @@
 //! No `unsafe` code is used.
 
 mod bits;
+mod blocks;
 pub mod checksum;
 mod matcher;
 mod parallel;
@@ -30,7 +31,8 @@ use bits::BitWriter;
 use matcher::{Matcher, NoObserver, Stop};
 use trees::BlockEncoder;
 
-pub use parallel::{deflate_parallel, deflate_parallel_with, ParallelOptions};
+pub use blocks::Encoder;
+pub use parallel::{deflate_parallel, deflate_parallel_as, deflate_parallel_with, ParallelOptions};
 pub use stream::{ParallelDeflateReader, StreamOptions};
 
 /// The container around the deflate stream.
@@ -52,16 +54,15 @@ pub fn is_supported(level: u32, mem_level: u32) -> bool {
     (1..=9).contains(&level) && (1..=9).contains(&mem_level)
 }
 
+fn check_encoder(level: u32, encoder: Encoder) {
+    check_params(level, encoder.mem_level());
+}
+
 fn check_params(level: u32, mem_level: u32) {
     assert!(
         is_supported(level, mem_level),
         "pardeflate supports levels 1..=9 and memLevel 1..=9 (got level {level}, memLevel {mem_level})"
     );
-}
-
-/// zlib's symbol buffer holds `lit_bufsize − 1` symbols; a block is flushed when it is full.
-fn block_symbols(mem_level: u32) -> usize {
-    (1usize << (mem_level + 6)) - 1
 }
 
 /// The wrapper header zlib writes for `level`.
@@ -157,17 +158,37 @@ impl Check {
 /// # Panics
 /// If `level` or `mem_level` is outside 1..=9 (see [`is_supported`]).
 pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec<u8> {
-    check_params(level, mem_level);
+    deflate_as(data, wrapper, level, Encoder::Zlib { mem_level })
+}
+
+/// Compress `data` exactly like `encoder` at `level` (1..=9), on the calling thread.
+///
+/// With [`Encoder::GnuGzip`] and [`Wrapper::Raw`] the result is the deflate stream inside
+/// the member `gzip -<level>` writes for the same input (GNU gzip's header and trailer are the
+/// caller's business: its header carries a name and time stamp zlib's does not).
+///
+/// # Panics
+/// If `level` or the encoder's memLevel is outside 1..=9.
+pub fn deflate_as(data: &[u8], wrapper: Wrapper, level: u32, encoder: Encoder) -> Vec<u8> {
+    check_encoder(level, encoder);
     let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
     out.put_bytes(&header(wrapper, level));
-    let nsyms = block_symbols(mem_level);
-    let mut m = Matcher::new(data, level, mem_level);
-    let mut syms = Vec::with_capacity(nsyms);
+    let mut rule = encoder.block_rule(level);
+    let mut m = Matcher::for_encoder(data, level, encoder);
+    let mut syms = Vec::with_capacity(rule.next_check());
     let mut enc = BlockEncoder::new();
     let mut block_start = 0usize;
     loop {
-        let stop = m.run(&mut syms, nsyms, usize::MAX, &mut NoObserver);
+        let tallied = syms.len();
+        let stop = m.run(&mut syms, rule.next_check(), usize::MAX, &mut NoObserver);
         let last = stop == Stop::Finished;
+        let mut end_block = last;
+        for (i, &s) in syms.iter().enumerate().skip(tallied) {
+            end_block |= rule.add(s, i + 1) && !last;
+        }
+        if !end_block {
+            continue;
+        }
         let block_end = m.emitted_end();
         debug_assert!(!last || block_end == data.len());
         let stored = (block_start >= m.base).then(|| &data[block_start..block_end]);
@@ -179,6 +200,7 @@ pub fn deflate(data: &[u8], wrapper: Wrapper, level: u32, mem_level: u32) -> Vec
             last,
         );
         syms.clear();
+        rule.reset();
         block_start = block_end;
         if last {
             break;

@@ -33,9 +33,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::bits::{BitBuf, BitWriter};
-use super::matcher::{LazyState, Matcher, Observer, Stop};
+use super::blocks::{BlockRule, Encoder};
+use super::matcher::{LazyState, Matcher, Observer, Stop, GZIP_END_ZONE};
 use super::trees::{sym_len, write_stored_block, BlockEncoder, BlockKind, Sym};
-use super::{block_symbols, check_params, header, Check, Wrapper};
+use super::{check_encoder, header, Check, Wrapper};
 
 /// Tuning knobs for [`deflate_parallel_with`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,10 +104,24 @@ pub fn deflate_parallel_with(
     mem_level: u32,
     opts: &ParallelOptions,
 ) -> Vec<u8> {
-    check_params(level, mem_level);
+    deflate_parallel_as(data, wrapper, level, Encoder::Zlib { mem_level }, opts)
+}
+
+/// [`super::deflate_as`] on several threads: byte-identical output, levels 4–9 in parallel.
+///
+/// # Panics
+/// If `level` or the encoder's memLevel is outside 1..=9.
+pub fn deflate_parallel_as(
+    data: &[u8],
+    wrapper: Wrapper,
+    level: u32,
+    encoder: Encoder,
+    opts: &ParallelOptions,
+) -> Vec<u8> {
+    check_encoder(level, encoder);
     let (threads, chunk_len) = opts.resolve(data.len());
     if threads <= 1 || level < 4 || data.len() < 2 * chunk_len {
-        return super::deflate(data, wrapper, level, mem_level);
+        return super::deflate_as(data, wrapper, level, encoder);
     }
     let feed = Feed::complete(data.len());
     let mut bytes = Vec::with_capacity(data.len() / 3 + 64);
@@ -115,7 +130,7 @@ pub fn deflate_parallel_with(
         feed: &feed,
         wrapper,
         level,
-        mem_level,
+        encoder,
         threads,
         chunk_len,
         ahead: usize::MAX / 2,
@@ -270,7 +285,7 @@ pub(crate) struct Job<'a> {
     pub(crate) feed: &'a Feed,
     pub(crate) wrapper: Wrapper,
     pub(crate) level: u32,
-    pub(crate) mem_level: u32,
+    pub(crate) encoder: Encoder,
     pub(crate) threads: usize,
     pub(crate) chunk_len: usize,
     /// Chunks the workers may parse ahead of the one the coordinator waits for.
@@ -289,14 +304,17 @@ pub(crate) fn run(
         data: job.data,
         wrapper: job.wrapper,
         level: job.level,
-        mem_level: job.mem_level,
+        encoder: job.encoder,
         release,
     };
     let trace = std::env::var_os("PARDEFLATE_TRACE").is_some();
     let t0 = std::time::Instant::now();
     let shared = Shared {
         feed: job.feed,
-        gen: Mutex::new(StartGen::new(job.chunk_len)),
+        gen: Mutex::new(StartGen::new(
+            job.chunk_len,
+            sync_limit(job.encoder, job.data.len()),
+        )),
         chunks: Mutex::new(HashMap::new()),
         chunks_cv: Condvar::new(),
         queue: Mutex::new(Queue::default()),
@@ -362,7 +380,7 @@ pub(crate) fn run(
 /// few bytes like anywhere else.
 #[cfg(test)]
 fn chunk_starts(data: &[u8], chunk_len: usize) -> Vec<usize> {
-    let mut g = StartGen::new(chunk_len);
+    let mut g = StartGen::new(chunk_len, data.len());
     g.advance(data, data.len(), usize::MAX);
     assert!(g.done);
     g.starts
@@ -372,6 +390,8 @@ fn chunk_starts(data: &[u8], chunk_len: usize) -> Vec<usize> {
 /// depends on bytes before the end of the run it is in, if any).
 struct StartGen {
     chunk_len: usize,
+    /// No chunk starts at or beyond this position.
+    limit: usize,
     starts: Vec<usize>,
     /// Next tentative boundary.
     p: usize,
@@ -381,9 +401,10 @@ struct StartGen {
 }
 
 impl StartGen {
-    fn new(chunk_len: usize) -> Self {
+    fn new(chunk_len: usize, limit: usize) -> Self {
         StartGen {
             chunk_len,
+            limit,
             starts: vec![0],
             p: chunk_len,
             run_end: 0,
@@ -398,7 +419,7 @@ impl StartGen {
         let n = data.len();
         while !self.done && self.starts.len() <= want {
             let p = self.p;
-            if p >= n {
+            if p >= self.limit {
                 self.done = true;
                 break;
             }
@@ -427,8 +448,8 @@ impl StartGen {
             if data[r - 1] != b {
                 self.starts.push(r);
             }
-            if e == n {
-                self.done = true; // the run reaches the end of the input
+            if e == n || e >= self.limit {
+                self.done = true; // the run reaches the end of the input (or the limit)
                 break;
             }
             if e - r >= LONG_RUN {
@@ -701,7 +722,7 @@ struct Ctx<'a> {
     data: &'a [u8],
     wrapper: Wrapper,
     level: u32,
-    mem_level: u32,
+    encoder: Encoder,
     release: &'a (dyn Fn(usize) + Sync),
 }
 
@@ -777,9 +798,20 @@ struct ChunkParse {
     check: Check,
 }
 
-/// Records canonical states of a chunk parse.
+/// Where chunk parses may start and the true parse may meet them: anywhere for zlib; for GNU
+/// gzip not within [`GZIP_END_ZONE`] of the end, whose parse depends on end-of-input rules a
+/// chunk parser follows only once its window base is right.
+fn sync_limit(encoder: Encoder, len: usize) -> usize {
+    match encoder {
+        Encoder::Zlib { .. } => len,
+        Encoder::GnuGzip => len.saturating_sub(GZIP_END_ZONE),
+    }
+}
+
+/// Records canonical states of a chunk parse (before `limit`).
 struct Recorder<'m> {
     start: usize,
+    limit: usize,
     marks: &'m mut Vec<u64>,
 }
 
@@ -787,8 +819,10 @@ impl Observer for Recorder<'_> {
     const ACTIVE: bool = true;
     #[inline(always)]
     fn checkpoint(&mut self, pos: usize, match_available: bool) -> bool {
-        let bit = 2 * (pos - self.start) + usize::from(match_available);
-        self.marks[bit / 64] |= 1 << (bit % 64);
+        if pos < self.limit {
+            let bit = 2 * (pos - self.start) + usize::from(match_available);
+            self.marks[bit / 64] |= 1 << (bit % 64);
+        }
         false
     }
 }
@@ -833,28 +867,35 @@ enum Encoded {
     Stored,
 }
 
-/// Cuts the true symbol stream into zlib's blocks as it grows: a block is flushed after
-/// every `nsyms` symbols emitted inside the parse loop; the last block holds the rest,
-/// including zlib's final pending literal if any (which never triggers a flush).
+/// Cuts the true symbol stream into the encoder's blocks as it grows (see `blocks.rs`: zlib
+/// ends a block after every `lit_bufsize − 1` symbols, GNU gzip by its tally rule); the last
+/// block holds the rest, including the final pending literal if any (which never ends a
+/// block).
 struct Cutter {
-    nsyms: usize,
+    rule: BlockRule,
     /// Segments not yet wholly cut (the first one partly, from `used_in_seg`).
     segs: VecDeque<Segment>,
     used_in_seg: usize,
     avail: usize,
     consumed: usize,
+    /// Symbols of the current block already given to `rule`, and where the next one is:
+    /// (index into `segs`, index into that segment's parse).
+    tallied: usize,
+    cursor: (usize, usize),
     start_byte: usize,
     blocks: usize,
 }
 
 impl Cutter {
-    fn new(nsyms: usize) -> Self {
+    fn new(rule: BlockRule) -> Self {
         Cutter {
-            nsyms,
+            rule,
             segs: VecDeque::new(),
             used_in_seg: 0,
             avail: 0,
             consumed: 0,
+            tallied: 0,
+            cursor: (0, 0),
             start_byte: 0,
             blocks: 0,
         }
@@ -909,14 +950,57 @@ impl Cutter {
         };
         self.start_byte = end_byte;
         self.blocks += 1;
+        self.tallied = 0;
+        self.rule.reset();
         b
+    }
+
+    /// Give the rule the current block's symbols up to `upto` (counted from the block's
+    /// start) and return the block's length if it ends at one of them. With `can_end_last`
+    /// false the symbol at `upto` (the final pending literal) is tallied but cannot end it.
+    fn tally(&mut self, upto: usize, can_end_last: bool) -> Option<usize> {
+        // Symbol counts below the rule's next check cannot end the block: skip the walk.
+        if let BlockRule::Every(n) = self.rule {
+            let end = n.max(self.tallied + 1);
+            if end < upto || (end == upto && can_end_last) {
+                return Some(end);
+            }
+            self.tallied = upto;
+            return None;
+        }
+        if self.tallied == 0 {
+            self.cursor = (
+                0,
+                self.segs.front().map_or(0, |s| s.from + self.used_in_seg),
+            );
+        }
+        while self.tallied < upto {
+            let (mut k, mut i) = self.cursor;
+            if i == self.segs[k].to {
+                k += 1;
+                i = self.segs[k].from;
+            }
+            let sym = self.segs[k].parse.syms[i];
+            self.cursor = (k, i + 1);
+            self.tallied += 1;
+            let n = self.tallied;
+            if self.rule.add(sym, n) && (n < upto || can_end_last) {
+                return Some(n);
+            }
+        }
+        None
     }
 
     /// Full blocks that are certainly not the last one.
     fn cut_ready(&mut self) -> Vec<Block> {
         let mut out = Vec::new();
-        while self.avail - self.consumed > self.nsyms {
-            out.push(self.block(self.nsyms));
+        // The newest symbol may be the final pending literal: leave it for `cut_final`.
+        while self.avail - self.consumed > 1 {
+            let pending = self.avail - self.consumed - 1;
+            match self.tally(pending, true) {
+                Some(n) => out.push(self.block(n)),
+                None => break,
+            }
         }
         out
     }
@@ -928,10 +1012,16 @@ impl Cutter {
         final_parse: &Parse,
         total_len: usize,
     ) -> Vec<Block> {
+        let mut out = Vec::new();
+        while self.avail > self.consumed {
+            let pending = self.avail - self.consumed;
+            match self.tally(pending, !finish_literal) {
+                Some(n) => out.push(self.block(n)),
+                None => break,
+            }
+        }
         let rest = self.avail - self.consumed;
-        let full = (rest - usize::from(finish_literal)) / self.nsyms;
-        let mut out: Vec<Block> = (0..full).map(|_| self.block(self.nsyms)).collect();
-        let (pieces, _) = self.take(rest - full * self.nsyms);
+        let (pieces, _) = self.take(rest);
         let base = Matcher::base_at(&final_parse.base_events, total_len);
         out.push(Block {
             pieces,
@@ -958,7 +1048,7 @@ impl Ctx<'_> {
         let next = sh.start_of(self.data, k + 1)?;
         let end = next.unwrap_or(self.data.len());
         sh.feed.wait_for(end.saturating_add(READ_MARGIN))?;
-        let mut m = Matcher::new(self.data, self.level, self.mem_level);
+        let mut m = Matcher::for_encoder(self.data, self.level, self.encoder);
         if k > 0 {
             m.reset(start, LazyState::INITIAL, Matcher::base_guess(start));
         }
@@ -972,6 +1062,7 @@ impl Ctx<'_> {
             stop_at,
             &mut Recorder {
                 start,
+                limit: sync_limit(self.encoder, self.data.len()),
                 marks: &mut marks,
             },
         );
@@ -1001,7 +1092,7 @@ impl Ctx<'_> {
         let mut out = BitWriter::with_capacity(EMIT_BYTES + (64 << 10));
         out.put_bytes(&header(self.wrapper, self.level));
         let mut check = Check::new(self.wrapper);
-        let mut cutter = Cutter::new(block_symbols(self.mem_level));
+        let mut cutter = Cutter::new(self.encoder.block_rule(self.level));
         let mut stats = Stats::default();
         let mut appended = 0usize;
         let mut appended_end = 0usize;
@@ -1014,7 +1105,7 @@ impl Ctx<'_> {
             from: 0,
             to: cur.parse.syms.len(),
         });
-        let mut coord = Matcher::new(self.data, self.level, self.mem_level);
+        let mut coord = Matcher::for_encoder(self.data, self.level, self.encoder);
         let mut finish_literal = cur.finish_literal;
         let mut final_parse = Arc::clone(&cur.parse);
         let mut next_k = (!cur.finished).then_some(1usize);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::parallel::{run, Abort, Feed, Job, ParallelOptions};
-use super::{check_params, Wrapper};
+use super::{check_encoder, Encoder, Wrapper};
 
 /// Options of [`ParallelDeflateReader::with_options`].
 #[derive(Clone, Debug, Default)]
@@ -50,7 +50,7 @@ enum Inner {
         len: u64,
         wrapper: Wrapper,
         level: u32,
-        mem_level: u32,
+        encoder: Encoder,
         opts: ParallelOptions,
     },
     Stream {
@@ -103,14 +103,31 @@ impl ParallelDeflateReader {
     /// # Panics
     /// If `level` or `mem_level` is outside 1..=9.
     pub fn with_options(
-        mut input: Box<dyn Read + Send>,
+        input: Box<dyn Read + Send>,
         input_len: u64,
         wrapper: Wrapper,
         level: u32,
         mem_level: u32,
         opts: &StreamOptions,
     ) -> io::Result<Self> {
-        check_params(level, mem_level);
+        let encoder = Encoder::Zlib { mem_level };
+        Self::with_encoder(input, input_len, wrapper, level, encoder, opts)
+    }
+
+    /// A reader producing exactly what `encoder` writes at `level` for `input` (see
+    /// [`super::deflate_as`]), with explicit options.
+    ///
+    /// # Panics
+    /// If `level` or the encoder's memLevel is outside 1..=9.
+    pub fn with_encoder(
+        mut input: Box<dyn Read + Send>,
+        input_len: u64,
+        wrapper: Wrapper,
+        level: u32,
+        encoder: Encoder,
+        opts: &StreamOptions,
+    ) -> io::Result<Self> {
+        check_encoder(level, encoder);
         let len = usize::try_from(input_len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "input too large"))?;
         let (threads, chunk_len) = opts.parallel.resolve(len);
@@ -121,7 +138,7 @@ impl ParallelDeflateReader {
                 len: input_len,
                 wrapper,
                 level,
-                mem_level,
+                encoder,
                 opts: opts.parallel,
             }
         } else {
@@ -152,7 +169,7 @@ impl ParallelDeflateReader {
                         feed: &coord_in.feed,
                         wrapper,
                         level,
-                        mem_level,
+                        encoder,
                         threads,
                         chunk_len,
                         ahead: threads + 2,
@@ -307,14 +324,14 @@ impl Read for ParallelDeflateReader {
                     len,
                     wrapper,
                     level,
-                    mem_level,
+                    encoder,
                     opts,
                 } => {
                     let Some(inp) = input.take() else {
                         return Ok(0);
                     };
-                    let (len, wrapper, level, mem_level, opts) =
-                        (*len, *wrapper, *level, *mem_level, *opts);
+                    let (len, wrapper, level, encoder, opts) =
+                        (*len, *wrapper, *level, *encoder, *opts);
                     self.inner = Inner::Done;
                     let mut data = Vec::new();
                     inp.take(len).read_to_end(&mut data)?;
@@ -324,8 +341,7 @@ impl Read for ParallelDeflateReader {
                             format!("deflate input ended after {} of {len} bytes", data.len()),
                         ));
                     }
-                    self.buf =
-                        super::deflate_parallel_with(&data, wrapper, level, mem_level, &opts);
+                    self.buf = super::deflate_parallel_as(&data, wrapper, level, encoder, &opts);
                     self.pos = 0;
                 }
                 Inner::Stream { rx, .. } => {
