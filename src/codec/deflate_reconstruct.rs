@@ -17,6 +17,15 @@
 //! predictor state from chunk to chunk. The plain text of one chunk is at most
 //! [`MAX_CHUNK_PLAIN`], its output at most [`MAX_CHUNK_DEFLATE`]; both are checked before any
 //! allocation, and allocations are fallible.
+//!
+//! Codec 2 needs no corrections at all: the stream is what a known encoder writes, and the
+//! applier runs that encoder ([`crate::pardeflate`], byte-exact, on all cores, streaming).
+//! Its blob only names the encoder and level (GNU gzip's own deflate, which the corpus's
+//! `rootfs.ext4.gz` and Debian's `.gz` files are made with):
+//!
+//! ```text
+//! blob   = "ADEX" u8:encoder u8:level            (encoder 1 = GNU gzip 1.x, level 1..=9)
+//! ```
 
 use std::io::{self, Cursor, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,19 +61,103 @@ fn failed(detail: impl std::fmt::Display) -> Error {
     )
 }
 
+/// Codec id (recipe number 0) of an exact re-encoder: the blob names the encoder.
+pub const CODEC_EXACT: u64 = 2;
+/// Codec version (recipe number 1) of [`CODEC_EXACT`]: [`EXACT_MAGIC`] blob, encoder 1.
+pub const CODEC_EXACT_VERSION: u64 = 1;
+/// First bytes of a codec-2 blob.
+pub const EXACT_MAGIC: &[u8; 4] = b"ADEX";
+/// Codec-2 encoder byte: GNU gzip 1.x's deflate ([`crate::pardeflate::Encoder::GnuGzip`]).
+pub const EXACT_GNU_GZIP: u8 = 1;
+/// Plain text a codec-2 stream at levels 1–3 may have: those levels compress on one thread
+/// from memory (their parse cannot be split), so their size is bounded like a chunk's.
+pub const MAX_EXACT_FAST_PLAIN: u64 = MAX_CHUNK_PLAIN;
+
 /// Checks that this applier knows codec `codec` at version `version`.
 pub fn check_codec(codec: u64, version: u64) -> Result<()> {
-    if codec == CODEC_PREFLATE && version == CODEC_PREFLATE_VERSION {
+    if (codec, version) == (CODEC_PREFLATE, CODEC_PREFLATE_VERSION)
+        || (codec, version) == (CODEC_EXACT, CODEC_EXACT_VERSION)
+    {
         return Ok(());
     }
     Err(Error::new(
         code::EXT_CODEC_UNSUPPORTED,
         format!(
             "deflate_reconstruct: correction codec {codec} version {version} is not supported \
-             by this applier (it knows codec {CODEC_PREFLATE} version {CODEC_PREFLATE_VERSION}); \
-             update the delta processor or use the full image"
+             by this applier (it knows codec {CODEC_PREFLATE} version {CODEC_PREFLATE_VERSION} \
+             and codec {CODEC_EXACT} version {CODEC_EXACT_VERSION}); update the delta processor \
+             or use the full image"
         ),
     ))
+}
+
+/// The codec-2 blob for GNU gzip at `level`.
+pub fn exact_gnu_gzip_blob(level: u32) -> Vec<u8> {
+    let mut b = EXACT_MAGIC.to_vec();
+    b.extend_from_slice(&[EXACT_GNU_GZIP, level as u8]);
+    b
+}
+
+/// The level named by a codec-2 blob (encoder 1 is the only one).
+fn parse_exact_blob(blob: &[u8], plain_len: u64) -> Result<u32> {
+    let [m0, m1, m2, m3, encoder, level] = blob else {
+        return Err(failed(format!(
+            "a codec-2 blob has 6 bytes, this one {}",
+            blob.len()
+        )));
+    };
+    if [*m0, *m1, *m2, *m3] != *EXACT_MAGIC {
+        return Err(failed("codec-2 blob does not start with \"ADEX\""));
+    }
+    if *encoder != EXACT_GNU_GZIP {
+        return Err(failed(format!("codec-2 encoder {encoder} is not known")));
+    }
+    let level = u32::from(*level);
+    if !(1..=9).contains(&level) {
+        return Err(failed(format!("codec-2 level {level} is outside 1..=9")));
+    }
+    if level < 4 && plain_len > MAX_EXACT_FAST_PLAIN {
+        return Err(failed(format!(
+            "codec-2 level {level} with {plain_len} plain bytes (levels 1–3 allow \
+             {MAX_EXACT_FAST_PLAIN})"
+        )));
+    }
+    Ok(level)
+}
+
+/// The rebuilt deflate stream for any known codec: codec 1 through
+/// [`DeflateReconstructReader`], codec 2 by re-encoding on all cores with bounded memory
+/// (`crate::pardeflate::ParallelDeflateReader`: the plain text passes through an in-memory
+/// spool of ~12–16 MiB; it needs the plain text's length in address space).
+pub fn reader(
+    plain: Box<dyn Read + Send>,
+    plain_len: u64,
+    blob: SharedBytes,
+    codec: u64,
+    version: u64,
+    output_len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    check_codec(codec, version)?;
+    if codec == CODEC_PREFLATE {
+        return Ok(Box::new(DeflateReconstructReader::new(
+            plain, plain_len, blob, codec, version, output_len,
+        )?));
+    }
+    use crate::pardeflate::{Encoder, ParallelDeflateReader, StreamOptions, Wrapper};
+    let level = parse_exact_blob(&blob, plain_len)?;
+    let reader = ParallelDeflateReader::with_encoder(
+        plain,
+        plain_len,
+        Wrapper::Raw,
+        level,
+        Encoder::GnuGzip,
+        &StreamOptions::default(),
+    )
+    .map_err(|e| {
+        Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
+            .with_context("deflate_reconstruct: setting up the GNU gzip encoder")
+    })?;
+    Ok(Box::new(reader))
 }
 
 /// One chunk's header.
@@ -378,12 +471,29 @@ fn analyse_inner(data: &[u8], max_plain: usize, first_window: usize) -> Result<A
 /// Rebuilds a whole stream in memory with the applier's reader (tests and the generator's
 /// check of each choice).
 pub fn rebuild(plain: &[u8], corrections: &[u8], output_len: u64) -> Result<Vec<u8>> {
-    let mut reader = DeflateReconstructReader::new(
+    rebuild_with(
         plain,
-        plain.len() as u64,
-        SharedBytes::from_vec(corrections.to_vec()),
         CODEC_PREFLATE,
         CODEC_PREFLATE_VERSION,
+        corrections,
+        output_len,
+    )
+}
+
+/// [`rebuild`] with any codec: the applier's [`reader`].
+pub fn rebuild_with(
+    plain: &[u8],
+    codec: u64,
+    version: u64,
+    blob: &[u8],
+    output_len: u64,
+) -> Result<Vec<u8>> {
+    let mut reader = reader(
+        Box::new(Cursor::new(plain.to_vec())),
+        plain.len() as u64,
+        SharedBytes::from_vec(blob.to_vec()),
+        codec,
+        version,
         output_len,
     )?;
     let mut out = Vec::new();

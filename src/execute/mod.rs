@@ -20,9 +20,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::codec::{
-    BspatchReader, DeflateReader, DeflateReconstructReader, InflateReader, ZstdReader,
-};
+use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
 use crate::io::scratch::{self, Charge, Need, Prefer, Room, Scratch};
@@ -347,9 +345,9 @@ impl<'a> Executor<'a> {
                 let scratch = self.scratch.clone();
                 deferred(move || {
                     let blob = corrections.get(&scratch, "a deflate correction blob")?;
-                    Ok(Box::new(DeflateReconstructReader::new(
+                    crate::codec::deflate_reconstruct::reader(
                         plain, plain_len, blob, codec, version, length,
-                    )?))
+                    )
                 })
             }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {

@@ -1,7 +1,9 @@
 //! gzip files that stock zlib does not reproduce, described for the extended format's
 //! `deflate_reconstruct` recipe: each member's header and trailer bytes as they are, and its
-//! deflate stream as plain text plus preflate corrections (see
-//! [`crate::codec::deflate_reconstruct`]). Every described stream is rebuilt with the
+//! deflate stream as plain text plus either the name of the encoder that reproduces it
+//! exactly (codec 2: GNU gzip's own deflate at some level — what `gzip` and Debian's `.gz`
+//! files are made with; no corrections) or preflate corrections (codec 1, any other encoder),
+//! see [`crate::codec::deflate_reconstruct`]. Every described stream is rebuilt with the
 //! applier's own reader before it is accepted.
 
 use std::ops::Range;
@@ -22,7 +24,9 @@ pub enum Piece {
         plain: Range<usize>,
         /// Its bytes, as a range of the file.
         stream: Range<usize>,
-        /// The codec-1 correction blob.
+        /// The recipe's codec and codec version.
+        codec: (u64, u64),
+        /// The codec's blob (codec 1: corrections; codec 2: the encoder's name and level).
         corrections: Vec<u8>,
     },
 }
@@ -73,7 +77,7 @@ pub fn header_len(gz: &[u8]) -> Option<usize> {
 }
 
 /// Describes the gzip file `gz` (one or more members, then possibly zero padding), or `None`
-/// when some member is not a deflate stream the codec rebuilds exactly.
+/// when some member is not a deflate stream the codecs rebuild exactly.
 pub fn analyse(gz: &[u8]) -> Option<Rebuilt> {
     let mut plain = Vec::new();
     let mut pieces = Vec::new();
@@ -90,31 +94,127 @@ pub fn analyse(gz: &[u8]) -> Option<Rebuilt> {
         };
         pieces.push(Piece::Literal(pos..pos + hlen));
         let start = pos + hlen;
-        let a = dr::analyse(&gz[start..], MAX_PLAIN.saturating_sub(plain.len()))?;
-        let stream = start..start + a.deflate_len;
-        // The check the applier will make, with the applier's code.
-        let rebuilt = dr::rebuild(&a.plain, &a.corrections, a.deflate_len as u64).ok()?;
-        if rebuilt[..] != gz[stream.clone()] {
-            return None;
-        }
-        drop(rebuilt);
+        let xfl = rest[8];
+        let member = describe_stream(&gz[start..], xfl, MAX_PLAIN.saturating_sub(plain.len()))?;
+        let stream = start..start + member.deflate_len;
         let trailer_end = stream.end.checked_add(8).filter(|&e| e <= gz.len())?;
         let crc = u32::from_le_bytes(gz[stream.end..stream.end + 4].try_into().ok()?);
         let isize = u32::from_le_bytes(gz[stream.end + 4..trailer_end].try_into().ok()?);
-        if crc != crc32(&a.plain) || isize != a.plain.len() as u32 {
+        if crc != crc32(&member.plain) || isize != member.plain.len() as u32 {
             return None;
         }
         let offset = plain.len();
-        plain.extend_from_slice(&a.plain);
+        plain.extend_from_slice(&member.plain);
         pieces.push(Piece::Deflate {
             plain: offset..plain.len(),
             stream,
-            corrections: a.corrections,
+            codec: member.codec,
+            corrections: member.blob,
         });
         pieces.push(Piece::Literal(trailer_end - 8..trailer_end));
         pos = trailer_end;
     }
     Some(Rebuilt { plain, pieces })
+}
+
+/// One deflate stream described for `deflate_reconstruct`.
+struct Described {
+    plain: Vec<u8>,
+    deflate_len: usize,
+    codec: (u64, u64),
+    blob: Vec<u8>,
+}
+
+/// The raw deflate stream at the start of `data` (followed by anything), described by codec
+/// 2 when GNU gzip at some level reproduces it, else by codec 1. `xfl` is the gzip header's
+/// extra-flags byte (GNU gzip writes 2 for `-9`, 4 for `-1`, 0 otherwise), which orders the
+/// levels tried.
+fn describe_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> {
+    if let Some(d) = gnu_gzip_stream(data, xfl, max_plain) {
+        return Some(d);
+    }
+    let a = dr::analyse(data, max_plain)?;
+    // The check the applier will make, with the applier's code.
+    let rebuilt = dr::rebuild(&a.plain, &a.corrections, a.deflate_len as u64).ok()?;
+    if rebuilt[..] != data[..a.deflate_len] {
+        return None;
+    }
+    Some(Described {
+        plain: a.plain,
+        deflate_len: a.deflate_len,
+        codec: (dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION),
+        blob: a.corrections,
+    })
+}
+
+/// Plain text compressed per level in [`gnu_gzip_stream`]'s quick test.
+const PROBE_PLAIN: usize = 1 << 20;
+
+/// The stream described by codec 2 if GNU gzip at some level writes exactly it.
+///
+/// Each candidate level first compresses the first MiB of the text: GNU gzip's blocks before
+/// the last one of that probe are the stream's own blocks, so a level whose probe agrees with
+/// the stream over all but the last 64 KiB (or wholly, for a short text) is the one; it is
+/// then checked over the whole stream with the applier's own reader.
+fn gnu_gzip_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> {
+    use crate::pardeflate::{deflate_as, Encoder, Wrapper};
+    let (plain, deflate_len) = inflate_raw_prefix(data, max_plain)?;
+    let levels: &[u32] = match xfl {
+        2 => &[9],
+        4 => &[1],
+        _ => &[6, 5, 7, 8, 4, 3, 2],
+    };
+    let probe = &plain[..plain.len().min(PROBE_PLAIN)];
+    let whole = probe.len() == plain.len();
+    let stream = &data[..deflate_len];
+    let level = levels.iter().copied().find(|&level| {
+        if level < 4 && plain.len() as u64 > dr::MAX_EXACT_FAST_PLAIN {
+            return false;
+        }
+        let out = deflate_as(probe, Wrapper::Raw, level, Encoder::GnuGzip);
+        if whole {
+            return out == stream;
+        }
+        let agree = out.iter().zip(stream).take_while(|(a, b)| a == b).count();
+        agree + (64 << 10) >= out.len() && agree > out.len() / 2
+    })?;
+    let blob = dr::exact_gnu_gzip_blob(level);
+    let codec = (dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION);
+    let rebuilt = dr::rebuild_with(&plain, codec.0, codec.1, &blob, deflate_len as u64).ok()?;
+    (rebuilt[..] == *stream).then_some(Described {
+        plain,
+        deflate_len,
+        codec,
+        blob,
+    })
+}
+
+/// Inflates the raw deflate stream at the start of `data`: its plain text and its length in
+/// bytes (`None` if it is not one or has more than `max_plain` bytes of text).
+fn inflate_raw_prefix(data: &[u8], max_plain: usize) -> Option<(Vec<u8>, usize)> {
+    let mut d = flate2::Decompress::new(false);
+    let mut plain = Vec::with_capacity(data.len().saturating_mul(3).min(max_plain));
+    loop {
+        if plain.len() == plain.capacity() {
+            if plain.len() >= max_plain {
+                return None;
+            }
+            plain.reserve((plain.len() + (1 << 20)).min(max_plain - plain.len()));
+        }
+        let in_pos = d.total_in() as usize;
+        let status = d
+            .decompress_vec(&data[in_pos..], &mut plain, flate2::FlushDecompress::None)
+            .ok()?;
+        match status {
+            flate2::Status::StreamEnd => return Some((plain, d.total_in() as usize)),
+            flate2::Status::Ok => {}
+            flate2::Status::BufError => {
+                if d.total_in() as usize == data.len() {
+                    return None; // truncated
+                }
+            }
+        }
+    }
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -155,9 +255,17 @@ mod tests {
                 Piece::Deflate {
                     plain,
                     stream,
+                    codec,
                     corrections,
                 } => rebuilt.extend(
-                    dr::rebuild(&r.plain[plain.clone()], corrections, stream.len() as u64).unwrap(),
+                    dr::rebuild_with(
+                        &r.plain[plain.clone()],
+                        codec.0,
+                        codec.1,
+                        corrections,
+                        stream.len() as u64,
+                    )
+                    .unwrap(),
                 ),
             }
         }

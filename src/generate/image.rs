@@ -33,7 +33,6 @@ use super::ext4::{Ext4Image, FileEntry};
 use super::pool;
 use super::progress::Counter;
 use super::zlib;
-use crate::codec::deflate_reconstruct as dr;
 use crate::format::{Item, RecipeKind, ZlibInit};
 
 /// Index of a node in a [`Graph`].
@@ -89,7 +88,9 @@ pub enum NodeKind {
     Reconstruct {
         /// The deflate stream's plain text.
         plain: NodeId,
-        /// Codec-1 correction blob (goes to the inline assets).
+        /// The codec and codec version (recipe numbers).
+        codec: (u64, u64),
+        /// The codec's blob (goes to the inline assets).
         corrections: Vec<u8>,
     },
 }
@@ -1066,9 +1067,13 @@ pub fn emit(graph: &Graph, asm: &mut Assembly, basis: &Item) -> Item {
                 asm.inline_asset(bytes);
                 continue;
             }
-            NodeKind::Reconstruct { plain, corrections } => (
+            NodeKind::Reconstruct {
+                plain,
+                codec,
+                corrections,
+            } => (
                 RecipeKind::DeflateReconstruct,
-                vec![dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION],
+                vec![codec.0, codec.1],
                 vec![items[*plain].clone(), asm.inline_asset(corrections)],
             ),
         };
@@ -1111,12 +1116,14 @@ fn rebuilt_file(
             Piece::Deflate {
                 plain,
                 stream,
+                codec,
                 corrections,
             } => {
                 let plain = g.slice(raw, plain.start as u64, plain.len() as u64);
                 g.add(
                     NodeKind::Reconstruct {
                         plain,
+                        codec: *codec,
                         corrections: corrections.clone(),
                     },
                     Content::Owned(std::sync::Arc::new(bytes[stream.clone()].to_vec())),

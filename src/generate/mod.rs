@@ -31,7 +31,6 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::deflate_reconstruct as dr;
 use crate::format::writer::{item_of, write_delta_to_vec};
 use crate::format::{hex, Item, RecipeKind, ZlibInit};
 use crate::io::SharedBytes;
@@ -1214,6 +1213,7 @@ fn assemble(
                                 gzrebuild::Piece::Deflate {
                                     plain,
                                     stream,
+                                    codec,
                                     corrections,
                                 } => {
                                     let plain_item = if plain.len() == b.content.len() {
@@ -1233,7 +1233,7 @@ fn assemble(
                                     asm.recipe(
                                         RecipeKind::DeflateReconstruct,
                                         &stream_item,
-                                        vec![dr::CODEC_PREFLATE, dr::CODEC_PREFLATE_VERSION],
+                                        vec![codec.0, codec.1],
                                         vec![plain_item, corrections_item],
                                     );
                                     asm.part(stream_item);

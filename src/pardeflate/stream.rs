@@ -31,10 +31,10 @@ pub struct StreamOptions {
     pub temp_dir: Option<PathBuf>,
 }
 
-/// A reader producing exactly the bytes of stock zlib's deflate of an input stream of known
-/// length, compressed on several threads with bounded memory (levels 4–9; levels 1–3, a single
-/// thread, or inputs shorter than two chunks are read into memory and compressed by
-/// [`super::deflate_parallel_with`]).
+/// A reader producing exactly the bytes of stock zlib's deflate (or another [`Encoder`]'s)
+/// of an input stream of known length, compressed on several threads with bounded memory
+/// (levels 4–9; levels 1–3, inputs shorter than two chunks, and for zlib a single thread, are
+/// read into memory and compressed by [`super::deflate_parallel_as`]).
 ///
 /// Errors of the input stream are returned by [`Read::read`] as the same `io::Error`.
 /// Dropping the reader stops the worker threads.
@@ -131,7 +131,9 @@ impl ParallelDeflateReader {
         let len = usize::try_from(input_len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "input too large"))?;
         let (threads, chunk_len) = opts.parallel.resolve(len);
-        let small = threads <= 1 || level < 4 || len < 2 * chunk_len;
+        // One thread streams too for GNU gzip (zlib callers have stock zlib for that case).
+        let one_thread = threads <= 1 && matches!(encoder, Encoder::Zlib { .. });
+        let small = one_thread || level < 4 || len < 2 * chunk_len;
         let inner = if small {
             Inner::Small {
                 input: Some(input),
