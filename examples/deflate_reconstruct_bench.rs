@@ -6,9 +6,7 @@
 use std::io::Read;
 use std::time::Instant;
 
-use adudiffapi::codec::deflate_reconstruct::{
-    DeflateReconstructReader, CODEC_PREFLATE, CODEC_PREFLATE_VERSION,
-};
+use adudiffapi::codec::deflate_reconstruct::reader;
 use adudiffapi::generate::gzrebuild::{analyse, Piece};
 use adudiffapi::io::SharedBytes;
 
@@ -32,17 +30,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Piece::Deflate {
             plain,
             stream,
+            codec,
             corrections,
         } = piece
         else {
             continue;
         };
-        let mut reader = DeflateReconstructReader::new(
-            &r.plain[plain.clone()],
+        let mut reader = reader(
+            Box::new(std::io::Cursor::new(r.plain[plain.clone()].to_vec())),
             plain.len() as u64,
             SharedBytes::from_vec(corrections.clone()),
-            CODEC_PREFLATE,
-            CODEC_PREFLATE_VERSION,
+            codec.0,
+            codec.1,
             stream.len() as u64,
         )?;
         let mut out = Vec::with_capacity(stream.len());

@@ -172,6 +172,16 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
 /// Generates standard and extended deltas for the case, applies the extended one through the
 /// C ABI and checks the bytes; returns (standard size, extended size).
 fn check(name: &str, gz: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Option<(u64, u64)> {
+    check_codec(name, gz, None)
+}
+
+/// [`check`], also asserting that every `deflate_reconstruct` recipe uses correction codec
+/// `codec` when given (1: preflate corrections, 2: an exact re-encoder such as GNU gzip's).
+fn check_codec(
+    name: &str,
+    gz: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    codec: Option<u64>,
+) -> Option<(u64, u64)> {
     let c = case(gz)?;
     let std_opts = options(&c, "standard");
     let standard = generate_format(&std_opts, DeltaFormat::Standard).unwrap();
@@ -206,10 +216,19 @@ fn check(name: &str, gz: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Option<(u64, u64)
     assert_eq!(&bytes[4..12], b"ADUDIFF\x01");
     let parsed = parse_delta(SharedBytes::from_vec(bytes)).unwrap();
     assert_eq!(parsed.format, Format::Extended);
-    assert!(parsed
+    let codecs: Vec<u64> = parsed
         .recipes
         .iter()
-        .any(|r| r.kind == RecipeKind::DeflateReconstruct));
+        .filter(|r| r.kind == RecipeKind::DeflateReconstruct)
+        .map(|r| r.numbers[0])
+        .collect();
+    assert!(!codecs.is_empty(), "{name}: no deflate_reconstruct recipe");
+    if let Some(codec) = codec {
+        assert!(
+            codecs.iter().all(|&c| c == codec),
+            "{name}: codecs {codecs:?}, expected {codec}"
+        );
+    }
     let out = c.dir.join("applied.swu");
     assert_eq!(
         code_of(&apply_c(&c.source, &ext_opts.output, &out)),
@@ -250,16 +269,30 @@ fn gnu_gzip_file(level: &str, data: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn gnu_gzip() {
-    check("gzip -9 (named file)", &|d| gnu_gzip_file("-9", d));
-    check("gzip -1 (named file)", &|d| gnu_gzip_file("-1", d));
-    check("gzip -6 -n", &|d| external("gzip", &["-6", "-n", "-c"], d));
+    // GNU gzip's own deflate is re-encoded exactly (codec 2, no corrections) at every level.
+    let exact = Some(2);
+    check_codec("gzip -9 (named file)", &|d| gnu_gzip_file("-9", d), exact);
+    check_codec("gzip -1 (named file)", &|d| gnu_gzip_file("-1", d), exact);
+    check_codec(
+        "gzip -3 -n",
+        &|d| external("gzip", &["-3", "-n", "-c"], d),
+        exact,
+    );
+    check_codec(
+        "gzip -6 -n",
+        &|d| external("gzip", &["-6", "-n", "-c"], d),
+        exact,
+    );
 }
 
 #[test]
 fn pigz() {
-    check("pigz -9", &|d| {
-        external("pigz", &["-9", "-c", "-p", "2", "-b", "128"], d)
-    });
+    // zlib in 128 KiB pieces with dictionaries: preflate corrections (codec 1).
+    check_codec(
+        "pigz -9",
+        &|d| external("pigz", &["-9", "-c", "-p", "2", "-b", "128"], d),
+        Some(1),
+    );
 }
 
 #[test]
@@ -271,7 +304,12 @@ fn pigz_rsyncable() {
 
 #[test]
 fn busybox_gzip() {
-    check("busybox gzip", &|d| external("busybox", &["gzip", "-c"], d));
+    // busybox's gzip is GNU gzip 1.2.4's deflate: re-encoded exactly (codec 2).
+    check_codec(
+        "busybox gzip",
+        &|d| external("busybox", &["gzip", "-c"], d),
+        Some(2),
+    );
 }
 
 #[test]
@@ -355,6 +393,67 @@ fn fixture_delta_pins_the_codec_version() {
         .collect();
     assert!(!reconstruct.is_empty());
     assert!(reconstruct.iter().all(|r| r.numbers == [1, 1]));
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("target.swu");
+    let outcome = apply_c(&dir.join("source.swu"), &dir.join("delta"), &target);
+    assert_eq!(code_of(&outcome), 0, "{outcome:?}");
+    assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
+}
+
+/// The committed codec-2 delta (GNU gzip -9 re-encoded, no corrections) still applies
+/// byte-exact: a change to `pardeflate`'s GNU gzip encoder fails here. Regenerate only with
+/// a new codec version (`ADUDIFF_WRITE_FIXTURE=1`).
+#[test]
+fn gnu_gzip_fixture_delta_pins_codec_2() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-gnu-gzip");
+    if std::env::var("ADUDIFF_WRITE_FIXTURE").is_ok() {
+        // Two bytes of noise, then a run: fewer than half of the symbols are matches and the
+        // data compresses well, so GNU gzip ends its blocks early (every 4096 symbols), where
+        // zlib at any memLevel would not: the standard format cannot rebuild it.
+        let block = |seed: usize| -> Vec<u8> {
+            (0..20_000usize)
+                .flat_map(|k| {
+                    let x = (k + seed).wrapping_mul(2_654_435_761);
+                    let mut v = vec![(x >> 11) as u8, (x >> 19) as u8];
+                    v.extend(std::iter::repeat_n(b'a' + (k % 3) as u8, 40 + k % 23));
+                    v
+                })
+                .collect()
+        };
+        let text_v1 = block(0);
+        let mut text_v2 = text_v1.clone();
+        text_v2.splice(1_000..1_000, block(9)[..333].to_vec());
+        let gz = |d: &[u8]| external("gzip", &["-9", "-n", "-c"], d).expect("GNU gzip");
+        let v1 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v1))]);
+        let v2 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v2))]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("source.swu"), v1).unwrap();
+        std::fs::write(dir.join("target.swu"), v2).unwrap();
+        let opts = GenerateOptions {
+            source: dir.join("source.swu"),
+            target: dir.join("target.swu"),
+            output: dir.join("delta"),
+            log_dir: None,
+            work_dir: None,
+            settings: DiffSettings::default(),
+            threads: 1,
+            quiet: true,
+            files: true,
+            image: Default::default(),
+        };
+        let r = generate_format(&opts, DeltaFormat::Extended).unwrap();
+        assert_eq!(r.format, DeltaFormat::Extended);
+    }
+    let delta = std::fs::read(dir.join("delta")).unwrap();
+    let parsed = parse_delta(SharedBytes::from_vec(delta)).unwrap();
+    let codecs: Vec<_> = parsed
+        .recipes
+        .iter()
+        .filter(|r| r.kind == RecipeKind::DeflateReconstruct)
+        .map(|r| r.numbers.clone())
+        .collect();
+    assert!(!codecs.is_empty());
+    assert!(codecs.iter().all(|n| n == &[2, 1]), "{codecs:?}");
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("target.swu");
     let outcome = apply_c(&dir.join("source.swu"), &dir.join("delta"), &target);

@@ -306,8 +306,8 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         if let Some(l) = m.zlib_level {
             strategy.push_str(&format!(", gzip level {l}"));
         }
-        if m.reconstructed.is_some() {
-            strategy.push_str(", preflate");
+        if let Some(by) = &m.rebuilt_by {
+            strategy.push_str(&format!(", {by}"));
         }
         let basis = m
             .basis

@@ -70,8 +70,8 @@ pub const EXACT_MAGIC: &[u8; 4] = b"ADEX";
 /// Codec-2 encoder byte: GNU gzip 1.x's deflate ([`crate::pardeflate::Encoder::GnuGzip`]).
 pub const EXACT_GNU_GZIP: u8 = 1;
 /// Plain text a codec-2 stream at levels 1–3 may have: those levels compress on one thread
-/// from memory (their parse cannot be split), so their size is bounded like a chunk's.
-pub const MAX_EXACT_FAST_PLAIN: u64 = MAX_CHUNK_PLAIN;
+/// from memory (their parse cannot be split), so their size is bounded (≈ 1.4× this in RAM).
+pub const MAX_EXACT_FAST_PLAIN: u64 = 8 << 20;
 
 /// Checks that this applier knows codec `codec` at version `version`.
 pub fn check_codec(codec: u64, version: u64) -> Result<()> {
@@ -551,6 +551,49 @@ mod tests {
         assert_eq!(err.code, code::EXT_CODEC_UNSUPPORTED);
         let err = check_codec(7, 1).unwrap_err();
         assert_eq!(err.code, code::EXT_CODEC_UNSUPPORTED);
+    }
+
+    #[test]
+    fn gnu_gzip_codec_rebuilds_and_refuses_bad_blobs() {
+        use crate::pardeflate::{deflate_as, Encoder, Wrapper};
+        let plain = text(3 << 20);
+        for level in [1, 6, 9] {
+            let stream = deflate_as(&plain, Wrapper::Raw, level, Encoder::GnuGzip);
+            let blob = exact_gnu_gzip_blob(level);
+            let out = rebuild_with(&plain, CODEC_EXACT, CODEC_EXACT_VERSION, &blob, 0).unwrap();
+            assert!(out == stream, "level {level}");
+        }
+        let bad_blobs: [&[u8]; 6] = [
+            b"",
+            b"ADEX\x01",
+            b"ADEX\x01\x09\x00",
+            b"ADPF\x01\x09",
+            b"ADEX\x02\x09",
+            b"ADEX\x01\x0a",
+        ];
+        for blob in bad_blobs {
+            let err = rebuild_with(&plain, CODEC_EXACT, CODEC_EXACT_VERSION, blob, 0).unwrap_err();
+            assert_eq!(err.code, code::EXT_RECONSTRUCT_FAILED, "{blob:?}");
+        }
+        // Levels 1–3 compress from memory: a plain-text length from the delta beyond the bound
+        // is refused before anything is read or allocated.
+        let huge = 1u64 << 50;
+        let err = reader(
+            Box::new(std::io::empty()),
+            huge,
+            SharedBytes::from_vec(exact_gnu_gzip_blob(2)),
+            CODEC_EXACT,
+            CODEC_EXACT_VERSION,
+            1,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code, code::EXT_RECONSTRUCT_FAILED);
+        // Codec 2 at another version is unknown.
+        assert_eq!(
+            check_codec(CODEC_EXACT, 2).unwrap_err().code,
+            code::EXT_CODEC_UNSUPPORTED
+        );
     }
 
     #[test]

@@ -53,6 +53,26 @@ impl Rebuilt {
     }
 }
 
+/// How a file's deflate streams are rebuilt, for summaries: "GNU gzip -<level>" when every
+/// stream is GNU gzip's re-encoded exactly (codec 2), else "preflate" (corrections).
+pub fn rebuilt_by(pieces: &[Piece]) -> String {
+    let mut levels = pieces.iter().filter_map(|p| match p {
+        Piece::Deflate {
+            codec, corrections, ..
+        } => Some(
+            (codec.0 == dr::CODEC_EXACT)
+                .then(|| corrections.last().copied())
+                .flatten(),
+        ),
+        Piece::Literal(_) => None,
+    });
+    let first = levels.next().flatten();
+    match first {
+        Some(level) if levels.all(|l| l == Some(level)) => format!("GNU gzip -{level}"),
+        _ => "preflate".into(),
+    }
+}
+
 /// Length of the gzip member header at the start of `gz` (RFC 1952 §2.3), if it is one.
 pub fn header_len(gz: &[u8]) -> Option<usize> {
     if gz.len() < 10 || gz[0] != 0x1f || gz[1] != 0x8b || gz[2] != 8 || gz[3] & 0xe0 != 0 {

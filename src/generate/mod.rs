@@ -148,6 +148,9 @@ pub struct MemberReport {
     /// Extended format: the member travels as plain text + this many bytes of deflate
     /// corrections (`deflate_reconstruct`).
     pub reconstructed: Option<u64>,
+    /// Extended format: how the member's deflate streams are rebuilt ("GNU gzip -9" when
+    /// re-encoded exactly, "preflate" when corrections are needed).
+    pub rebuilt_by: Option<String>,
     /// The member is a zstd frame and changed: it travels as compressed bytes (no recipe
     /// rebuilds a zstd frame from its content).
     pub zstd_compressed: bool,
@@ -766,6 +769,7 @@ fn plan_members<'t>(
             zlib_level: None,
             gzip_not_reproducible: false,
             reconstructed: None,
+            rebuilt_by: None,
             zstd_compressed: false,
             basis: None,
             candidates: vec![],
@@ -798,6 +802,7 @@ fn plan_members<'t>(
                                 })
                                 .sum(),
                         );
+                        r.rebuilt_by = Some(gzrebuild::rebuilt_by(pieces));
                         (plain.clone(), None, Some(pieces.clone()))
                     }
                     _ => (target.payload(m), None, None),

@@ -336,6 +336,12 @@ impl Read for ParallelDeflateReader {
                         (*len, *wrapper, *level, *encoder, *opts);
                     self.inner = Inner::Done;
                     let mut data = Vec::new();
+                    data.try_reserve_exact(len as usize).map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::OutOfMemory,
+                            format!("no memory for {len} bytes of deflate input"),
+                        )
+                    })?;
                     inp.take(len).read_to_end(&mut data)?;
                     if (data.len() as u64) < len {
                         return Err(io::Error::new(
