@@ -11,8 +11,14 @@
 # and writes docs/BENCHMARK.md (table next to the baselines of BASELINES.md) and
 # docs/bench-sizes.svg (bar chart of the sizes).
 #
+# Then, unless AS_BUILT=0, for each case the extended format on the target exactly as built
+# (no recompress, no re-sign): `adudiff generate --format extended v1.swu v2.swu`, and both
+# deltas applied through the C ABI (`examples/apply`) one after the other, written to
+# $WORK/as-built.tsv (case, v2 bytes, delta bytes, format, generate s, generate MiB,
+# apply s, apply MiB, standard-delta apply s, its MiB, exact).
+#
 # Environment: SHARED (default: ../shared next to the repository), CASES (default
-# "minor major firmware"), GENERATE_ARGS (extra `adudiff generate` options).
+# "minor major firmware"), GENERATE_ARGS (extra `adudiff generate` options), AS_BUILT.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +71,36 @@ for c in $CASES; do
 		"$(echo "$t1 - $t0" | bc)" >> "$RESULTS"
 	rm -f "$w/applied.swu"
 done
+
+if [ "${AS_BUILT:-1}" != 0 ]; then
+	(cd "$REPO" && cargo build --release --quiet --example apply)
+	APPLY=$REPO/target/release/examples/apply
+	ASB=$WORK/as-built.tsv
+	: > "$ASB"
+	for c in $CASES; do
+		d=$CORPUS/out/$c
+		w=$WORK/$c
+		echo "== $c: generate --format extended (target as built)" >&2
+		/usr/bin/time -f "%e %M" -o "$w/ext-generate.time" \
+			"$BIN" generate -q --format extended --log-dir "$w/ext-logs" --work-dir "$w/work" \
+			"$d/v1.swu" "$d/v2.swu" "$w/ext-delta" > "$w/ext-generate.txt"
+		fmt=$(grep -q '^format: extended' "$w/ext-generate.txt" && echo extended || echo standard)
+		echo "== $c: apply both through the C ABI" >&2
+		/usr/bin/time -f "%e %M" -o "$w/ext-apply.time" "$APPLY" "$d/v1.swu" "$w/ext-delta" "$w/applied.swu" >/dev/null
+		cmp "$w/applied.swu" "$d/v2.swu"
+		/usr/bin/time -f "%e %M" -o "$w/std-apply.time" "$APPLY" "$d/v1.swu" "$w/delta" "$w/applied.swu" >/dev/null
+		cmp "$w/applied.swu" "$w/v2r.swu"
+		rm -f "$w/applied.swu"
+		read -r gen_s gen_kb < "$w/ext-generate.time"
+		read -r app_s app_kb < "$w/ext-apply.time"
+		read -r std_s std_kb < "$w/std-apply.time"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tyes\n' "$c" "$(stat -c %s "$d/v2.swu")" \
+			"$(stat -c %s "$w/ext-delta")" "$fmt" "$gen_s" "$((gen_kb / 1024))" \
+			"$app_s" "$((app_kb / 1024))" "$std_s" "$((std_kb / 1024))" >> "$ASB"
+	done
+	echo "== as built:" >&2
+	cat "$ASB" >&2
+fi
 
 cp "$RESULTS" "$REPO/docs/bench-results.tsv"
 python3 "$REPO/scripts/bench-report.py" "$RESULTS" "$REPO/docs" "$(nproc)" \
