@@ -14,6 +14,10 @@
 //! exactly where zlib's symbol buffer would fill, Huffman-codes the blocks in parallel and
 //! concatenates them at bit level. See `docs/PARDEFLATE.md` for the argument and numbers.
 //!
+//! [`deflate_as`] / [`deflate_parallel_as`] / [`ParallelDeflateReader::with_encoder`] also
+//! reproduce GNU gzip's own deflate ([`Encoder::GnuGzip`]: zlib's parse with gzip's block rule
+//! and end-of-input rules, see `docs/PARDEFLATE.md`).
+//!
 //! The compression algorithm is zlib's, by Jean-loup Gailly and Mark Adler (zlib license);
 //! this is an independent Rust implementation of it, written to be output-identical.
 //! No `unsafe` code is used.
