@@ -53,7 +53,7 @@ impl Rebuilt {
     }
 }
 
-/// How a file's deflate streams are rebuilt, for summaries: "GNU gzip -<level>" when every
+/// How a file's deflate streams are rebuilt, for summaries: `GNU gzip -LEVEL` when every
 /// stream is GNU gzip's re-encoded exactly (codec 2), else "preflate" (corrections).
 pub fn rebuilt_by(pieces: &[Piece]) -> String {
     let mut levels = pieces.iter().filter_map(|p| match p {
