@@ -9,7 +9,12 @@ mod rng;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use adudiffapi::pardeflate::{deflate_as, deflate_parallel_as, Encoder, ParallelOptions, Wrapper};
+use std::io::Read;
+
+use adudiffapi::pardeflate::{
+    deflate, deflate_as, deflate_parallel_as, Encoder, ParallelOptions, SequentialDeflateReader,
+    Wrapper,
+};
 use rng::Rng;
 
 /// The raw deflate stream GNU gzip writes for `data` at `level`.
@@ -67,6 +72,16 @@ fn sample(rng: &mut Rng, len: usize) -> Vec<u8> {
     d
 }
 
+/// [`SequentialDeflateReader`]'s output for `data`.
+fn streamed(data: &[u8], wrapper: Wrapper, level: u32, encoder: Encoder) -> Vec<u8> {
+    let input = Box::new(std::io::Cursor::new(data.to_vec()));
+    let mut r = SequentialDeflateReader::new(input, data.len() as u64, wrapper, level, encoder)
+        .expect("reader");
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).expect("stream");
+    out
+}
+
 fn check(data: &[u8], level: u32, what: &str) {
     let want = gnu_gzip(data, level);
     let got = deflate_as(data, Wrapper::Raw, level, Encoder::GnuGzip);
@@ -74,6 +89,14 @@ fn check(data: &[u8], level: u32, what: &str) {
         got == want,
         "{what}, level {level}: sequential differs from GNU gzip"
     );
+    // Levels 1–3 stream only up to 8 MiB (they cannot be parsed in segments).
+    if level >= 4 || data.len() <= 8 << 20 {
+        let got = streamed(data, Wrapper::Raw, level, Encoder::GnuGzip);
+        assert!(
+            got == want,
+            "{what}, level {level}: streamed differs from GNU gzip"
+        );
+    }
     for chunk_len in [4096, 50_000] {
         let opts = ParallelOptions {
             threads: 3,
@@ -128,10 +151,33 @@ fn repetitive_tails_and_long_inputs() {
     a.extend_from_slice(&tail);
     let mut zeros = sample(&mut rng, 70_000);
     zeros.extend(std::iter::repeat_n(0u8, 500_000));
-    let long = sample(&mut rng, 3_000_000);
+    // Longer than two of the streaming reader's 4 MiB segments.
+    let long = sample(&mut rng, 9_500_000);
     for level in [1, 3, 4, 6, 9] {
         check(&a, level, "stale-window tail");
         check(&zeros, level, "zero run to the end");
-        check(&long, level, "3 MB");
+        check(&long, level, "9.5 MB");
     }
+}
+
+#[test]
+fn streamed_zlib_matches_zlib_port() {
+    let mut rng = Rng(4242);
+    let data = sample(&mut rng, 9_000_000);
+    for (level, mem_level) in [(4, 8), (6, 8), (9, 9), (9, 1)] {
+        for wrapper in [Wrapper::Raw, Wrapper::Gzip, Wrapper::Zlib] {
+            let want = deflate(&data, wrapper, level, mem_level);
+            let got = streamed(&data, wrapper, level, Encoder::Zlib { mem_level });
+            assert!(
+                got == want,
+                "level {level} memLevel {mem_level} {wrapper:?}: streamed differs"
+            );
+        }
+    }
+    // A short input stream is an error, not a short output.
+    let input = Box::new(std::io::Cursor::new(data[..1000].to_vec()));
+    let mut r =
+        SequentialDeflateReader::new(input, 5000, Wrapper::Raw, 6, Encoder::GnuGzip).unwrap();
+    let err = r.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
 }

@@ -126,9 +126,10 @@ fn parse_exact_blob(blob: &[u8], plain_len: u64) -> Result<u32> {
 }
 
 /// The rebuilt deflate stream for any known codec: codec 1 through
-/// [`DeflateReconstructReader`], codec 2 by re-encoding on all cores with bounded memory
+/// [`DeflateReconstructReader`], codec 2 by re-encoding with bounded memory — on all cores
 /// (`crate::pardeflate::ParallelDeflateReader`: the plain text passes through an in-memory
-/// spool of ~12–16 MiB; it needs the plain text's length in address space).
+/// spool of ~12–16 MiB, mapped at its full length), or under an address-space limit and on
+/// one core on the caller's thread (`crate::pardeflate::SequentialDeflateReader`, ~4.3 MiB).
 pub fn reader(
     plain: Box<dyn Read + Send>,
     plain_len: u64,
@@ -143,8 +144,23 @@ pub fn reader(
             plain, plain_len, blob, codec, version, output_len,
         )?));
     }
-    use crate::pardeflate::{Encoder, ParallelDeflateReader, StreamOptions, Wrapper};
+    use crate::pardeflate::{
+        Encoder, ParallelDeflateReader, SequentialDeflateReader, StreamOptions, Wrapper,
+    };
     let level = parse_exact_blob(&blob, plain_len)?;
+    let setup = |e: io::Error| {
+        Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
+            .with_context("deflate_reconstruct: setting up the GNU gzip encoder")
+    };
+    // Under an address-space limit or on one core: the caller's thread, ~4.3 MiB of input
+    // held, no spool mapping. Otherwise all cores through the spooled parallel reader.
+    let one_core = std::thread::available_parallelism().map_or(1, |n| n.get()) == 1;
+    if one_core || crate::io::scratch::address_space_limit().is_some() {
+        let r =
+            SequentialDeflateReader::new(plain, plain_len, Wrapper::Raw, level, Encoder::GnuGzip)
+                .map_err(setup)?;
+        return Ok(Box::new(r));
+    }
     let reader = ParallelDeflateReader::with_encoder(
         plain,
         plain_len,
@@ -153,10 +169,7 @@ pub fn reader(
         Encoder::GnuGzip,
         &StreamOptions::default(),
     )
-    .map_err(|e| {
-        Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
-            .with_context("deflate_reconstruct: setting up the GNU gzip encoder")
-    })?;
+    .map_err(setup)?;
     Ok(Box::new(reader))
 }
 

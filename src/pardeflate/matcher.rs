@@ -202,6 +202,9 @@ pub(crate) struct Matcher<'a> {
     gzip_end: bool,
     /// GNU gzip has seen the end of its input (no more window slides).
     eof_seen: bool,
+    /// Absolute position of `data[0]` (a multiple of 32 KiB) when `data` is a piece of the
+    /// input (see [`Matcher::with_origin`]).
+    origin: usize,
 }
 
 /// GNU gzip searches for matches only while `strstart ≤ window_size − MIN_LOOKAHEAD` in
@@ -240,6 +243,7 @@ impl<'a> Matcher<'a> {
             finish_literal: false,
             gzip_end: false,
             eof_seen: false,
+            origin: 0,
         };
         m.set_base(0, 0);
         m
@@ -252,6 +256,15 @@ impl<'a> Matcher<'a> {
             Encoder::Zlib { .. } => m,
             Encoder::GnuGzip => m.gnu_gzip(),
         }
+    }
+
+    /// `data` is the input from absolute position `origin` (a multiple of 32 KiB) to its end:
+    /// positions stay relative to `data`, which preserves every window computation; only GNU
+    /// gzip's stale window bytes depend on the absolute position.
+    pub(crate) fn with_origin(mut self, origin: usize) -> Self {
+        debug_assert_eq!(origin % WSIZE, 0);
+        self.origin = origin;
+        self
     }
 
     /// Follow GNU gzip rather than zlib at the end of the input. The parse differs only in the
@@ -312,7 +325,7 @@ impl<'a> Matcher<'a> {
         let end = self.data.len();
         if p < end {
             self.data[p]
-        } else if p < end + MIN_MATCH - 1 || p < 2 * WSIZE {
+        } else if p < end + MIN_MATCH - 1 || self.origin + p < 2 * WSIZE {
             0
         } else {
             self.data[p - WSIZE]
@@ -348,8 +361,8 @@ impl<'a> Matcher<'a> {
     /// iteration start has been inserted, so this reproduces zlib's tables exactly).
     pub(crate) fn reset(&mut self, pos: usize, state: LazyState, base: usize) {
         self.head.iter_mut().for_each(|e| *e = 0);
-        // Callers restart GNU gzip parses at least GZIP_END_ZONE before the end of the input.
-        debug_assert!(!self.gzip_end || pos + GZIP_END_ZONE <= self.data.len() || pos == 0);
+        // GNU gzip parses are never restarted after the fill call that found the end.
+        debug_assert!(!self.gzip_end || pos + MIN_LOOKAHEAD <= self.data.len() || pos == 0);
         self.eof_seen = false;
         self.set_base(pos, base);
         // Positions before the window base are NIL in zlib's tables; leaving them out gives

@@ -27,6 +27,7 @@ mod blocks;
 pub mod checksum;
 mod matcher;
 mod parallel;
+mod sequential;
 mod stream;
 mod tables;
 mod trees;
@@ -37,6 +38,7 @@ use trees::BlockEncoder;
 
 pub use blocks::Encoder;
 pub use parallel::{deflate_parallel, deflate_parallel_as, deflate_parallel_with, ParallelOptions};
+pub use sequential::SequentialDeflateReader;
 pub use stream::{ParallelDeflateReader, StreamOptions};
 
 /// The container around the deflate stream.
