@@ -42,6 +42,18 @@ const PIPE_THRESHOLD: u64 = 1 << 20;
 /// has room.
 pub const MAPPED_ZSTD_WINDOW_THRESHOLD: u64 = 32 << 20;
 
+/// Longest zstd output decoded into a mapped window, which maps the whole output at once
+/// ([`ZstdReader::with_mapped_window`]): unbounded on 64-bit targets (under an address-space
+/// limit the scratch space's address-space budget decides). On 32-bit targets, whose processes
+/// have 3 GiB of address space in all, a longer output decodes into libzstd's window buffer in
+/// memory instead, which never exceeds [`zstd_window_memory`] (2^28 bytes and two blocks),
+/// whatever the output length: a 2 GiB image as one frame would not even fit as a mapping.
+pub const MAPPED_ZSTD_WINDOW_MAX: u64 = if cfg!(target_pointer_width = "32") {
+    1 << crate::codec::zstd::PREFIX_WINDOW_LOG_MAX
+} else {
+    u64::MAX
+};
+
 /// Most memory libzstd's decoder allocates for a frame's window: the window limit with a prefix
 /// (2^[`crate::codec::zstd::PREFIX_WINDOW_LOG_MAX`]) plus two blocks; less for shorter outputs.
 pub fn zstd_window_memory(output_len: u64) -> u64 {
@@ -54,10 +66,20 @@ pub const MAX_VIEW_PIECES: usize = 1 << 20;
 /// Copy buffer size for materialization.
 const COPY_CHUNK: usize = 1 << 20;
 
-/// Deflate inputs at least this long are compressed on all cores by
-/// [`ParallelDeflateReader`] (levels 4–9, byte-identical to zlib); shorter ones, levels 0–3
-/// and single-core machines use stock zlib.
+/// Deflate inputs at least this long (and at most [`PARALLEL_DEFLATE_MAX_INPUT`]) are
+/// compressed on all cores by [`ParallelDeflateReader`] (levels 4–9, byte-identical to zlib);
+/// other lengths, levels 0–3 and single-core machines use stock zlib.
 pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
+
+/// Longest deflate input given to [`ParallelDeflateReader`], which spools and maps its whole
+/// input at once: unbounded on 64-bit targets; on 32-bit ones (3 GiB of address space in all)
+/// 256 MiB, longer inputs use stock zlib, which streams in O(1) memory. A 2 GiB image inside
+/// a gzip member of an SWU would otherwise need a 2 GiB mapping.
+pub const PARALLEL_DEFLATE_MAX_INPUT: u64 = if cfg!(target_pointer_width = "32") {
+    256 << 20
+} else {
+    u64::MAX
+};
 
 /// Whether the process runs under an address-space limit. Worker threads reserve stacks and
 /// malloc arenas (virtual memory) and may fail to start under one; the parallel deflater and
@@ -272,7 +294,8 @@ impl<'a> Executor<'a> {
                 let input_len = self.plan.nodes[input].item.length;
                 let zlib_level = if level == -1 { 6 } else { level };
                 let parallel = (4..=9).contains(&zlib_level)
-                    && input_len >= PARALLEL_DEFLATE_THRESHOLD
+                    && (PARALLEL_DEFLATE_THRESHOLD..=PARALLEL_DEFLATE_MAX_INPUT)
+                        .contains(&input_len)
                     && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
                     && !resources_limited();
                 let setup_error = |e: std::io::Error| {
@@ -402,13 +425,22 @@ fn one_piece(view: &View) -> Result<Option<SharedBytes>> {
 
 /// A zstd decoder of `frame` producing `length` bytes, its window in a preallocated mapped
 /// temporary file or in memory as the scratch space allows (see
-/// [`MAPPED_ZSTD_WINDOW_THRESHOLD`]); the room stays taken until the decoder is dropped.
+/// [`MAPPED_ZSTD_WINDOW_THRESHOLD`] and [`MAPPED_ZSTD_WINDOW_MAX`]); the room stays taken until
+/// the decoder is dropped.
 fn zstd_reader(
     scratch: &Scratch,
     frame: Stream,
     prefix: Option<SharedBytes>,
     length: u64,
 ) -> Result<Stream> {
+    const WHAT: &str = "the window of a zstd frame";
+    if !(..=MAPPED_ZSTD_WINDOW_MAX).contains(&length) {
+        let charge = scratch.memory_room(zstd_window_memory(length), WHAT)?;
+        return Ok(Box::new(Holding {
+            inner: ZstdReader::new(frame, prefix, length)?,
+            _charge: charge,
+        }));
+    }
     let first = if length >= MAPPED_ZSTD_WINDOW_THRESHOLD {
         scratch.config().prefer
     } else {
@@ -420,7 +452,7 @@ fn zstd_reader(
         memory: zstd_window_memory(length),
         disk_mapped: true,
     };
-    let room = scratch.room_for(first, need, "the window of a zstd frame")?;
+    let room = scratch.room_for(first, need, WHAT)?;
     Ok(match room {
         Room::Disk(file, charge) => Box::new(Holding {
             inner: ZstdReader::with_mapped_window(frame, prefix, length, &file)?,

@@ -61,17 +61,18 @@ impl FileRange {
     }
 
     /// The range mapped read-only in one piece, for a private temporary file (`None` for an
-    /// input file, which is never mapped). The map keeps the file and its charge alive.
+    /// input file, which is never mapped). Only the range is mapped, not the whole file (a
+    /// slice of a large intermediate takes its own length of address space). The map keeps
+    /// the file and its charge alive.
     pub fn map_private(&self) -> Option<io::Result<SharedBytes>> {
         self.backing.private.as_ref()?;
         let keep: Arc<dyn std::any::Any + Send + Sync> = self.backing.clone();
-        Some(
-            SharedBytes::map_keeping(&self.backing.file, keep).and_then(|whole| {
-                whole.slice(self.offset, self.len).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "temporary file too short")
-                })
-            }),
-        )
+        Some(SharedBytes::map_range_keeping(
+            &self.backing.file,
+            self.offset,
+            self.len,
+            keep,
+        ))
     }
 
     /// Opens `path` and takes the whole file.
@@ -185,5 +186,56 @@ mod tests {
         let err = Error::from_io(err, 0);
         assert_eq!(err.code, crate::error::code::IO_READER_READ_FAILURE);
         assert!(err.text().contains("truncated"), "{}", err.text());
+    }
+
+    /// Size of the mapping of this process that holds `address` (from `/proc/self/maps`).
+    fn mapping_len(address: usize) -> u64 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let range = line.split(' ').next().unwrap_or("");
+            let (from, to) = range.split_once('-').unwrap();
+            let (from, to) = (
+                u64::from_str_radix(from, 16).unwrap(),
+                u64::from_str_radix(to, 16).unwrap(),
+            );
+            if (from..to).contains(&(address as u64)) {
+                return to - from;
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    /// A slice of a temporary file is mapped as a window of its own length (rounded out to
+    /// pages), not as the whole file; input files are never mapped.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri does not support file-backed memory maps")]
+    fn private_slices_map_only_their_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = crate::io::Scratch::in_dir(dir.path());
+        let len = 24u64 << 20;
+        let crate::io::scratch::Room::Disk(mut file, charge) = scratch.room(len, "t").unwrap()
+        else {
+            panic!("disk is preferred")
+        };
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        file.write_all(&bytes).unwrap();
+        let whole = FileRange::scratch(file, len, charge);
+        let (at, n) = ((17u64 << 20) + 123, 5000u64);
+        let map = whole.slice(at, n).unwrap().map_private().unwrap().unwrap();
+        assert_eq!(&map[..], &bytes[at as usize..(at + n) as usize]);
+        assert!(mapping_len(map.as_ptr() as usize) <= 3 * 4096);
+        // The window keeps the file alive after the range itself is gone.
+        drop(whole);
+        assert_eq!(map[n as usize - 1], bytes[(at + n - 1) as usize]);
+        assert_eq!(scratch.disk_used(), len);
+        drop(map);
+        assert_eq!(scratch.disk_used(), 0);
+
+        let mut input = tempfile::NamedTempFile::new().unwrap();
+        input.write_all(b"input").unwrap();
+        assert!(FileRange::open(input.path())
+            .unwrap()
+            .map_private()
+            .is_none());
     }
 }

@@ -27,6 +27,18 @@ use std::sync::Arc;
 
 use crate::error::{code, Error, Result};
 
+// Large-file variants of the calls that take file offsets: with glibc on 32-bit targets
+// (armv7), `off_t` and `fallocate` are 32-bit and cannot describe files of 2 GiB or more;
+// the `*64` functions take 64-bit offsets on every target (on 64-bit ones they are aliases).
+// `statvfs` likewise fails with EOVERFLOW there when a file system has 2^32 blocks or more.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use libc::{fallocate, off_t, posix_fallocate, statvfs, statvfs as StatVfs};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use libc::{
+    fallocate64 as fallocate, off64_t as off_t, posix_fallocate64 as posix_fallocate,
+    statvfs64 as statvfs, statvfs64 as StatVfs,
+};
+
 /// Environment variable: directory for temporary files (default: the target's directory).
 pub const ENV_DIR: &str = "ADUDIFF_SCRATCH_DIR";
 /// Environment variable: `disk` (default) or `memory`, the place tried first.
@@ -204,11 +216,11 @@ fn meminfo_field(field: &str) -> Option<u64> {
 pub fn available_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    let mut stats = std::mem::MaybeUninit::<StatVfs>::uninit();
     // SAFETY: `path` is NUL-terminated and `stats` is a valid out-pointer; it is read only after
     // statvfs reports success (which initializes it).
     let stats = unsafe {
-        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+        if statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
             return None;
         }
         stats.assume_init()
@@ -220,23 +232,30 @@ pub fn available_space(dir: &Path) -> Option<u64> {
     } else {
         stats.f_bavail
     };
-    // The fields are 32-bit on some 32-bit targets (the agent runs on ARM32 devices too).
+    // The fields are 32-bit in `statvfs` on some 32-bit targets (the agent runs on ARM32
+    // devices too); the large-file variant has 64-bit block counts.
     #[allow(clippy::useless_conversion)]
     let (blocks, size) = (u64::from(blocks), u64::from(stats.f_frsize));
     Some(blocks.saturating_mul(size))
 }
 
+/// A file length or offset as the C type of the large-file system calls (an error, never a
+/// truncation, for one beyond `i64::MAX`).
+fn file_offset(len: u64) -> io::Result<off_t> {
+    off_t::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))
+}
+
 /// Allocates the blocks of `[0, len)` of `file` (extending it to `len`), so that writes to that
 /// range, also through a shared mapping, cannot fail for lack of space. Falls back to glibc's
 /// `posix_fallocate`, which writes a byte into every block on file systems without `fallocate`.
+/// Lengths of 2 GiB and more work on 32-bit targets too (large-file calls).
 pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    let len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+    let len = file_offset(len)?;
     // SAFETY: plain system calls on a descriptor `file` keeps open.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    let rc = unsafe { fallocate(file.as_raw_fd(), 0, 0, len) };
     if rc == 0 {
         return Ok(());
     }
@@ -245,7 +264,7 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
         return Err(err);
     }
     // SAFETY: as above.
-    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+    match unsafe { posix_fallocate(file.as_raw_fd(), 0, len) } {
         0 => Ok(()),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
@@ -253,15 +272,15 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
 
 /// Reserves the blocks of `len` bytes for `file` without changing its size
 /// (`FALLOC_FL_KEEP_SIZE`), so that sequential writes up to `len` cannot run out of space.
-/// `Ok(false)` when the file system cannot do that (then nothing is reserved).
+/// `Ok(false)` when the file system cannot do that (then nothing is reserved). Lengths of
+/// 2 GiB and more work on 32-bit targets too (large-file calls).
 pub fn reserve(file: &File, len: u64) -> io::Result<bool> {
     if len == 0 {
         return Ok(true);
     }
-    let len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+    let len = file_offset(len)?;
     // SAFETY: a plain system call on a descriptor `file` keeps open.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    let rc = unsafe { fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
     if rc == 0 {
         return Ok(true);
     }
@@ -455,12 +474,26 @@ impl Scratch {
             Prefer::Disk => [Prefer::Disk, Prefer::Memory],
             Prefer::Memory => [Prefer::Memory, Prefer::Disk],
         };
+        self.room_in(&order, need, what)
+    }
+
+    /// Room for `len` bytes in memory only (for what cannot live in a temporary file), within
+    /// the memory budget and, under an address-space limit, the address-space budget.
+    pub fn memory_room(&self, len: u64, what: &str) -> Result<Charge> {
+        match self.room_in(&[Prefer::Memory], Need::same(len), what)? {
+            Room::Memory(charge) => Ok(charge),
+            Room::Disk(..) => unreachable!("only memory was asked for"),
+        }
+    }
+
+    /// Room for `need` in the first of the places in `order` where it fits.
+    fn room_in(&self, order: &[Prefer], need: Need, what: &str) -> Result<Room> {
         let address_space = |len: u64| match self.config.address_space_budget {
             Some(limit) => self.address_space.charge(len, limit).map(Some),
             None => Some(None),
         };
         let mut disk_error = None;
-        for place in order {
+        for &place in order {
             let (len, takes_address_space) = match place {
                 Prefer::Memory => (need.memory, true),
                 Prefer::Disk => (need.disk, need.disk_mapped),
@@ -593,6 +626,15 @@ mod tests {
         let err = scratch.room(10, "x").unwrap_err();
         assert_eq!(err.code, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN);
         assert!(err.message.contains("fail"), "{err}");
+    }
+
+    #[test]
+    fn file_offsets_are_64_bit_on_every_target() {
+        // 2 GiB and more: beyond a 32-bit `off_t` (armv7 glibc without the large-file calls).
+        for len in [1u64 << 31, 3 << 30, 5 << 30] {
+            assert_eq!(file_offset(len).unwrap() as u64, len);
+        }
+        assert!(file_offset(u64::MAX).is_err());
     }
 
     #[test]

@@ -58,23 +58,51 @@ impl SharedBytes {
         Self::map_with(file, keep)
     }
 
-    /// [`SharedBytes::map_file`] keeping `keep` alive until the last view of the map is dropped.
-    pub fn map_keeping(file: &File, keep: Keep) -> io::Result<Self> {
-        Self::map_with(file, Some(keep))
-    }
-
     fn map_with(file: &File, keep: Option<Keep>) -> io::Result<Self> {
         let len = file.metadata()?.len();
+        Self::map_range_with(file, 0, len, keep)
+    }
+
+    /// Maps only `[offset, offset + len)` of `file` read-only (a window of it: the address
+    /// space taken is the range's, rounded out to whole pages, not the file's), keeping `keep`
+    /// alive until the last view of the map is dropped. The range must lie within the file.
+    /// A range that cannot be mapped in one piece on this target (a 32-bit process has 4 GiB
+    /// of address space at most) is an error, never a truncated map.
+    pub fn map_range_keeping(file: &File, offset: u64, len: u64, keep: Keep) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("bytes {offset}+{len} lie beyond the end of a {size}-byte file"),
+            ));
+        }
+        Self::map_range_with(file, offset, len, Some(keep))
+    }
+
+    fn map_range_with(file: &File, offset: u64, len: u64, keep: Option<Keep>) -> io::Result<Self> {
         if len == 0 {
             return Ok(Self::from_vec(Vec::new()));
         }
         let len = usize::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
+            .ok()
+            .filter(|&n| isize::try_from(n).is_ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{len} bytes cannot be mapped in one piece on this target"),
+                )
+            })?;
         // SAFETY: the mapping is read-only. The applier maps only unlinked temporary files that
         // it wrote itself (with `write`, into blocks allocated before), which no other process
         // can name, truncate or modify; the generator also maps its inputs, documented as
-        // not modified while it runs.
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
+        // not modified while it runs. memmap2 aligns the (64-bit) file offset down to a page
+        // itself and maps with `mmap64`.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map(file)?
+        };
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(SharedBytes {
             backing: Arc::new(Backing::Mapped(map, keep)),
