@@ -6,7 +6,7 @@
 //! The images are sparse files made here: zeros except a few MiB of pseudo-random data, some
 //! of it beyond 2 GiB and across the 2^31 boundary. The delta is built directly (the test's
 //! standard-v2 builder): slices of the source far beyond 2 GiB, a zstd patch against a source
-//! range that crosses 2^31, a bsdiff patch, new bytes from the inline assets, a 640 MiB zstd
+//! range that crosses 2^31, a bsdiff patch, new bytes from the inline assets, a 384 MiB zstd
 //! frame (longer than a 32-bit process may map as a window, see
 //! `adudiffapi::execute::MAPPED_ZSTD_WINDOW_MAX`) and zero runs. The SHA-256 digests the delta
 //! needs are computed from the images' description, continuing one digest of zeros where an
@@ -30,10 +30,10 @@ const MIB: u64 = 1 << 20;
 
 /// Most address space (all mappings of the process, from `/proc/self/maps`) the apply may
 /// reach on a 32-bit target, which has 3 GiB in all (4 GiB under qemu-user). Well below that,
-/// and below what mapping the 640 MiB zstd output as one window would take.
-const PEAK_LIMIT_32: u64 = 512 * MIB;
+/// and below what mapping the 384 MiB zstd output as one window would take.
+const PEAK_LIMIT_32: u64 = 384 * MIB;
 
-/// The same on 64-bit targets, where the applier maps the 640 MiB zstd window on purpose (it
+/// The same on 64-bit targets, where the applier maps the 384 MiB zstd window on purpose (it
 /// keeps the resident set small) and each thread's malloc arena reserves 64 MiB.
 const PEAK_LIMIT_64: u64 = 2048 * MIB;
 
@@ -331,7 +331,7 @@ fn image_digest(image: &Image, zeros: &ZeroDigest, known: &str, name: &str) -> [
 }
 
 /// A directory on a real file system for the images (the target directory's, normally on the
-/// build disk: the target is written in full, 2.1 GiB), with enough free space.
+/// build disk: the target is written in full, 2 GiB), with enough free space.
 fn work_dir(needed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let free = adudiffapi::io::scratch::available_space(dir.path()).unwrap_or(u64::MAX);
@@ -343,7 +343,7 @@ fn work_dir(needed: u64) -> tempfile::TempDir {
     dir
 }
 
-/// A 2.125 GiB source and a 2.14 GiB target that differ in a few MiB, the delta between
+/// A 2.06 GiB source and a 2.03 GiB target that differ in a few MiB, the delta between
 /// them applied through the C functions: byte-exact, and the address space of the process
 /// (sampled) stays below [`PEAK_LIMIT_32`] on 32-bit targets.
 #[test]
