@@ -229,7 +229,7 @@ fn plan_node_limit() -> usize {
 
 /// Checks up front that the target and the largest contiguous intermediate of `plan` can
 /// have room: the target on its file system, the intermediate (a zstd prefix or window, a
-/// bsdiff patch or old file) on the scratch disk or in memory. Only a necessary condition
+/// bsdiff patch) on the scratch disk or in memory. Only a necessary condition
 /// (several intermediates can be alive at once, and each request is checked again when made),
 /// but it turns the hopeless cases into an error before any work.
 /// (The target's own free-space check, [`ensure_free_space`], is made before planning.)
@@ -248,10 +248,9 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
                 let memory = crate::execute::zstd_window_memory(window);
                 (window.max(prefix), memory.max(prefix))
             }
-            Op::Bspatch { patch, old } => {
-                let n = copied(patch).max(copied(old));
-                (n, n)
-            }
+            // The old file is read where it is (materialized first if it is produced, like
+            // any item read at random); only the patch is needed in one piece.
+            Op::Bspatch { patch, .. } => (copied(patch), copied(patch)),
             _ => continue,
         };
         largest = largest.max(need);

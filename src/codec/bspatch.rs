@@ -2,8 +2,11 @@
 //!
 //! The new file is produced incrementally: control tuples are decoded on demand and the caller's
 //! buffer is filled straight from the diff stream (plus old bytes) or the extra stream, so memory
-//! is bounded by the three bzip2 decoders, whatever the patch claims. Every failure is
-//! `30900 diff_bspatch_failure` (upstream hangs or truncates instead).
+//! is bounded by the three bzip2 decoders, whatever the patch claims. The old file is read at
+//! random through [`OldFile`]: bytes in memory, or (in the applier) a file read with `pread`,
+//! so an old file of gigabytes needs no mapping. Every failure of the patch is
+//! `30900 diff_bspatch_failure` (upstream hangs or truncates instead); a failed read of the
+//! old file keeps its own error.
 
 use std::io::{self, Read};
 
@@ -146,9 +149,50 @@ impl BzBlock {
 /// Output produced between two releases of the old file's resident pages.
 const OLD_RELEASE_STEP: u64 = 4 << 20;
 
+/// The old file of a patch, read at random.
+pub trait OldFile: Send {
+    /// Length in bytes.
+    fn len(&self) -> u64;
+
+    /// Whether the old file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds (wrapping, bytewise) the old bytes at `[pos, pos + out.len())`, which lie within
+    /// the old file, to `out`.
+    fn add_to(&mut self, pos: u64, out: &mut [u8]) -> io::Result<()>;
+
+    /// Tells the old file that the bytes read so far are not needed soon (a mapped one drops
+    /// their pages from the resident set).
+    fn release(&mut self) {}
+}
+
+impl OldFile for SharedBytes {
+    fn len(&self) -> u64 {
+        SharedBytes::len(self) as u64
+    }
+
+    fn add_to(&mut self, pos: u64, out: &mut [u8]) -> io::Result<()> {
+        // Within the bytes (the caller's contract), so `pos` fits a usize.
+        let start = pos as usize;
+        let old = &self[start..start + out.len()];
+        for (byte, o) in out.iter_mut().zip(old) {
+            *byte = byte.wrapping_add(*o);
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        // `old` is often a slice of a large mapped file: drop the pages read so far from the
+        // resident set (a no-op for heap buffers).
+        SharedBytes::release(self, 0, SharedBytes::len(self) as u64);
+    }
+}
+
 /// Streaming bspatch: yields the new file (exactly `output_len` bytes), then `Ok(0)`.
 pub struct BspatchReader {
-    old: SharedBytes,
+    old: Box<dyn OldFile>,
     control: BzBlock,
     diff: BzBlock,
     extra: BzBlock,
@@ -167,7 +211,7 @@ pub struct BspatchReader {
 
 impl BspatchReader {
     /// Prepares applying `patch` to `old`; the patch must announce exactly `output_len` bytes.
-    pub fn new(patch: SharedBytes, old: SharedBytes, output_len: u64) -> Result<Self> {
+    pub fn new(patch: SharedBytes, old: impl OldFile + 'static, output_len: u64) -> Result<Self> {
         let header = PatchHeader::parse(&patch)?;
         if header.new_len != output_len {
             return Err(failure(format!(
@@ -183,7 +227,7 @@ impl BspatchReader {
         };
         let (x, y) = (header.control_len, header.diff_len);
         Ok(BspatchReader {
-            old,
+            old: Box::new(old),
             control: BzBlock::new("control", block(0, x)?),
             diff: BzBlock::new("diff", block(x, y)?),
             extra: BzBlock::new("extra", block(x + y, body - x - y)?),
@@ -250,16 +294,18 @@ impl BspatchReader {
     fn copy_diff(&mut self, out: &mut [u8]) -> Result<()> {
         self.diff.read_exact(out)?;
         let n = out.len() as i64; // buffers are far below i64::MAX
-        let old_len = self.old.len() as i64;
+                                  // Old files are far below i64::MAX bytes too (file sizes are `off_t`).
+        let old_len = i64::try_from(self.old.len()).unwrap_or(i64::MAX);
         // Overlap of [old_pos, old_pos + n) with [0, old_len).
         let start = self.old_pos.clamp(0, old_len);
         let end = self.old_pos.saturating_add(n).clamp(0, old_len);
         if start < end {
+            // Both within `out` (at most n bytes from old_pos).
             let skip = (start - self.old_pos) as usize;
-            let old = &self.old[start as usize..end as usize];
-            for (byte, o) in out[skip..].iter_mut().zip(old) {
-                *byte = byte.wrapping_add(*o);
-            }
+            let take = (end - start) as usize;
+            self.old
+                .add_to(start as u64, &mut out[skip..skip + take])
+                .map_err(|e| Error::from_io(e, code::IO_READER_READ_FAILURE))?;
         }
         self.old_pos = self
             .old_pos
@@ -306,9 +352,7 @@ impl Read for BspatchReader {
         let before = self.new_pos;
         let outcome = self.fill(buf, &mut filled);
         if self.new_pos / OLD_RELEASE_STEP != before / OLD_RELEASE_STEP {
-            // `old` is usually a slice of a large mapped file (a decompressed image): drop the
-            // pages read so far from the resident set (a no-op for heap buffers).
-            self.old.release(0, self.old.len() as u64);
+            self.old.release();
         }
         match outcome {
             Ok(()) => Ok(filled),

@@ -63,6 +63,9 @@ pub fn zstd_window_memory(output_len: u64) -> u64 {
 /// Most pieces one random-access view may have (bounds hostile chain-of-chain deltas).
 pub const MAX_VIEW_PIECES: usize = 1 << 20;
 
+/// Copy buffer for the old file of a bsdiff patch read from a file (see [`View::at_random`]).
+const OLD_READ_CHUNK: usize = 256 << 10;
+
 /// Copy buffer size for materialization.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -282,12 +285,24 @@ impl<'a> Executor<'a> {
             }
             Op::Bspatch { patch, old } => {
                 let patch = self.take_bytes(patch)?;
-                let old = self.take_bytes(old)?;
+                // The old file is read at random where it is (an input or temporary file with
+                // `pread`), never copied or mapped in one piece: it can be a whole image.
+                let old_view = self.random_access(old)?;
+                self.consumed(old);
                 let scratch = self.scratch.clone();
                 deferred(move || {
                     let patch = patch.get(&scratch, "a bsdiff patch")?;
-                    let old = old.get(&scratch, "the old file of a bsdiff patch")?;
-                    Ok(Box::new(BspatchReader::new(patch, old, length)?))
+                    let reader = match old_view.in_memory() {
+                        Some(bytes) => BspatchReader::new(patch, bytes, length)?,
+                        None => {
+                            let old = old_view.at_random(OLD_READ_CHUNK).map_err(|e| {
+                                Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
+                                    .with_context("reading the old file of a bsdiff patch")
+                            })?;
+                            BspatchReader::new(patch, old, length)?
+                        }
+                    };
+                    Ok(Box::new(reader))
                 })
             }
             Op::Deflate { input, init, level } => {
@@ -897,6 +912,51 @@ mod tests {
         let stream = executor.stream(plan.root).unwrap();
         assert!(!executor.cached(3), "both frames took it");
         assert_eq!(read_all(stream).unwrap(), twice);
+    }
+
+    /// A bsdiff patch's old file that lies in an input file is read there with `pread`: no
+    /// scratch space at all (none is allowed here), and the output is right.
+    #[test]
+    fn bspatch_reads_its_old_file_in_place() {
+        let source = data(300_000, 77);
+        let old = &source[50_000..250_000];
+        let mut new = old.to_vec();
+        for at in (0..new.len()).step_by(997) {
+            new[at] ^= 0x5a;
+        }
+        let mut patch = Vec::new();
+        qbsdiff::Bsdiff::new(old, &new).compare(&mut patch).unwrap();
+        let delta = delta(&[&patch]);
+        let plan = Plan {
+            nodes: vec![
+                node(&source, Op::Source),
+                node(
+                    old,
+                    Op::Slice {
+                        whole: 0,
+                        offset: 50_000,
+                    },
+                ),
+                node(&patch, Op::Blob(0)),
+                node(&new, Op::Bspatch { patch: 2, old: 1 }),
+            ],
+            root: 3,
+        };
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("source");
+        std::fs::write(&path, &source).unwrap();
+        let scratch = Scratch::new(scratch::ScratchConfig {
+            dir: temp.path().to_path_buf(),
+            prefer: Prefer::Disk,
+            memory_budget: 0,
+            disk_budget: Some(0),
+            address_space_budget: None,
+        });
+        let view = View::file(FileRange::open(&path).unwrap());
+        let mut executor = Executor::new(&plan, &delta, view, scratch.clone());
+        let stream = executor.stream(plan.root).unwrap();
+        assert_eq!(read_all(stream).unwrap(), new);
+        assert_eq!((scratch.disk_used(), scratch.memory_used()), (0, 0));
     }
 
     /// Codec state is set up at the first read, so errors of the setup come from the stream.

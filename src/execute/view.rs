@@ -3,6 +3,7 @@
 
 use std::io::{self, Read};
 
+use crate::codec::bspatch::OldFile;
 use crate::io::{FileRange, SharedBytes};
 
 /// One contiguous piece of a [`View`].
@@ -129,6 +130,35 @@ impl View {
         }
     }
 
+    /// The bytes in one piece if the view is one range in memory (or empty): no input or
+    /// temporary file is mapped for this.
+    pub fn in_memory(&self) -> Option<SharedBytes> {
+        match self.pieces.as_slice() {
+            [] => Some(SharedBytes::from_vec(Vec::new())),
+            [Piece::Bytes(b)] => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// The view read at random (file pieces with `pread`, so a view of gigabytes needs no
+    /// mapping); `buffer` bytes of copy buffer are allocated (fallibly) for the file pieces.
+    pub fn at_random(&self, buffer: usize) -> io::Result<RandomReader> {
+        let mut starts = Vec::new();
+        starts
+            .try_reserve_exact(self.pieces.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "a view's piece table"))?;
+        let mut at = 0;
+        for piece in &self.pieces {
+            starts.push(at);
+            at += piece.len();
+        }
+        Ok(RandomReader {
+            view: self.clone(),
+            starts,
+            buf: crate::io::scratch::buffer(buffer.max(1), "reading a view at random")?,
+        })
+    }
+
     /// A streaming reader over the view.
     pub fn reader(&self) -> ViewReader {
         ViewReader {
@@ -136,6 +166,59 @@ impl View {
             pos: 0,
             released: 0,
         }
+    }
+}
+
+/// A [`View`] read at random ([`View::at_random`]).
+pub struct RandomReader {
+    view: View,
+    /// Offset of each piece in the view.
+    starts: Vec<u64>,
+    /// Copy buffer for file pieces.
+    buf: Vec<u8>,
+}
+
+impl OldFile for RandomReader {
+    fn len(&self) -> u64 {
+        self.view.len()
+    }
+
+    fn add_to(&mut self, pos: u64, out: &mut [u8]) -> io::Result<()> {
+        let add = |out: &mut [u8], old: &[u8]| {
+            for (byte, o) in out.iter_mut().zip(old) {
+                *byte = byte.wrapping_add(*o);
+            }
+        };
+        // The piece holding `pos`: the last one starting at or before it.
+        let mut index = self
+            .starts
+            .partition_point(|&start| start <= pos)
+            .saturating_sub(1);
+        let mut done = 0usize;
+        while done < out.len() {
+            let piece = self.view.pieces.get(index).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of a view")
+            })?;
+            let skip = pos + done as u64 - self.starts[index];
+            let n = ((out.len() - done) as u64).min(piece.len() - skip) as usize;
+            let out = &mut out[done..done + n];
+            match piece {
+                // Within the piece, so `skip` fits a usize for a piece in memory.
+                Piece::Bytes(b) => add(out, &b[skip as usize..skip as usize + n]),
+                Piece::Zeros(_) => {} // adds nothing
+                Piece::File(f) => {
+                    let step = self.buf.len();
+                    for (k, part) in out.chunks_mut(step).enumerate() {
+                        let old = &mut self.buf[..part.len()];
+                        f.read_exact_at(skip + (k * step) as u64, old)?;
+                        add(part, old);
+                    }
+                }
+            }
+            done += n;
+            index += 1;
+        }
+        Ok(())
     }
 }
 
@@ -234,6 +317,44 @@ mod tests {
         assert_eq!(read_all(&v.slice(2, 5)), b"c\0\0xy");
         assert!(v.slice(5, 3).as_contiguous().unwrap().is_some());
         assert!(v.slice(2, 5).as_contiguous().unwrap().is_none());
+    }
+
+    /// Random reads add the right old bytes across bytes, zero and file pieces, with a copy
+    /// buffer smaller than the reads.
+    #[test]
+    fn random_reads_cross_pieces() {
+        use std::io::Write;
+        let file_bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&file_bytes).unwrap();
+        let range = FileRange::open(file.path()).unwrap();
+        let mut v = View::bytes(SharedBytes::from_vec(b"abcdefgh".to_vec()));
+        v.push(Piece::Zeros(300));
+        v.push(Piece::File(range.slice(1000, 3000).unwrap()));
+        v.push(Piece::Bytes(SharedBytes::from_vec(vec![9; 40])));
+        let whole = read_all(&v);
+        assert!(v.in_memory().is_none());
+        let mut reader = v.at_random(7).unwrap();
+        assert_eq!(reader.len(), whole.len() as u64);
+        for (pos, len) in [
+            (0, 8),
+            (3, 400),
+            (307, 2),
+            (308, 3000),
+            (1000, 2348),
+            (0, 3348),
+        ] {
+            let mut out = vec![1u8; len];
+            reader.add_to(pos as u64, &mut out).unwrap();
+            let want: Vec<u8> = whole[pos..pos + len]
+                .iter()
+                .map(|b| b.wrapping_add(1))
+                .collect();
+            assert_eq!(out, want, "at {pos}+{len}");
+        }
+        // The file shrinks under the view: a clean error, not a panic.
+        file.as_file().set_len(1500).unwrap();
+        assert!(reader.add_to(308, &mut [0u8; 1000]).is_err());
     }
 
     /// Resident size in KiB of the mapping holding `address` (from `/proc/self/smaps`).
