@@ -152,10 +152,14 @@ pub fn reader(
         Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
             .with_context("deflate_reconstruct: setting up the GNU gzip encoder")
     };
-    // Under an address-space limit or on one core: the caller's thread, ~4.3 MiB of input
-    // held, no spool mapping. Otherwise all cores through the spooled parallel reader.
+    // Under an address-space limit, on one core, or for an input longer than a 32-bit process
+    // should map (`PARALLEL_DEFLATE_MAX_INPUT`): the caller's thread, ~4.3 MiB of input held,
+    // no spool mapping. Otherwise all cores through the spooled parallel reader.
     let one_core = std::thread::available_parallelism().map_or(1, |n| n.get()) == 1;
-    if one_core || crate::io::scratch::address_space_limit().is_some() {
+    if one_core
+        || crate::io::scratch::address_space_limit().is_some()
+        || !(..=crate::execute::PARALLEL_DEFLATE_MAX_INPUT).contains(&plain_len)
+    {
         let r =
             SequentialDeflateReader::new(plain, plain_len, Wrapper::Raw, level, Encoder::GnuGzip)
                 .map_err(setup)?;

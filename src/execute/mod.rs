@@ -76,8 +76,9 @@ pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
 
 /// Longest deflate input given to [`ParallelDeflateReader`], which spools and maps its whole
 /// input at once: unbounded on 64-bit targets; on 32-bit ones (3 GiB of address space in all)
-/// 256 MiB, longer inputs use stock zlib, which streams in O(1) memory. A 2 GiB image inside
-/// a gzip member of an SWU would otherwise need a 2 GiB mapping.
+/// 256 MiB, longer inputs use stock zlib, which streams in O(1) memory (and the GNU gzip
+/// encoder of `deflate_reconstruct` its sequential reader). A 2 GiB image inside a gzip member
+/// of an SWU would otherwise need a 2 GiB mapping.
 pub const PARALLEL_DEFLATE_MAX_INPUT: u64 = if cfg!(target_pointer_width = "32") {
     256 << 20
 } else {
