@@ -10,8 +10,9 @@
 //! frame (longer than a 32-bit process may map as a window, see
 //! `adudiffapi::execute::MAPPED_ZSTD_WINDOW_MAX`) and zero runs. The SHA-256 digests the delta
 //! needs are computed from the images' description, continuing one digest of zeros where an
-//! item starts with zeros, so that under emulation (armv7 under qemu-user in `scripts/arm-ci.sh`)
-//! the test's own hashing stays within one pass over each image.
+//! item starts with zeros; under emulation (armv7 under qemu-user in `scripts/arm-ci.sh`) the
+//! digests of the two whole images are constants that every native run checks (see
+//! [`image_digest`]).
 
 mod common;
 
