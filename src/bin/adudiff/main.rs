@@ -1,0 +1,528 @@
+//! `adudiff`: command-line front end (generate, release, recompress, apply, dump, manifest,
+//! completions, man). The command line is declared in [`cli`] (clap), progress bars are drawn by
+//! [`bars`] (indicatif); the work itself is the library's.
+
+mod bars;
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use adudiffapi::generate::import_manifest::{self, UpdateId};
+use adudiffapi::generate::release::{self, ReleaseOptions};
+use adudiffapi::generate::{self, strategy_text, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiffapi::recompress::{self, ImageAction, SignatureAction};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use cli::{Cli, Command, GenerateArgs, IdentityArgs, ManifestArgs, ReleaseArgs};
+
+fn main() -> ExitCode {
+    // Help, --version and usage errors exit here (0 for help and version, 2 for usage errors).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    if std::io::stderr().is_terminal() {
+        generate::progress::set_display(Some(Arc::new(bars::Bars)));
+    }
+    let (name, result) = match &cli.command {
+        Command::Generate(a) => ("generate", cmd_generate(a)),
+        Command::Release(a) => ("release", cmd_release(a, &sub)),
+        Command::Recompress(a) => (
+            "recompress",
+            cmd_recompress(&a.input, &a.output, a.sign.as_deref()),
+        ),
+        Command::Apply(a) => ("apply", cmd_apply(&a.source, &a.delta, &a.target)),
+        Command::Dump(a) => ("dump", cmd_dump(&a.delta)),
+        Command::Manifest(a) => ("manifest", cmd_manifest(a, &sub)),
+        Command::Completions(a) => ("completions", cmd_completions(a.shell)),
+        Command::Man(a) => ("man", cmd_man(a.dir.as_deref())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("adudiff {name}: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The generator's options and format from `adudiff generate`'s arguments: the positional
+/// folders (DiffGenTool 3.0.0 forms) first, then --log-dir and --work-dir over them; numbers
+/// clamped as they always were.
+fn generate_options(a: &GenerateArgs) -> (GenerateOptions, DeltaFormat) {
+    let (mut log_dir, mut work_dir) = match (&a.first_dir, &a.second_dir) {
+        // DiffGenTool 3.0.0: <source> <target> <output> <working folder>
+        (Some(work), None) => (Some(next_log_dir(work)), Some(work.clone())),
+        (Some(log), Some(work)) => (Some(log.clone()), Some(work.clone())),
+        _ => (None, None),
+    };
+    if let Some(d) = &a.log_dir {
+        log_dir = Some(d.clone());
+    }
+    if let Some(d) = &a.work_dir {
+        work_dir = Some(d.clone());
+    }
+    let settings = DiffSettings {
+        zstd_level: level(a.zstd_level),
+        bsdiff_max: mib(a.bsdiff_max),
+        segment_size: mib(a.segment_mb),
+        segment_margin: mib(a.margin_mb),
+        bsdiff_small_match: a.bsdiff_small_match.max(0) as usize,
+    };
+    let image = generate::image::ImageSettings {
+        diff_level: level(a.files_diff_level),
+        new_level: level(a.files_new_level),
+        frame_level: level(a.files_frame_level),
+        frame_size: (a.files_frame_mb.clamp(1, 128) as u64) << 20,
+        ..Default::default()
+    };
+    let options = GenerateOptions {
+        source: a.source.clone(),
+        target: a.target.clone(),
+        output: a.delta.clone(),
+        log_dir,
+        work_dir,
+        settings,
+        threads: count(a.threads),
+        quiet: a.quiet,
+        files: !a.no_files,
+        image,
+    };
+    (options, a.format)
+}
+
+/// A zstd level option: clamped to 1–22.
+fn level(n: i64) -> i32 {
+    n.clamp(1, 22) as i32
+}
+
+/// A MiB option in bytes (negative = 0).
+fn mib(n: i64) -> u64 {
+    (n.max(0) as u64) << 20
+}
+
+/// A count option (negative = 0, which means "automatic").
+fn count(n: i64) -> usize {
+    n.max(0) as usize
+}
+
+fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
+    let (o, format) = generate_options(a);
+    let started = std::time::Instant::now();
+    let r = generate::generate_format(&o, format).map_err(|e| e.to_string())?;
+    println!(
+        "{:<28} {:>13}  {:<30} {:<34} {:>11}",
+        "member", "size", "strategy", "basis", "delta bytes"
+    );
+    for m in &r.members {
+        let mut strategy = strategy_text(&m.strategy);
+        if let Some(l) = m.zlib_level {
+            strategy.push_str(&format!(", gzip level {l}"));
+        }
+        if let Some(by) = &m.rebuilt_by {
+            strategy.push_str(&format!(", {by}"));
+        }
+        let basis = m
+            .basis
+            .as_ref()
+            .map(|(n, why)| format!("{n} ({why})"))
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:>13}  {:<30} {:<34} {:>11}",
+            truncate(&m.name, 28),
+            group(m.size),
+            strategy,
+            truncate(&basis, 34),
+            group(m.cost)
+        );
+    }
+    println!(
+        "\ntarget {} B, delta {} B ({:.2} % of the target), {} recipes, inline assets {} B, remainder {} B uncompressed; {:.1} s",
+        group(r.target_size),
+        group(r.delta_size),
+        r.delta_size as f64 * 100.0 / r.target_size as f64,
+        r.recipe_count,
+        group(r.inline_size),
+        group(r.remainder_size),
+        started.elapsed().as_secs_f64()
+    );
+    println!("verified: applying the delta reproduces the target byte-exactly (SHA-256)");
+    match (format, r.format) {
+        (_, generate::DeltaFormat::Extended) => println!(
+            "format: extended (adudiffapi only): devices that run Microsoft's libadudiffapi.so \
+             reject it (error 30001, nothing written) and the agent downloads the full image"
+        ),
+        (generate::DeltaFormat::Extended, generate::DeltaFormat::Standard) => println!(
+            "format: standard v2 (the extended format would not be smaller); Microsoft's \
+             libadudiffapi.so applies it too"
+        ),
+        _ => println!("format: standard v2; Microsoft's libadudiffapi.so applies it too"),
+    }
+    let rebuilt: Vec<&str> = r
+        .members
+        .iter()
+        .filter(|m| m.reconstructed.is_some())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !rebuilt.is_empty() {
+        println!(
+            "not zlib-reproducible, carried as text + deflate corrections (no recompression or re-signing needed): {}",
+            rebuilt.join(", ")
+        );
+    }
+    let zstd: Vec<&str> = r
+        .members
+        .iter()
+        .filter(|m| m.zstd_compressed)
+        .map(|m| m.name.as_str())
+        .collect();
+    if !zstd.is_empty() {
+        println!(
+            "zstd-compressed, carried as compressed bytes (no recipe rebuilds a zstd frame from its content): {}",
+            zstd.join(", ")
+        );
+    }
+    let bad = r.not_reproducible();
+    if bad.is_empty() && rebuilt.is_empty() && zstd.is_empty() {
+        println!("target is already zlib-reproducible: no recompression or re-signing needed");
+    } else if !bad.is_empty() {
+        println!(
+            "not zlib-reproducible (carried compressed; run `adudiff recompress` on the target and re-import it, or generate with --format extended, for a much smaller delta): {}",
+            bad.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `<work dir>/logs/<n>` with the smallest unused n (DiffGenTool's convention).
+fn next_log_dir(work: &Path) -> PathBuf {
+    (0..1000)
+        .map(|n| work.join("logs").join(n.to_string()))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| work.join("logs").join("999"))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cmd_recompress(input: &Path, output: &Path, sign: Option<&str>) -> Result<(), String> {
+    let r = recompress::recompress_file(input, output, sign).map_err(|e| e.to_string())?;
+    for (name, action) in &r.images {
+        let what = match action {
+            ImageAction::Recompressed { old_size, new_size } => {
+                format!(
+                    "recompressed ({} → {} bytes)",
+                    group(*old_size),
+                    group(*new_size)
+                )
+            }
+            ImageAction::AlreadyReproducible => "already reproducible, unchanged".into(),
+            ImageAction::NotCompressed(why) => format!("left unchanged: {why}"),
+            ImageAction::Missing => "listed in sw-description but not in the archive".into(),
+        };
+        println!("{name}: {what}");
+    }
+    match r.signature {
+        SignatureAction::Signed { added: true } => {
+            println!("sw-description.sig: signed and added after sw-description")
+        }
+        SignatureAction::Signed { added: false } => println!("sw-description.sig: re-signed"),
+        SignatureAction::RemovedStale => println!(
+            "sw-description.sig: removed (it no longer matches; pass a signing command to re-sign)"
+        ),
+        SignatureAction::KeptValid => println!("sw-description.sig: kept (nothing changed)"),
+        SignatureAction::None => {}
+    }
+    if !r.changed {
+        println!("{}: no change needed", input.display());
+    }
+    Ok(())
+}
+
+fn cmd_apply(source: &Path, delta: &Path, target: &Path) -> Result<(), String> {
+    adudiffapi::apply::apply_files(source, delta, target)
+        .map_err(|e| format!("code {}: {}", e.code, e.message))
+}
+
+fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
+    let mut v = serde_json::json!({ "length": i.length });
+    if let Some(h) = &i.sha256 {
+        v["sha256"] = adudiffapi::format::hex(h).into();
+    }
+    if let Some(h) = &i.md5 {
+        v["md5"] = adudiffapi::format::hex(h).into();
+    }
+    if let Some(id) = i.internal {
+        v["internal"] = id.into();
+    }
+    v
+}
+
+fn cmd_dump(path: &Path) -> Result<(), String> {
+    use serde_json::json;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = adudiffapi::io::SharedBytes::map_file(&f)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = bytes.len();
+    let d = adudiffapi::format::parse_delta(bytes)
+        .map_err(|e| format!("{}: code {}: {}", path.display(), e.code, e.message))?;
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &d.recipes {
+        *by_kind.entry(r.kind.name()).or_default() += 1;
+    }
+    let out = json!({
+        "file": path.display().to_string(),
+        "size": size,
+        "format": format!("{:?}", d.format),
+        "target": item_json(&d.target),
+        "source": item_json(&d.source),
+        "recipe_count": d.recipes.len(),
+        "recipes_by_type": by_kind,
+        "recipes": d.recipes.iter().map(|r| json!({
+            "type": r.kind.name(),
+            "result": item_json(&r.result),
+            "numbers": r.numbers,
+            "items": r.items.iter().map(item_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "blobs": d.blobs.iter().map(|b| json!({
+            "item": item_json(&b.item),
+            "offset": b.offset,
+        })).collect::<Vec<_>>(),
+        "nested_archives": d.nested_archives,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// The update's identity and step, from the identity options.
+struct Identity {
+    update_id: UpdateId,
+    description: Option<String>,
+    compatibility: Vec<Vec<(String, String)>>,
+    handler: String,
+    handler_properties: serde_json::Map<String, serde_json::Value>,
+    extra_files: Vec<PathBuf>,
+}
+
+/// The identity from its options; `m` (the subcommand's matches) gives the command-line order
+/// in which --handler-property, --handler-properties and --installed-criteria are merged: a later
+/// option overrides an earlier one, whichever of the three each is. Clap has already checked
+/// that provider, name, version and compat are present where they are required.
+fn identity(a: &IdentityArgs, m: &ArgMatches) -> Identity {
+    let required = |v: &Option<String>| v.clone().unwrap_or_default();
+    let at =
+        |id: &str| -> Vec<usize> { m.indices_of(id).map(Iterator::collect).unwrap_or_default() };
+    let mut merged: Vec<(usize, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+    for (i, (k, v)) in at("handler_property").into_iter().zip(&a.handler_property) {
+        merged.push((i, [(k.clone(), v.clone().into())].into_iter().collect()));
+    }
+    for (i, props) in at("handler_properties")
+        .into_iter()
+        .zip(&a.handler_properties)
+    {
+        merged.push((i, props.clone()));
+    }
+    for (i, v) in at("installed_criteria")
+        .into_iter()
+        .zip(&a.installed_criteria)
+    {
+        merged.push((
+            i,
+            [("installedCriteria".to_string(), v.clone().into())]
+                .into_iter()
+                .collect(),
+        ));
+    }
+    merged.sort_by_key(|(i, _)| *i);
+    let mut handler_properties = serde_json::Map::new();
+    for (_, props) in merged {
+        handler_properties.extend(props);
+    }
+    Identity {
+        update_id: UpdateId {
+            provider: required(&a.provider),
+            name: required(&a.name),
+            version: required(&a.version),
+        },
+        description: a.description.clone(),
+        compatibility: a.compat.iter().map(|c| c.0.clone()).collect(),
+        handler: a.handler.clone(),
+        handler_properties,
+        extra_files: a.file.clone(),
+    }
+}
+
+fn cmd_manifest(a: &ManifestArgs, m: &ArgMatches) -> Result<(), String> {
+    let path = a.source.as_path();
+    let (Some(target), Some(delta)) = (&a.target, &a.delta) else {
+        // Clap makes --target and --delta require each other: neither was given.
+        let info =
+            adudiffapi::generate::manifest::source_info(path, a.identity.provider.as_deref())
+                .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    };
+    let id = identity(&a.identity, m);
+    let info = |p: &Path| -> Result<import_manifest::FileInfo, String> {
+        let (size, sha256) =
+            adudiffapi::generate::manifest::hash_file(p).map_err(|e| e.to_string())?;
+        Ok(import_manifest::FileInfo {
+            filename: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| format!("{}: no file name", p.display()))?,
+            size,
+            sha256,
+        })
+    };
+    let (_, source_sha256) =
+        adudiffapi::generate::manifest::hash_file(path).map_err(|e| e.to_string())?;
+    let manifest = import_manifest::ImportManifest {
+        update_id: id.update_id,
+        description: id.description,
+        compatibility: id.compatibility,
+        handler: id.handler,
+        handler_properties: id.handler_properties,
+        target: info(target)?,
+        extra_files: id
+            .extra_files
+            .iter()
+            .map(|p| info(p))
+            .collect::<Result<_, _>>()?,
+        deltas: vec![import_manifest::DeltaFile {
+            file: info(delta)?,
+            source_sha256,
+        }],
+        created: import_manifest::created_date_time().map_err(|e| e.to_string())?,
+    }
+    .to_json();
+    let errors = import_manifest::validate(&manifest);
+    if !errors.is_empty() {
+        return Err(format!(
+            "the import manifest would break Device Update's schema:\n  {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    print!("{}", import_manifest::to_pretty_json(&manifest));
+    Ok(())
+}
+
+/// The release options from `adudiff release`'s arguments (`m`: its matches, for the identity).
+fn release_options(a: &ReleaseArgs, m: &ArgMatches) -> ReleaseOptions {
+    let id = identity(&a.identity, m);
+    ReleaseOptions {
+        target: a.target.clone(),
+        sources: a.sources.clone(),
+        out_dir: a.out.clone(),
+        update_id: id.update_id,
+        description: id.description,
+        compatibility: id.compatibility,
+        handler: id.handler,
+        handler_properties: id.handler_properties,
+        extra_files: id.extra_files,
+        format: a.format,
+        recompress: a.recompress,
+        sign_command: a.sign.clone(),
+        jobs: count(a.jobs),
+        threads: count(a.threads),
+        quiet: a.quiet,
+        settings: DiffSettings {
+            zstd_level: level(a.zstd_level),
+            ..DiffSettings::default()
+        },
+        files: !a.no_files,
+        image: generate::image::ImageSettings::default(),
+    }
+}
+
+fn cmd_release(a: &ReleaseArgs, m: &ArgMatches) -> Result<(), String> {
+    let o = release_options(a, m);
+    let r = release::release(&o).map_err(|e| e.to_string())?;
+    println!(
+        "{:<30} {:>13} {:>13} {:>8}  {:<9} {:>7}  devices on Microsoft's library",
+        "source", "source size", "delta size", "% target", "format", "time"
+    );
+    for s in &r.sources {
+        let name = s.source.file_name().map_or_else(
+            || s.source.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let microsoft = match (s.shipped, s.microsoft_applies) {
+            (true, true) => "apply the delta",
+            (true, false) => "fall back to the full image",
+            (false, _) => "download the full image (delta left out)",
+        };
+        println!(
+            "{:<30} {:>13} {:>13} {:>7.2}%  {:<9} {:>6.1}s  {microsoft}",
+            truncate(&name, 30),
+            group(s.source_size),
+            group(s.delta_size),
+            s.delta_size as f64 * 100.0 / r.target.size.max(1) as f64,
+            s.format.name(),
+            s.seconds,
+        );
+    }
+    println!(
+        "\ntarget {} ({} B{}); {} of {} deltas shipped, each verified by applying it",
+        r.target.filename,
+        group(r.target.size),
+        if r.recompressed { ", recompressed" } else { "" },
+        r.sources.iter().filter(|s| s.shipped).count(),
+        r.sources.len()
+    );
+    println!("import manifest: {}", r.manifest_path.display());
+    for w in &r.warnings {
+        eprintln!("adudiff release: warning: {w}");
+    }
+    Ok(())
+}
+
+fn cmd_completions(shell: clap_complete::Shell) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Cli::command(), "adudiff", &mut out);
+    Ok(())
+}
+
+fn cmd_man(dir: Option<&Path>) -> Result<(), String> {
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        return clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .map_err(|e| e.to_string());
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
