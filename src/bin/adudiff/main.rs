@@ -526,3 +526,325 @@ fn cmd_man(dir: Option<&Path>) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     clap_mangen::generate_to(Cli::command(), dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a command line (without the program name) into the arguments and the subcommand's
+    /// matches, as `main` does.
+    fn parse(args: &[&str]) -> Result<(Cli, ArgMatches), clap::Error> {
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("adudiff").chain(args.iter().copied()))?;
+        let cli = Cli::from_arg_matches(&m)?;
+        let sub = m.subcommand().map(|(_, s)| s.clone()).unwrap_or_default();
+        Ok((cli, sub))
+    }
+
+    fn generate_args(args: &[&str]) -> GenerateArgs {
+        match parse(args).unwrap().0.command {
+            Command::Generate(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn release_args(args: &[&str]) -> (ReleaseArgs, ArgMatches) {
+        match parse(args).unwrap() {
+            (
+                Cli {
+                    command: Command::Release(a),
+                },
+                m,
+            ) => (a, m),
+            (other, _) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generate_defaults_are_the_library_defaults() {
+        let (o, format) = generate_options(&generate_args(&["generate", "a", "b", "c"]));
+        assert_eq!(format, DeltaFormat::Standard);
+        assert_eq!(
+            format!("{:?}", o.settings),
+            format!("{:?}", DiffSettings::default())
+        );
+        assert_eq!(
+            format!("{:?}", o.image),
+            format!("{:?}", generate::image::ImageSettings::default())
+        );
+        assert_eq!(
+            (o.threads, o.quiet, o.files, o.log_dir, o.work_dir),
+            (0, false, true, None, None)
+        );
+        assert_eq!(
+            (o.source, o.target, o.output),
+            ("a".into(), "b".into(), "c".into())
+        );
+    }
+
+    #[test]
+    fn generate_numbers_are_clamped_as_before_and_the_last_one_wins() {
+        let (o, format) = generate_options(&generate_args(&[
+            "generate",
+            "--zstd-level=30",
+            "--zstd-level",
+            "-4",
+            "--bsdiff-max",
+            "-1",
+            "--segment-mb=0",
+            "--margin-mb",
+            "3",
+            "--bsdiff-small-match",
+            "-9",
+            "--files-diff-level",
+            "0",
+            "--files-new-level",
+            "99",
+            "--files-frame-level",
+            "5",
+            "--files-frame-mb",
+            "500",
+            "--threads",
+            "-2",
+            "--format",
+            "extended",
+            "--format=standard",
+            "--no-files",
+            "-q",
+            "--quiet",
+            "a",
+            "b",
+            "c",
+        ]));
+        let s = o.settings;
+        assert_eq!(
+            (s.zstd_level, s.bsdiff_max, s.segment_size, s.segment_margin),
+            (1, 0, 0, 3 << 20)
+        );
+        assert_eq!(s.bsdiff_small_match, 0);
+        let i = o.image;
+        assert_eq!(
+            (i.diff_level, i.new_level, i.frame_level, i.frame_size),
+            (1, 22, 5, 128 << 20)
+        );
+        assert_eq!((o.threads, o.quiet, o.files), (0, true, false));
+        assert_eq!(format, DeltaFormat::Standard);
+        let (o, _) = generate_options(&generate_args(&[
+            "generate",
+            "--files-frame-mb",
+            "-7",
+            "a",
+            "b",
+            "c",
+        ]));
+        assert_eq!(o.image.frame_size, 1 << 20);
+    }
+
+    #[test]
+    fn generate_positional_folders_follow_diffgentool() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let w = work.to_str().unwrap();
+        // <work dir>: log folder <work dir>/logs/<smallest unused n>.
+        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
+        assert_eq!(o.work_dir.as_deref(), Some(work.as_path()));
+        assert_eq!(o.log_dir, Some(work.join("logs/0")));
+        std::fs::create_dir_all(work.join("logs/0")).unwrap();
+        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
+        assert_eq!(o.log_dir, Some(work.join("logs/1")));
+        // <log dir> <work dir>.
+        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", "L", w]));
+        assert_eq!(
+            (o.log_dir, o.work_dir),
+            (Some("L".into()), Some(work.clone()))
+        );
+        // The options override the positional folders.
+        let (o, _) = generate_options(&generate_args(&[
+            "generate",
+            "a",
+            "b",
+            "c",
+            "L",
+            w,
+            "--log-dir",
+            "X",
+            "--work-dir=Y",
+        ]));
+        assert_eq!(
+            (o.log_dir, o.work_dir),
+            (Some("X".into()), Some("Y".into()))
+        );
+    }
+
+    #[test]
+    fn release_options_map_every_argument() {
+        let (a, m) = release_args(&[
+            "release",
+            "--out=rel",
+            "--provider",
+            "P",
+            "--name=N",
+            "--version",
+            "1.0",
+            "--compat",
+            " a = 1 ,, b=2",
+            "--compat=c=3",
+            "--description",
+            "-beta build",
+            "--handler",
+            "h/x:1",
+            "--file",
+            "f1",
+            "--file=f2",
+            "--recompress",
+            "--sign",
+            "sh sign.sh",
+            "--jobs",
+            "2",
+            "--threads=-1",
+            "--zstd-level",
+            "40",
+            "--no-files",
+            "-q",
+            "--format",
+            "extended",
+            "t.swu",
+            "s1.swu",
+            "s2.swu",
+        ]);
+        let o = release_options(&a, &m);
+        assert_eq!(o.target, PathBuf::from("t.swu"));
+        assert_eq!(o.sources, [PathBuf::from("s1.swu"), "s2.swu".into()]);
+        assert_eq!(o.out_dir, PathBuf::from("rel"));
+        assert_eq!(
+            (
+                o.update_id.provider.as_str(),
+                o.update_id.name.as_str(),
+                o.update_id.version.as_str()
+            ),
+            ("P", "N", "1.0")
+        );
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            o.compatibility,
+            [vec![pair("a", "1"), pair("b", "2")], vec![pair("c", "3")]]
+        );
+        assert_eq!(o.description.as_deref(), Some("-beta build"));
+        assert_eq!(o.handler, "h/x:1");
+        assert_eq!(o.extra_files, [PathBuf::from("f1"), "f2".into()]);
+        assert!(o.recompress && !o.files && o.quiet);
+        assert_eq!(o.sign_command.as_deref(), Some("sh sign.sh"));
+        assert_eq!((o.jobs, o.threads, o.settings.zstd_level), (2, 0, 22));
+        assert_eq!(o.format, DeltaFormat::Extended);
+        // Defaults.
+        let (a, m) = release_args(&[
+            "release",
+            "--out",
+            "rel",
+            "--provider",
+            "P",
+            "--name",
+            "N",
+            "--version",
+            "1.0",
+            "--compat",
+            "a=1",
+            "t.swu",
+            "s.swu",
+        ]);
+        let o = release_options(&a, &m);
+        assert_eq!(o.handler, import_manifest::DEFAULT_HANDLER);
+        assert!(o.handler_properties.is_empty() && o.extra_files.is_empty());
+        assert!(!o.recompress && o.files && !o.quiet && o.sign_command.is_none());
+        assert_eq!((o.jobs, o.threads), (0, 0));
+        assert_eq!(
+            format!("{:?}", o.settings),
+            format!("{:?}", DiffSettings::default())
+        );
+        assert_eq!(o.format, DeltaFormat::Standard);
+    }
+
+    #[test]
+    fn handler_properties_merge_in_command_line_order() {
+        let base = [
+            "release",
+            "--out",
+            "o",
+            "--provider",
+            "P",
+            "--name",
+            "N",
+            "--version",
+            "1.0",
+            "--compat",
+            "a=1",
+        ];
+        let props = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            args.extend(["t", "s"]);
+            let (a, m) = release_args(&args);
+            serde_json::Value::Object(release_options(&a, &m).handler_properties)
+        };
+        assert_eq!(
+            props(&[
+                "--handler-properties",
+                r#"{"installedCriteria":"json","x":1}"#,
+                "--installed-criteria",
+                "ic",
+                "--handler-property",
+                "x=2",
+                "--handler-property=y=a=b",
+            ]),
+            serde_json::json!({"installedCriteria": "ic", "x": "2", "y": "a=b"})
+        );
+        assert_eq!(
+            props(&[
+                "--installed-criteria",
+                "ic",
+                "--handler-property",
+                "x=2",
+                "--handler-properties",
+                r#"{"installedCriteria":"json","x":1}"#,
+            ]),
+            serde_json::json!({"installedCriteria": "json", "x": 1})
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors_with_status_2() {
+        for args in [
+            &["generate", "a", "b"][..],
+            &["generate", "a", "b", "c", "d", "e", "f"],
+            &["generate", "--frobnicate", "a", "b", "c"],
+            &["generate", "--zstd-level", "high", "a", "b", "c"],
+            &["generate", "--format", "compact", "a", "b", "c"],
+            &["generate", "a", "b", "c", "--log-dir"],
+            &["apply", "a", "b"],
+            &["dump"],
+            &["dump", "a", "b"],
+            &["recompress", "a"],
+            &["recompress", "a", "b", "c", "d"],
+            &["manifest"],
+            &["manifest", "--target", "t", "s"],
+            &["manifest", "--delta", "d", "s"],
+            &["release", "--out", "o", "t", "s"],
+            &["completions", "tcsh"],
+            &["frobnicate"],
+        ] {
+            let e = parse(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        }
+        let e = parse(&["generate", "--format", "compact", "a", "b", "c"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a delta format"), "{e}");
+    }
+}
