@@ -17,6 +17,8 @@ use adudiffapi::recompress::{self, ImageAction, SignatureAction};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{Cli, Command, GenerateArgs, IdentityArgs, ManifestArgs, ReleaseArgs};
 
+/// Parses the command line (clap exits on help, --version and usage errors), installs the progress
+/// bars on a terminal, runs the command and maps its outcome to the exit status.
 fn main() -> ExitCode {
     // Help, --version and usage errors exit here (0 for help and version, 2 for usage errors).
     let matches = Cli::command().get_matches();
@@ -110,6 +112,7 @@ fn count(n: i64) -> usize {
     n.max(0) as usize
 }
 
+/// `adudiff generate`: the delta, then its summary table and the reproducibility verdict.
 fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
     let (o, format) = generate_options(a);
     let started = std::time::Instant::now();
@@ -206,6 +209,7 @@ fn next_log_dir(work: &Path) -> PathBuf {
         .unwrap_or_else(|| work.join("logs").join("999"))
 }
 
+/// `s` cut to `n` characters, ending in `…` when cut.
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -228,6 +232,7 @@ fn group(n: u64) -> String {
     out
 }
 
+/// `adudiff recompress`: one line per image and one for the signature.
 fn cmd_recompress(input: &Path, output: &Path, sign: Option<&str>) -> Result<(), String> {
     let r = recompress::recompress_file(input, output, sign).map_err(|e| e.to_string())?;
     for (name, action) in &r.images {
@@ -262,11 +267,13 @@ fn cmd_recompress(input: &Path, output: &Path, sign: Option<&str>) -> Result<(),
     Ok(())
 }
 
+/// `adudiff apply`: the library's apply; a failure carries its error code.
 fn cmd_apply(source: &Path, delta: &Path, target: &Path) -> Result<(), String> {
     adudiffapi::apply::apply_files(source, delta, target)
         .map_err(|e| format!("code {}: {}", e.code, e.message))
 }
 
+/// An item as `dump` prints it.
 fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
     let mut v = serde_json::json!({ "length": i.length });
     if let Some(h) = &i.sha256 {
@@ -281,6 +288,7 @@ fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
     v
 }
 
+/// `adudiff dump`: the parsed delta as JSON.
 fn cmd_dump(path: &Path) -> Result<(), String> {
     use serde_json::json;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -378,6 +386,7 @@ fn identity(a: &IdentityArgs, m: &ArgMatches) -> Identity {
     }
 }
 
+/// `adudiff manifest`: relatedFiles properties, or with --target and --delta the whole manifest.
 fn cmd_manifest(a: &ManifestArgs, m: &ArgMatches) -> Result<(), String> {
     let path = a.source.as_path();
     let (Some(target), Some(delta)) = (&a.target, &a.delta) else {
@@ -468,6 +477,7 @@ fn release_options(a: &ReleaseArgs, m: &ArgMatches) -> ReleaseOptions {
     }
 }
 
+/// `adudiff release`: the release, then one summary row per source.
 fn cmd_release(a: &ReleaseArgs, m: &ArgMatches) -> Result<(), String> {
     let o = release_options(a, m);
     let r = release::release(&o).map_err(|e| e.to_string())?;
@@ -510,12 +520,14 @@ fn cmd_release(a: &ReleaseArgs, m: &ArgMatches) -> Result<(), String> {
     Ok(())
 }
 
+/// `adudiff completions <shell>`: the completion script on stdout.
 fn cmd_completions(shell: clap_complete::Shell) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(shell, &mut Cli::command(), "adudiff", &mut out);
     Ok(())
 }
 
+/// `adudiff man`: adudiff.1 on stdout, or every page into `dir`.
 fn cmd_man(dir: Option<&Path>) -> Result<(), String> {
     let Some(dir) = dir else {
         let mut out = std::io::stdout().lock();
