@@ -33,7 +33,7 @@ Examples:
 
 Run `adudiff <command> --help` for details.";
 
-/// adudiff — Azure Device Update delta tool (PAMZ standard v2)
+/// Azure Device Update delta tool (PAMZ standard v2)
 ///
 /// Makes, applies and inspects the delta updates that Microsoft's libadudiffapi.so and this
 /// project's drop-in replacement apply on devices, and turns build output into an importable
