@@ -945,11 +945,25 @@ fn deflate_reconstruct_bounds_and_codec_versions() {
         Expect::Target(deflated.clone()),
     );
     // Codec versions this applier does not know: refused before anything is produced.
-    for codec in [[1, 2], [1, 0], [2, 1], [u64::MAX, u64::MAX]] {
+    for codec in [[1, 2], [1, 0], [2, 2], [3, 1], [u64::MAX, u64::MAX]] {
         case(
             &format!("deflate_reconstruct codec {codec:?}"),
             &reconstruct_delta(&deflated, plain.clone(), &a.corrections, codec),
             Expect::Code(39000, "not supported"),
+        );
+    }
+    // Codec 2 (exact re-encoder) blobs that are not one: refused with the extended format's
+    // read error before anything is encoded.
+    for (blob, fragment) in [
+        (&b"ADEX\x01"[..], "6 bytes"),
+        (&b"ADEX\x07\x09"[..], "encoder 7"),
+        (&b"ADEX\x01\x00"[..], "level 0"),
+        (&b"ADPF\x01\x09"[..], "ADEX"),
+    ] {
+        case(
+            &format!("deflate_reconstruct codec 2 blob {blob:?}"),
+            &reconstruct_delta(&deflated, plain.clone(), blob, [2, 1]),
+            Expect::Code(39001, fragment),
         );
     }
     let hostile: Vec<(&str, Vec<u8>, &'static str)> = vec![
