@@ -173,7 +173,7 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
         .collect();
     if !rebuilt.is_empty() {
         println!(
-            "not zlib-reproducible, carried as text + deflate corrections (no recompression or re-signing needed): {}",
+            "not zlib-reproducible, carried as text and rebuilt exactly (GNU gzip re-encoded, or deflate corrections; no recompression or re-signing needed): {}",
             rebuilt.join(", ")
         );
     }
