@@ -153,12 +153,12 @@ pub fn reader(
             .with_context("deflate_reconstruct: setting up the GNU gzip encoder")
     };
     // Under an address-space limit, on one core, or for an input longer than a 32-bit process
-    // should map (`PARALLEL_DEFLATE_MAX_INPUT`): the caller's thread, ~4.3 MiB of input held,
+    // should map (`MAX_SPOOLED_INPUT`): the caller's thread, ~4.3 MiB of input held,
     // no spool mapping. Otherwise all cores through the spooled parallel reader.
     let one_core = std::thread::available_parallelism().map_or(1, |n| n.get()) == 1;
     if one_core
         || crate::io::scratch::address_space_limit().is_some()
-        || !(..=crate::execute::PARALLEL_DEFLATE_MAX_INPUT).contains(&plain_len)
+        || plain_len > crate::pardeflate::MAX_SPOOLED_INPUT
     {
         let r =
             SequentialDeflateReader::new(plain, plain_len, Wrapper::Raw, level, Encoder::GnuGzip)

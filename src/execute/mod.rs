@@ -74,16 +74,10 @@ const COPY_CHUNK: usize = 1 << 20;
 /// other lengths, levels 0–3 and single-core machines use stock zlib.
 pub const PARALLEL_DEFLATE_THRESHOLD: u64 = 4 << 20;
 
-/// Longest deflate input given to [`ParallelDeflateReader`], which spools and maps its whole
-/// input at once: unbounded on 64-bit targets; on 32-bit ones (3 GiB of address space in all)
-/// 256 MiB, longer inputs use stock zlib, which streams in O(1) memory (and the GNU gzip
-/// encoder of `deflate_reconstruct` its sequential reader). A 2 GiB image inside a gzip member
-/// of an SWU would otherwise need a 2 GiB mapping.
-pub const PARALLEL_DEFLATE_MAX_INPUT: u64 = if cfg!(target_pointer_width = "32") {
-    256 << 20
-} else {
-    u64::MAX
-};
+/// Longest deflate input given to [`ParallelDeflateReader`] (see
+/// [`crate::pardeflate::MAX_SPOOLED_INPUT`]); longer inputs use stock zlib, which streams in
+/// O(1) memory.
+pub const PARALLEL_DEFLATE_MAX_INPUT: u64 = crate::pardeflate::MAX_SPOOLED_INPUT;
 
 /// Whether the process runs under an address-space limit. Worker threads reserve stacks and
 /// malloc arenas (virtual memory) and may fail to start under one; the parallel deflater and

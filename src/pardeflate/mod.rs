@@ -39,7 +39,7 @@ use trees::BlockEncoder;
 pub use blocks::Encoder;
 pub use parallel::{deflate_parallel, deflate_parallel_as, deflate_parallel_with, ParallelOptions};
 pub use sequential::SequentialDeflateReader;
-pub use stream::{ParallelDeflateReader, StreamOptions};
+pub use stream::{ParallelDeflateReader, StreamOptions, MAX_SPOOLED_INPUT};
 
 /// The container around the deflate stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

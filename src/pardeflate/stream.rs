@@ -21,6 +21,17 @@ use std::thread::JoinHandle;
 use super::parallel::{run, Abort, Feed, Job, ParallelOptions};
 use super::{check_encoder, Encoder, Wrapper};
 
+/// Longest input the applier gives [`ParallelDeflateReader`], which spools and maps its whole
+/// input at once: unbounded on 64-bit targets; on 32-bit ones (3 GiB of address space in all)
+/// 256 MiB — a 2 GiB image inside a gzip member would otherwise need a 2 GiB mapping. Longer
+/// inputs go to a streaming single-thread encoder (stock zlib, or
+/// [`super::SequentialDeflateReader`] for GNU gzip).
+pub const MAX_SPOOLED_INPUT: u64 = if cfg!(target_pointer_width = "32") {
+    256 << 20
+} else {
+    u64::MAX
+};
+
 /// Options of [`ParallelDeflateReader::with_options`].
 #[derive(Clone, Debug, Default)]
 pub struct StreamOptions {
