@@ -1,10 +1,12 @@
 //! Build script:
 //!
-//! * generates `include/adudiffapi.h` from `src/ffi.rs` with cbindgen (configuration in
-//!   `cbindgen.toml`). The header is rewritten only when its content changes, so builds do not
-//!   touch the tree; a copy always goes to `$OUT_DIR/adudiffapi.h`, against which
-//!   `tests/c_abi.rs` checks the committed header. A cbindgen failure never fails the build (it is
-//!   reported as a warning, and the drift test then fails instead);
+//! * generates the C header from `src/ffi.rs` with cbindgen (configuration in `cbindgen.toml`)
+//!   into `$OUT_DIR/adudiffapi.h`, against which `tests/c_abi.rs` checks the committed
+//!   `include/adudiffapi.h`: a change of the C API that is not committed fails that test. A
+//!   normal build never writes into the source tree; `scripts/update-header.sh` (which builds
+//!   with `ADUDIFFAPI_UPDATE_HEADER=1`) copies the generated header to `include/`. A cbindgen
+//!   failure never fails the build (it is reported as a warning, and the drift test then fails
+//!   instead);
 //! * adds the link arguments of the `cdylib` that make it a drop-in for Microsoft's library:
 //!   SONAME `libadudiffapi.so`, `-z nodelete` (the agent calls into the library after `dlclose`,
 //!   c-api.md section 7.3).
@@ -23,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 const HEADER: &str = "include/adudiffapi.h";
 
+/// Set to `1` to write the generated header to [`HEADER`] (what `scripts/update-header.sh` does).
+const UPDATE_ENV: &str = "ADUDIFFAPI_UPDATE_HEADER";
+
 fn main() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -31,6 +36,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/ffi.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed={UPDATE_ENV}");
 
     generate_header(&manifest_dir, &out_dir);
     link_args();
@@ -64,6 +70,9 @@ fn generate_header(manifest_dir: &Path, out_dir: &Path) {
 
     if let Err(e) = fs::write(&generated, &text) {
         println!("cargo:warning=cannot write {}: {e}", generated.display());
+    }
+    if env::var_os(UPDATE_ENV).is_none_or(|v| v != "1") {
+        return;
     }
     let header = manifest_dir.join(HEADER);
     if fs::read(&header).ok().as_deref() != Some(text.as_slice()) {

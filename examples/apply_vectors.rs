@@ -43,7 +43,8 @@ fn check(dir: &Path, target: &Path) -> Result<(), String> {
         cpath(target),
     );
     let _ = std::fs::remove_file(target);
-    let rc = adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr());
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    let rc = unsafe { adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr()) };
     let outcome = if rc == 0 {
         Ok(())
     } else {

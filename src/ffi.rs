@@ -1,22 +1,131 @@
 //! The C boundary: upstream's legacy apply API (`legacy_adudiffapply.h`), exactly as the Device
-//! Update agent `dlopen`s and calls it.
+//! Update agent `dlopen`s and calls it (see `docs/C-API.md`).
 //!
-//! Every entry point catches panics, validates its handle against a registry of live sessions
-//! (a NULL, closed or foreign handle yields an error instead of undefined behaviour), and never
-//! lets a Rust error escape as anything but a code and a text stored in the session.
+//! Three rules hold for every entry point:
+//!
+//! * **One panic boundary.** Each body runs inside [`boundary`], and nothing happens outside it:
+//!   handle lookup, locking, argument conversion and the apply itself. A panic never unwinds into
+//!   C; the caller gets the fallback value of the return type ([`CReturn::on_panic`]).
+//! * **Handles are never reused.** A handle is a number from a counter, not an address: every
+//!   session gets the next number and no number is handed out twice, so a closed handle stays
+//!   unknown forever and cannot reach a later session. Handles are only compared with the
+//!   registry's keys, never dereferenced; NULL, closed and foreign handles are reported as
+//!   errors or ignored.
+//! * **Safety contracts are stated.** Entry points that read or write through a pointer argument
+//!   are `unsafe extern "C"` with a `# Safety` section. Those whose arguments are only compared by
+//!   value (handles, indexes) are sound for any argument, so they are safe `extern "C"` functions,
+//!   and each says so. (`unsafe` on a function does not change its C ABI.)
+//!
+//! Errors never escape as anything but a code and a text stored in the session.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{code, Error};
+use crate::sync::lock;
 
 /// Opaque handle of a legacy apply session (`void *` in C).
 #[allow(non_camel_case_types)]
 pub type adu_apply_handle = *mut c_void;
+
+// ---------------------------------------------------------------------------------------------
+// The panic boundary
+// ---------------------------------------------------------------------------------------------
+
+/// What an entry point's body produces, and what its C caller receives: the value converted, or
+/// a fixed fallback when the body panicked. One implementation per kind of result of the C API.
+pub trait CReturn {
+    /// The C return type.
+    type C;
+    /// The C value for a completed body.
+    fn into_c(self) -> Self::C;
+    /// The C value when the body panicked.
+    fn on_panic() -> Self::C;
+}
+
+/// Nothing to return (`void`).
+impl CReturn for () {
+    type C = ();
+    fn into_c(self) {}
+    fn on_panic() {}
+}
+
+/// A session handle: NULL when none could be created.
+impl CReturn for adu_apply_handle {
+    type C = adu_apply_handle;
+    fn into_c(self) -> adu_apply_handle {
+        self
+    }
+    fn on_panic() -> adu_apply_handle {
+        std::ptr::null_mut()
+    }
+}
+
+/// An error text: NULL when there is none.
+impl CReturn for *const c_char {
+    type C = *const c_char;
+    fn into_c(self) -> *const c_char {
+        self
+    }
+    fn on_panic() -> *const c_char {
+        std::ptr::null()
+    }
+}
+
+/// A count or code of recorded errors: 0, "none", when the body could not look.
+impl CReturn for u32 {
+    type C = u32;
+    fn into_c(self) -> u32 {
+        self
+    }
+    fn on_panic() -> u32 {
+        0
+    }
+}
+
+/// The number of errors of an apply: 1 (the apply failed) when it panicked.
+impl CReturn for c_int {
+    type C = c_int;
+    fn into_c(self) -> c_int {
+        self
+    }
+    fn on_panic() -> c_int {
+        1
+    }
+}
+
+/// A session-less status: 0, or the error's code; code 1 when the body panicked.
+impl CReturn for Result<(), Error> {
+    type C = u32;
+    fn into_c(self) -> u32 {
+        self.map_or_else(|e| e.code, |()| 0)
+    }
+    fn on_panic() -> u32 {
+        code::STANDARD_LIBRARY_EXCEPTION
+    }
+}
+
+/// Runs the body of an entry point, converting its result, or its panic, to the C value.
+///
+/// `AssertUnwindSafe`: after a caught panic the only state that outlives the call is the
+/// registry and the sessions, each behind a `Mutex` whose poisoning [`lock`] takes over. Their
+/// contents stay consistent: the registry is changed by single `insert`/`remove` calls, and a
+/// session's error list is replaced as a whole by each call (an apply that panics leaves the
+/// error recorded before it started, see [`adu_diff_apply`]).
+fn boundary<R: CReturn>(body: impl FnOnce() -> R) -> R::C {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value.into_c(),
+        Err(_) => R::on_panic(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
 
 /// Per-session state: the errors of the last call and the optional log path.
 #[derive(Default)]
@@ -32,119 +141,200 @@ impl SessionState {
     }
 }
 
-/// The token a handle points to; its address is the registry key.
-struct SessionToken {
-    _not_zero_sized: u8,
+/// A live session, shared between the registry and the calls using it.
+type Session = Arc<Mutex<SessionState>>;
+
+/// The live sessions by handle, and the number the next session gets.
+struct Registry {
+    /// Never handed out twice: it only grows, and creation fails when it would wrap.
+    next_id: usize,
+    sessions: HashMap<usize, Session>,
 }
 
-type Registry = Mutex<HashMap<usize, Arc<Mutex<SessionState>>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lookup(handle: adu_apply_handle) -> Option<Arc<Mutex<SessionState>>> {
-    if handle.is_null() {
-        return None;
+impl Registry {
+    fn new() -> Self {
+        // 0 stays free: it would be the NULL handle.
+        Registry {
+            next_id: 1,
+            sessions: HashMap::new(),
+        }
     }
-    lock(registry()).get(&(handle as usize)).cloned()
+
+    /// Registers a new session under a fresh id; `None` once every id has been used (after
+    /// 2^32 - 1 sessions on a 32-bit target; never on a 64-bit one).
+    fn create(&mut self) -> Option<usize> {
+        let id = self.next_id;
+        self.next_id = id.checked_add(1)?;
+        self.sessions.insert(id, Session::default());
+        Some(id)
+    }
+
+    fn get(&self, id: usize) -> Option<Session> {
+        self.sessions.get(&id).cloned()
+    }
+
+    fn remove(&mut self, id: usize) -> Option<Session> {
+        self.sessions.remove(&id)
+    }
 }
 
-fn path_arg(ptr: *const c_char, name: &str) -> Result<PathBuf, Error> {
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Registry::new()))
+}
+
+/// The handle of session `id`: the number itself, as an address-free pointer (never
+/// dereferenced, only turned back into the number by [`session_id`]).
+fn handle_of(id: usize) -> adu_apply_handle {
+    std::ptr::without_provenance_mut(id)
+}
+
+/// The registry key a handle stands for.
+fn session_id(handle: adu_apply_handle) -> usize {
+    handle.addr()
+}
+
+/// The live session behind `handle` (`None` for NULL, closed and foreign handles).
+fn lookup(handle: adu_apply_handle) -> Option<Session> {
+    lock(registry()).get(session_id(handle))
+}
+
+/// Code 1 for a NULL pointer argument.
+fn null_argument(name: &str) -> Error {
+    Error::new(
+        code::STANDARD_LIBRARY_EXCEPTION,
+        format!("Failed to apply diff. Exception: {name} is NULL"),
+    )
+}
+
+/// The path a C string argument names (code 1 for NULL).
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays valid and unchanged until this
+/// function returns.
+unsafe fn path_arg(ptr: *const c_char, name: &str) -> Result<PathBuf, Error> {
     if ptr.is_null() {
-        return Err(Error::new(
-            code::STANDARD_LIBRARY_EXCEPTION,
-            format!("Failed to apply diff. Exception: {name} is NULL"),
-        ));
+        return Err(null_argument(name));
     }
-    // SAFETY: the caller passes a NUL-terminated string (C API contract); NULL was checked above.
+    // SAFETY: non-NULL, and NUL-terminated and valid by this function's contract.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     Ok(PathBuf::from(OsStr::from_bytes(bytes)))
 }
 
-/// Creates a session. Never returns NULL unless memory is exhausted.
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+/// Creates a session. Returns NULL only when memory is exhausted or, on a 32-bit target, after
+/// 2^32 - 1 sessions (handles are never reused).
+///
+/// Not `unsafe` in Rust: it takes no arguments.
 #[no_mangle]
 pub extern "C" fn adu_diff_apply_create_session() -> adu_apply_handle {
-    catch_unwind(|| {
-        let token = Box::into_raw(Box::new(SessionToken { _not_zero_sized: 0 }));
-        lock(registry()).insert(token as usize, Arc::default());
-        token.cast::<c_void>()
+    boundary(|| {
+        lock(registry())
+            .create()
+            .map_or(std::ptr::null_mut(), handle_of)
     })
-    .unwrap_or(std::ptr::null_mut())
 }
 
 /// Frees a session. NULL, unknown and already closed handles are ignored.
+///
+/// Not `unsafe` in Rust: any handle value is accepted, as it is only looked up in the registry of
+/// live sessions, never dereferenced.
 #[no_mangle]
 pub extern "C" fn adu_diff_apply_close_session(handle: adu_apply_handle) {
-    let _ = catch_unwind(|| {
-        if handle.is_null() {
-            return;
-        }
-        if lock(registry()).remove(&(handle as usize)).is_some() {
-            // SAFETY: the key was in the registry, so `handle` came from `Box::into_raw` in
-            // `adu_diff_apply_create_session` and has not been freed (removal is atomic).
-            drop(unsafe { Box::from_raw(handle.cast::<SessionToken>()) });
-        }
-    });
+    boundary(|| {
+        // The session's state (its error texts) is freed here, or when a call still using it
+        // on another thread returns.
+        drop(lock(registry()).remove(session_id(handle)));
+    })
 }
 
 /// Sets a file to which each apply appends a one-line summary. Upstream ignores this call; we
 /// honour it when the path is non-NULL. Returns 0 (also for an unknown handle, like upstream).
+///
+/// # Safety
+/// `log_path` is NULL or points to a NUL-terminated string that stays valid and unchanged until
+/// the call returns. `handle` may be any value.
 #[no_mangle]
-pub extern "C" fn adu_diff_apply_set_log_path(
+pub unsafe extern "C" fn adu_diff_apply_set_log_path(
     handle: adu_apply_handle,
     log_path: *const c_char,
 ) -> c_int {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    boundary(|| {
         if let Some(session) = lookup(handle) {
-            lock(&session).log_path = path_arg(log_path, "log_path").ok();
+            // SAFETY: the caller's contract for `log_path` (see # Safety).
+            let path = unsafe { path_arg(log_path, "log_path") };
+            lock(&session).log_path = path.ok();
         }
-    }));
+    });
     0
 }
 
 /// Applies `diff_path` to `source_path`, writing `target_path`. Returns 0 on success, otherwise
 /// the number of errors recorded in the session (1).
+///
+/// # Safety
+/// Each path is NULL (reported as error code 1) or points to a NUL-terminated string that stays
+/// valid and unchanged until the call returns. `handle` may be any value: NULL, closed and
+/// foreign handles return 1 and record nothing.
 #[no_mangle]
-pub extern "C" fn adu_diff_apply(
+pub unsafe extern "C" fn adu_diff_apply(
     handle: adu_apply_handle,
     source_path: *const c_char,
     diff_path: *const c_char,
     target_path: *const c_char,
 ) -> c_int {
-    let Some(session) = lookup(handle) else {
-        return 1;
-    };
-    let mut state = lock(&session);
-    state.errors.clear();
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), Error> {
-        let source = path_arg(source_path, "source_path")?;
-        let delta = path_arg(diff_path, "diff_path")?;
-        let target = path_arg(target_path, "target_path")?;
-        let result = crate::apply::apply_files_with_report(&source, &delta, &target);
-        if let Some(log) = state.log_path.as_deref() {
-            log_apply(log, &source, &delta, &target, &result);
-        }
-        result.map(|_| ())
-    }));
-    let error = match outcome {
-        Ok(Ok(())) => return 0,
-        Ok(Err(err)) => err,
-        Err(payload) => Error::new(
+    boundary(|| {
+        let Some(session) = lookup(handle) else {
+            return 1;
+        };
+        let mut state = lock(&session);
+        // Recorded first, so that a panic below leaves the session reporting exactly what the
+        // boundary returns: one error, code 1. (The apply itself reports its own panics as
+        // errors; this covers the few steps around it.)
+        state.errors.clear();
+        state.record(&Error::new(
             code::STANDARD_LIBRARY_EXCEPTION,
-            format!(
-                "Failed to apply diff. Exception: internal error: {}",
-                crate::error::panic_text(&*payload)
-            ),
-        ),
-    };
-    state.record(&error);
-    state.errors.len() as c_int
+            "Failed to apply diff. Exception: internal error",
+        ));
+        // SAFETY: the caller's contract for the three paths (see # Safety).
+        let outcome = unsafe {
+            apply_paths(
+                source_path,
+                diff_path,
+                target_path,
+                state.log_path.as_deref(),
+            )
+        };
+        state.errors.clear();
+        if let Err(error) = outcome {
+            state.record(&error);
+        }
+        state.errors.len() as c_int
+    })
+}
+
+/// The apply of [`adu_diff_apply`] from its C arguments, logged to `log` when set.
+///
+/// # Safety
+/// As for [`adu_diff_apply`]'s paths.
+unsafe fn apply_paths(
+    source_path: *const c_char,
+    diff_path: *const c_char,
+    target_path: *const c_char,
+    log: Option<&Path>,
+) -> Result<(), Error> {
+    // SAFETY (three calls): this function's contract.
+    let source = unsafe { path_arg(source_path, "source_path") }?;
+    let delta = unsafe { path_arg(diff_path, "diff_path") }?;
+    let target = unsafe { path_arg(target_path, "target_path") }?;
+    let result = crate::apply::apply_files_with_report(&source, &delta, &target);
+    if let Some(log) = log {
+        log_apply(log, &source, &delta, &target, &result);
+    }
+    result.map(|_| ())
 }
 
 /// Number of errors recorded by the last call on this session (0 for an unknown handle).
@@ -152,15 +342,19 @@ pub extern "C" fn adu_diff_apply(
 /// Declared `uint32_t` like upstream; the agent declares it as returning `size_t`, which is safe
 /// because the value is always far below 2^32 and 32-bit results are zero-extended on x86-64 and
 /// AArch64.
+///
+/// Not `unsafe` in Rust: any handle value is accepted (only looked up, never dereferenced).
 #[no_mangle]
 pub extern "C" fn adu_diff_apply_get_error_count(handle: adu_apply_handle) -> u32 {
-    catch_unwind(|| lookup(handle).map_or(0, |s| lock(&s).errors.len() as u32)).unwrap_or(0)
+    boundary(|| lookup(handle).map_or(0, |s| lock(&s).errors.len() as u32))
 }
 
 /// Code of error `index`, or 0 when out of range or for an unknown handle.
+///
+/// Not `unsafe` in Rust: any handle and index are accepted (only looked up and compared).
 #[no_mangle]
 pub extern "C" fn adu_diff_apply_get_error_code(handle: adu_apply_handle, index: u32) -> u32 {
-    catch_unwind(|| {
+    boundary(|| {
         lookup(handle).map_or(0, |s| {
             lock(&s)
                 .errors
@@ -168,17 +362,19 @@ pub extern "C" fn adu_diff_apply_get_error_code(handle: adu_apply_handle, index:
                 .map_or(0, |(code, _)| *code)
         })
     })
-    .unwrap_or(0)
 }
 
 /// Text of error `index`, or NULL when out of range or for an unknown handle. The pointer stays
 /// valid until the next call on the same session or its close.
+///
+/// Not `unsafe` in Rust: any handle and index are accepted (only looked up and compared); reading
+/// the returned text is up to the caller, within the validity stated above.
 #[no_mangle]
 pub extern "C" fn adu_diff_apply_get_error_text(
     handle: adu_apply_handle,
     index: u32,
 ) -> *const c_char {
-    catch_unwind(|| {
+    boundary(|| {
         lookup(handle).map_or(std::ptr::null(), |s| {
             lock(&s)
                 .errors
@@ -187,7 +383,6 @@ pub extern "C" fn adu_diff_apply_get_error_text(
                 .map_or(std::ptr::null(), |(_, text)| text.as_ptr())
         })
     })
-    .unwrap_or(std::ptr::null())
 }
 
 /// Appends a one-line summary of an apply to the session's log file (best effort).
@@ -225,42 +420,80 @@ fn log_apply(
 /// opened, 1 for NULL arguments or an internal error.
 ///
 /// # Safety
-/// Non-NULL paths must be NUL-terminated strings; a non-NULL `compression_level` must point to a
-/// writable `int32_t`.
+/// Non-NULL paths must be NUL-terminated strings that stay valid and unchanged until the call
+/// returns; a non-NULL `compression_level` must point to a writable `int32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn diff_get_zlib_compression_level(
     uncompressed_file_path: *const c_char,
     compressed_file_path: *const c_char,
     compression_level: *mut i32,
 ) -> u32 {
-    catch_unwind(|| -> u32 {
+    boundary(|| -> Result<(), Error> {
         if compression_level.is_null() {
-            return code::STANDARD_LIBRARY_EXCEPTION;
+            return Err(null_argument("compression_level"));
         }
-        let paths = path_arg(uncompressed_file_path, "uncompressed_file_path")
-            .and_then(|u| Ok((u, path_arg(compressed_file_path, "compressed_file_path")?)));
-        let (uncompressed, compressed) = match paths {
-            Ok(p) => p,
-            Err(e) => return e.code,
-        };
+        // SAFETY (two calls): the caller's contract for the paths (see # Safety).
+        let uncompressed = unsafe { path_arg(uncompressed_file_path, "uncompressed_file_path") }?;
+        let compressed = unsafe { path_arg(compressed_file_path, "compressed_file_path") }?;
         // Private copies (memory, or temp files when memory is short): the caller's files are
         // never mapped, so truncating them meanwhile cannot raise SIGBUS in the host.
         let scratch = crate::io::Scratch::in_dir(&std::env::temp_dir());
-        let copy = |path: &std::path::Path| crate::apply::private_copy(path, &scratch);
-        let files = copy(&uncompressed).and_then(|u| Ok((u, copy(&compressed)?)));
-        match files {
-            Err(e) => e.code,
-            Ok((u, c)) => {
-                match crate::codec::find_zlib_level(&u, &c, crate::format::ZlibInit::Gzip) {
-                    Some(level) => {
-                        // SAFETY: non-NULL (checked above); the caller provides a writable int32_t.
-                        unsafe { compression_level.write(level) };
-                        0
-                    }
-                    None => code::API_UNKNOWN_ZLIB_COMPRESSION,
-                }
-            }
-        }
+        let uncompressed = crate::apply::private_copy(&uncompressed, &scratch)?;
+        let compressed = crate::apply::private_copy(&compressed, &scratch)?;
+        let init = crate::codec::ZlibInit::Gzip;
+        let level = crate::codec::find_zlib_level(&uncompressed, &compressed, init)
+            .ok_or_else(|| Error::new(code::API_UNKNOWN_ZLIB_COMPRESSION, "no level matches"))?;
+        // SAFETY: non-NULL (checked above); writable by the caller's contract.
+        unsafe { compression_level.write(level) };
+        Ok(())
     })
-    .unwrap_or(code::STANDARD_LIBRARY_EXCEPTION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_only_grow_and_creation_stops_before_wrapping() {
+        let mut registry = Registry::new();
+        let a = registry.create().unwrap();
+        let b = registry.create().unwrap();
+        assert_eq!((a, b), (1, 2));
+        assert!(registry.remove(a).is_some());
+        assert!(registry.remove(a).is_none());
+        assert_eq!(registry.create(), Some(3));
+        assert!(registry.get(a).is_none());
+        registry.next_id = usize::MAX - 1;
+        assert_eq!(registry.create(), Some(usize::MAX - 1));
+        // usize::MAX itself is never handed out: the counter cannot move past it.
+        assert_eq!(registry.create(), None);
+        assert_eq!(registry.create(), None);
+        assert_eq!(registry.sessions.len(), 3);
+    }
+
+    #[test]
+    fn handles_round_trip_through_pointers() {
+        for id in [1, 2, 0x1234_5678, usize::MAX - 1] {
+            assert_eq!(session_id(handle_of(id)), id);
+        }
+        assert!(handle_of(0).is_null());
+    }
+
+    #[test]
+    fn boundary_returns_each_types_fallback_on_panic() {
+        fn panics<T>() -> T {
+            panic!("test panic inside the boundary")
+        }
+        boundary::<()>(panics);
+        assert!(boundary::<adu_apply_handle>(panics).is_null());
+        assert!(boundary::<*const c_char>(panics).is_null());
+        assert_eq!(boundary::<u32>(panics), 0);
+        assert_eq!(boundary::<c_int>(panics), 1);
+        assert_eq!(boundary::<Result<(), Error>>(panics), 1);
+        // And the values themselves when nothing panics.
+        assert_eq!(boundary(|| 7u32), 7);
+        assert_eq!(boundary(|| -> c_int { 0 }), 0);
+        assert_eq!(boundary(|| Err::<(), _>(Error::new(40005, "x"))), 40005);
+        assert_eq!(boundary(|| Ok::<(), Error>(())), 0);
+    }
 }

@@ -23,5 +23,6 @@ pub mod plan;
 pub mod recompress;
 pub mod stack;
 pub mod swu;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -31,18 +31,19 @@ fn header_is_up_to_date() {
     });
     let on_disk = fs::read_to_string(manifest_dir().join("include/adudiffapi.h"))
         .expect("include/adudiffapi.h");
-    assert_eq!(
-        on_disk, generated,
-        "include/adudiffapi.h differs from the header generated from src/ffi.rs"
+    // build.rs never writes the file in the work tree, so a stale copy fails here.
+    assert!(
+        on_disk == generated,
+        "include/adudiffapi.h differs from the header generated from src/ffi.rs and \
+         cbindgen.toml: run scripts/update-header.sh and commit the result"
     );
 
-    // build.rs rewrites the file in the work tree, so the real question is whether the version
-    // in git (the index, i.e. what is committed or about to be) is the generated one.
+    // And the version in git (the index: what is committed or about to be) is the same.
     match git(&["show", ":include/adudiffapi.h"]) {
         Some(committed) => assert!(
             committed == generated,
-            "the committed include/adudiffapi.h is stale: src/ffi.rs or cbindgen.toml changed; \
-             build, then `git add include/adudiffapi.h` and commit it"
+            "the committed include/adudiffapi.h is stale: run scripts/update-header.sh, then \
+             `git add include/adudiffapi.h` and commit it"
         ),
         None => eprintln!("skipping the git comparison: not a git work tree or git is missing"),
     }

@@ -23,12 +23,15 @@ fn text(session: adu_apply_handle, index: u32) -> Option<String> {
 fn failed_apply_records_one_error_with_a_stable_text() {
     let session = adu_diff_apply_create_session();
     let missing = CString::new("/nonexistent/adudiff/delta").unwrap();
-    let rc = adu_diff_apply(
-        session,
-        missing.as_ptr(),
-        missing.as_ptr(),
-        missing.as_ptr(),
-    );
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    let rc = unsafe {
+        adu_diff_apply(
+            session,
+            missing.as_ptr(),
+            missing.as_ptr(),
+            missing.as_ptr(),
+        )
+    };
     assert_eq!(rc, 1);
     assert_eq!(adu_diff_apply_get_error_count(session), 1);
     assert_eq!(adu_diff_apply_get_error_code(session, 0), 20300);
@@ -54,20 +57,26 @@ fn null_stale_and_foreign_handles_are_harmless() {
     let foreign = (&mut not_a_session as *mut u64).cast();
     for handle in [std::ptr::null_mut(), foreign] {
         assert_eq!(
-            adu_diff_apply(handle, s.as_ptr(), s.as_ptr(), s.as_ptr()),
+            // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+            unsafe { adu_diff_apply(handle, s.as_ptr(), s.as_ptr(), s.as_ptr()) },
             1
         );
         assert_eq!(adu_diff_apply_get_error_count(handle), 0);
         assert_eq!(adu_diff_apply_get_error_code(handle, 0), 0);
         assert!(adu_diff_apply_get_error_text(handle, 0).is_null());
-        assert_eq!(adu_diff_apply_set_log_path(handle, s.as_ptr()), 0);
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        assert_eq!(
+            unsafe { adu_diff_apply_set_log_path(handle, s.as_ptr()) },
+            0
+        );
         adu_diff_apply_close_session(handle);
     }
     let session = adu_diff_apply_create_session();
     adu_diff_apply_close_session(session);
     // Stale: every call is an error or a no-op, never a use-after-free.
     assert_eq!(
-        adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()) },
         1
     );
     assert_eq!(adu_diff_apply_get_error_count(session), 0);
@@ -85,11 +94,16 @@ fn null_path_arguments_are_code_1() {
         (s.as_ptr(), s.as_ptr(), std::ptr::null(), "target_path"),
     ];
     for (a, b, c, name) in cases {
-        assert_eq!(adu_diff_apply(session, a, b, c), 1);
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        assert_eq!(unsafe { adu_diff_apply(session, a, b, c) }, 1);
         assert_eq!(adu_diff_apply_get_error_code(session, 0), 1);
         assert!(text(session, 0).unwrap().contains(name));
     }
-    assert_eq!(adu_diff_apply_set_log_path(session, std::ptr::null()), 0);
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    assert_eq!(
+        unsafe { adu_diff_apply_set_log_path(session, std::ptr::null()) },
+        0
+    );
     adu_diff_apply_close_session(session);
 }
 
@@ -103,7 +117,8 @@ fn sessions_from_several_threads() {
                 for _ in 0..3 {
                     let session = adu_diff_apply_create_session();
                     let p = missing.as_ptr();
-                    assert_eq!(adu_diff_apply(session, p, p, p), 1);
+                    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+                    assert_eq!(unsafe { adu_diff_apply(session, p, p, p) }, 1);
                     assert_eq!(adu_diff_apply_get_error_code(session, 0), 20300);
                     assert!(text(session, 0).is_some());
                     adu_diff_apply_close_session(session);
@@ -111,4 +126,49 @@ fn sessions_from_several_threads() {
             });
         }
     });
+}
+
+/// Handles are never reused: 2,000 create/close cycles give 2,000 different handles, and every
+/// closed handle stays rejected while a later session is live — it neither fails the live
+/// session's calls, nor reads its errors, nor closes it. (With handles that were allocation
+/// addresses, the allocator gave every cycle the same handle, so a stale handle reached the
+/// next session.)
+#[test]
+fn closed_handles_are_never_reused_and_stay_rejected() {
+    let missing = CString::new("/nonexistent/adudiff/stale").unwrap();
+    let p = missing.as_ptr();
+    let mut seen = std::collections::HashSet::new();
+    let mut closed = Vec::new();
+    for _ in 0..2000 {
+        let session = adu_diff_apply_create_session();
+        assert!(!session.is_null());
+        assert!(seen.insert(session as usize), "handle {session:?} reused");
+        adu_diff_apply_close_session(session);
+        closed.push(session);
+    }
+    let live = adu_diff_apply_create_session();
+    assert!(
+        !seen.contains(&(live as usize)),
+        "a closed handle came back"
+    );
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    assert_eq!(unsafe { adu_diff_apply(live, p, p, p) }, 1);
+    for &stale in &closed {
+        // SAFETY: as above.
+        assert_eq!(unsafe { adu_diff_apply(stale, p, p, p) }, 1);
+        assert_eq!(adu_diff_apply_get_error_count(stale), 0);
+        assert_eq!(adu_diff_apply_get_error_code(stale, 0), 0);
+        assert!(adu_diff_apply_get_error_text(stale, 0).is_null());
+        // SAFETY: as above.
+        assert_eq!(unsafe { adu_diff_apply_set_log_path(stale, p) }, 0);
+        adu_diff_apply_close_session(stale);
+    }
+    // The live session kept its own error and is still open.
+    assert_eq!(adu_diff_apply_get_error_count(live), 1);
+    assert_eq!(adu_diff_apply_get_error_code(live, 0), 20300);
+    assert!(text(live, 0)
+        .unwrap()
+        .contains("/nonexistent/adudiff/stale"));
+    adu_diff_apply_close_session(live);
+    assert_eq!(adu_diff_apply_get_error_count(live), 0);
 }

@@ -68,7 +68,8 @@ fn apply_c(source: &Path, delta: &Path, target: &Path) -> Result<(), Vec<(u32, S
     let session = adu_diff_apply_create_session();
     assert!(!session.is_null());
     let (s, d, t) = (cpath(source), cpath(delta), cpath(target));
-    let rc = adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr());
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    let rc = unsafe { adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr()) };
     let count = adu_diff_apply_get_error_count(session);
     let mut errors = Vec::new();
     for i in 0..count {
@@ -206,22 +207,29 @@ fn every_golden_vector_behaves_as_recorded() {
 fn null_and_unknown_handles_are_errors_not_crashes() {
     let s = CString::new("/nonexistent").unwrap();
     assert_eq!(
-        adu_diff_apply(std::ptr::null_mut(), s.as_ptr(), s.as_ptr(), s.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(std::ptr::null_mut(), s.as_ptr(), s.as_ptr(), s.as_ptr()) },
         1
     );
     assert_eq!(adu_diff_apply_get_error_count(std::ptr::null_mut()), 0);
     assert!(adu_diff_apply_get_error_text(std::ptr::null_mut(), 0).is_null());
     let session = adu_diff_apply_create_session();
     assert_eq!(
-        adu_diff_apply(session, std::ptr::null(), s.as_ptr(), s.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(session, std::ptr::null(), s.as_ptr(), s.as_ptr()) },
         1
     );
     assert_eq!(adu_diff_apply_get_error_code(session, 0), 1);
-    assert_eq!(adu_diff_apply_set_log_path(session, std::ptr::null()), 0);
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    assert_eq!(
+        unsafe { adu_diff_apply_set_log_path(session, std::ptr::null()) },
+        0
+    );
     adu_diff_apply_close_session(session);
     // A closed handle is unknown now: errors, not use-after-free.
     assert_eq!(
-        adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(session, s.as_ptr(), s.as_ptr(), s.as_ptr()) },
         1
     );
     adu_diff_apply_close_session(session);
@@ -301,12 +309,14 @@ fn one_session_is_reusable_and_errors_reset_per_call() {
     let target = cpath(&work.path().join("t"));
     for _ in 0..3 {
         assert_eq!(
-            adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()),
+            // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+            unsafe { adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()) },
             1
         );
         assert_eq!(adu_diff_apply_get_error_code(session, 0), 30000);
         assert_eq!(
-            adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()),
+            // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+            unsafe { adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()) },
             0
         );
         assert_eq!(adu_diff_apply_get_error_count(session), 0);
@@ -321,18 +331,21 @@ fn log_path_receives_one_line_per_apply() {
     let good = vectors_dir().join("slice_basic");
     let session = adu_diff_apply_create_session();
     assert_eq!(
-        adu_diff_apply_set_log_path(session, cpath(&log).as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply_set_log_path(session, cpath(&log).as_ptr()) },
         0
     );
     let (src, delta) = (cpath(&good.join("source")), cpath(&good.join("delta")));
     let bad = cpath(&vectors_dir().join("malformed_wrong_magic/delta"));
     let target = cpath(&work.path().join("t"));
     assert_eq!(
-        adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(session, src.as_ptr(), delta.as_ptr(), target.as_ptr()) },
         0
     );
     assert_eq!(
-        adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()),
+        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+        unsafe { adu_diff_apply(session, src.as_ptr(), bad.as_ptr(), target.as_ptr()) },
         1
     );
     adu_diff_apply_close_session(session);

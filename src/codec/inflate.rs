@@ -11,8 +11,8 @@ use libz_sys as z;
 
 use super::zstream::Inflater;
 use super::InputBuffer;
+use crate::codec::ZlibInit;
 use crate::error::{code, Error, Result};
-use crate::format::model::ZlibInit;
 
 /// Input buffer size.
 const CHUNK: usize = 64 * 1024;

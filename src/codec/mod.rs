@@ -25,6 +25,38 @@ pub use zstream::zlib_version;
 
 use std::io::{self, Read};
 
+/// zlib framing selected by a recipe's `init_type` number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZlibInit {
+    /// Raw deflate (RFC 1951), windowBits -15.
+    Raw = 0,
+    /// gzip (RFC 1952), windowBits 31.
+    Gzip = 1,
+    /// zlib (RFC 1950), windowBits 15.
+    Zlib = 2,
+}
+
+impl ZlibInit {
+    /// Init type for a recipe number, if valid.
+    pub fn from_number(n: u64) -> Option<Self> {
+        match n {
+            0 => Some(ZlibInit::Raw),
+            1 => Some(ZlibInit::Gzip),
+            2 => Some(ZlibInit::Zlib),
+            _ => None,
+        }
+    }
+
+    /// zlib `windowBits` for this framing.
+    pub fn window_bits(self) -> i32 {
+        match self {
+            ZlibInit::Raw => -15,
+            ZlibInit::Gzip => 31,
+            ZlibInit::Zlib => 15,
+        }
+    }
+}
+
 /// Buffered input of a codec: reads from the inner reader only when everything handed out has
 /// been consumed, and remembers the end of input.
 struct InputBuffer<R> {

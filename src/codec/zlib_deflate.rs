@@ -11,8 +11,8 @@ use libz_sys as z;
 
 use super::zstream::{Deflater, Step};
 use super::InputBuffer;
+use crate::codec::ZlibInit;
 use crate::error::{code, Error, Result};
-use crate::format::model::ZlibInit;
 
 /// zlib `memLevel` used by upstream (not zlib's default 8).
 pub const MEM_LEVEL: i32 = 9;

@@ -172,37 +172,9 @@ impl RecipeKind {
     }
 }
 
-/// zlib framing selected by a recipe's `init_type` number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ZlibInit {
-    /// Raw deflate (RFC 1951), windowBits -15.
-    Raw = 0,
-    /// gzip (RFC 1952), windowBits 31.
-    Gzip = 1,
-    /// zlib (RFC 1950), windowBits 15.
-    Zlib = 2,
-}
-
-impl ZlibInit {
-    /// Init type for a recipe number, if valid.
-    pub fn from_number(n: u64) -> Option<Self> {
-        match n {
-            0 => Some(ZlibInit::Raw),
-            1 => Some(ZlibInit::Gzip),
-            2 => Some(ZlibInit::Zlib),
-            _ => None,
-        }
-    }
-
-    /// zlib `windowBits` for this framing.
-    pub fn window_bits(self) -> i32 {
-        match self {
-            ZlibInit::Raw => -15,
-            ZlibInit::Gzip => 31,
-            ZlibInit::Zlib => 15,
-        }
-    }
-}
+/// zlib framing selected by a recipe's `init_type` number (a codec parameter; defined with the
+/// codecs).
+pub use crate::codec::ZlibInit;
 
 /// One way of producing `result` from number and item ingredients.
 #[derive(Clone, Debug, PartialEq, Eq)]

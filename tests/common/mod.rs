@@ -304,7 +304,8 @@ pub type Outcome = Result<(), Vec<(u32, String)>>;
 /// Applies on `session` through the C functions and collects the recorded errors.
 pub fn apply_on(session: adu_apply_handle, source: &Path, delta: &Path, target: &Path) -> Outcome {
     let (s, d, t) = (cpath(source), cpath(delta), cpath(target));
-    let rc = adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr());
+    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
+    let rc = unsafe { adu_diff_apply(session, s.as_ptr(), d.as_ptr(), t.as_ptr()) };
     let count = adu_diff_apply_get_error_count(session);
     assert_eq!(rc as u32, count, "return value is the error count");
     let mut errors = Vec::new();
