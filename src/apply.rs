@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::execute::output::{ensure_free_space, target_dir, PendingTarget};
+use crate::execute::output::{ensure_free_space, PendingTarget};
 use crate::execute::view::View;
 use crate::execute::Executor;
 use crate::format::model::Delta;
 use crate::format::{self, legacy, Item, Recipe, RecipeKind};
+use crate::io::atomic::parent_dir;
 use crate::io::scratch::{self, Need, Prefer, Room, Scratch, ScratchConfig};
 use crate::io::{FileRange, SharedBytes};
 use crate::plan::{self, Op, Plan};
@@ -192,11 +193,6 @@ pub fn private_copy(path: &Path, scratch: &Scratch) -> Result<SharedBytes> {
     }
 }
 
-/// Identity (length, SHA-256) of bytes.
-pub fn identify(bytes: &[u8]) -> Item {
-    Item::with_sha256(bytes.len() as u64, Sha256::digest(bytes).into())
-}
-
 /// Identity (length, SHA-256) of an input file range, read with `pread`.
 pub fn identify_range(range: &FileRange) -> std::io::Result<Item> {
     let mut hasher = Sha256::new();
@@ -258,7 +254,7 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
     if largest.0 == 0 {
         return Ok(());
     }
-    let same_fs = scratch.config().dir == target_dir(target);
+    let same_fs = scratch.config().dir == parent_dir(target);
     let disk = scratch
         .disk_left()
         .saturating_sub(if same_fs { target_len } else { 0 });
@@ -291,7 +287,7 @@ pub fn apply_on_this_thread(source: &Path, delta: &Path, target: &Path) -> Resul
         *slot = clock.elapsed();
         clock = Instant::now();
     };
-    let scratch = Scratch::new(ScratchConfig::from_env(&target_dir(target))?);
+    let scratch = Scratch::new(ScratchConfig::from_env(&parent_dir(target))?);
     let delta_bytes = private_copy(delta, &scratch)?;
     let parsed = format::parse_delta(delta_bytes)?;
     lap(&mut report.parse);
@@ -369,7 +365,10 @@ pub fn expand_legacy_nested(delta: &mut Delta, scratch: &Scratch) -> Result<()> 
         let bytes = Executor::new(&blob_plan, delta, View::default(), scratch.clone())
             .contiguous(blob_plan.root)
             .map_err(|e| e.with_context(context.clone()))?;
-        if bytes.len() < 12 || &bytes[..4] != b"PAMZ" || bytes[4..12].iter().any(|&b| b != 0) {
+        if bytes.len() < 12
+            || &bytes[..4] != format::reader::MAGIC
+            || bytes[4..12].iter().any(|&b| b != 0)
+        {
             return Err(Error::unresolvable(
                 "the embedded delta is not a legacy (version 0) delta",
             )

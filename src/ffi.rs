@@ -3,7 +3,7 @@
 //!
 //! Three rules hold for every entry point:
 //!
-//! * **One panic boundary.** Each body runs inside [`boundary`], and nothing happens outside it:
+//! * **One panic boundary.** Each body runs inside `boundary`, and nothing happens outside it:
 //!   handle lookup, locking, argument conversion and the apply itself. A panic never unwinds into
 //!   C; the caller gets the fallback value of the return type ([`CReturn::on_panic`]).
 //! * **Handles are never reused.** A handle is a number from a counter, not an address: every

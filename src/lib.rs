@@ -9,6 +9,26 @@
 //!   partial target;
 //! * [`codec`] — the byte transforms recipes use (stock-zlib deflate, inflate, zstd, bspatch);
 //! * [`ffi`] — the C ABI the Device Update agent calls.
+//!
+//! ## Layers
+//!
+//! A module uses only modules of lower layers (`tests/layering.rs` checks every `crate::` path
+//! outside test code), so the module graph has no cycle and the device library's core never
+//! reaches into the tools. Lowest first:
+//!
+//! 1. [`error`] — upstream's error codes and the error type;
+//! 2. [`io`], [`stack`], [`sync`] — bytes, scratch space, atomic files; stack depth; locking;
+//! 3. [`codec`], [`pardeflate`] — byte transforms. They know nothing of the delta format (the
+//!    zlib framing, [`codec::ZlibInit`], is a codec parameter), so the format's writer and the
+//!    planner can use them;
+//! 4. [`format`](mod@format) — the delta model, its readers and writer;
+//! 5. [`plan`] — recipes resolved into a plan;
+//! 6. [`execute`] — a plan run into the target;
+//! 7. [`apply`] — the apply sequence;
+//! 8. [`ffi`] — the C boundary;
+//! 9. [`swu`], [`tool`] — host-side helpers: SWU archives; the tools' errors, gzip and output;
+//! 10. [`recompress`];
+//! 11. [`generate`] — and the `adudiff` binary above everything, through the public API.
 
 pub mod apply;
 pub mod codec;
@@ -24,5 +44,6 @@ pub mod recompress;
 pub mod stack;
 pub mod swu;
 pub mod sync;
+pub mod tool;
 
 pub use error::{Error, Result};

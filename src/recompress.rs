@@ -15,10 +15,10 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::format::hex;
-use crate::generate::error::{fail, ToolError, ToolResult};
-use crate::generate::zlib::{gunzip_member, is_gzip};
 use crate::swu::cpio::{write_member, CpioArchive};
 use crate::swu::description;
+use crate::tool::gzip::{gunzip_member, is_gzip};
+use crate::tool::{fail, write_atomically, ToolError, ToolResult};
 
 /// Name of the signed description member.
 pub const SW_DESCRIPTION: &str = "sw-description";
@@ -323,6 +323,6 @@ pub fn recompress_file(
     let data = std::fs::read(input).map_err(|e| fail(input.display(), e))?;
     let (out, report) =
         recompress_swu(&data, signing_command).map_err(|e| fail(input.display(), e))?;
-    crate::generate::write_atomically(output, &out)?;
+    write_atomically(output, &out)?;
     Ok(report)
 }

@@ -578,8 +578,7 @@ fn gz_files_inside_ext4_images() {
     };
     let swu = |image: &[u8]| {
         let gz =
-            adudiffapi::generate::zlib::deflate_exact(image, adudiffapi::format::ZlibInit::Gzip, 9)
-                .unwrap();
+            adudiffapi::codec::deflate_exact(image, adudiffapi::format::ZlibInit::Gzip, 9).unwrap();
         let d = sw_description(&[("rootfs.ext4.gz", Some("zlib"), &sha256_hex(&gz))], &[]);
         cpio(
             CpioFormat::Newc,

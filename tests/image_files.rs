@@ -6,8 +6,8 @@ mod swu_common;
 
 use std::io::Read;
 
+use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::ZlibInit;
-use adudiffapi::generate::zlib::deflate_exact;
 use adudiffapi::generate::{generate, DiffSettings, GenerateOptions, Strategy};
 use adudiffapi::swu::cpio::CpioFormat;
 use swu_common::*;

@@ -2,11 +2,12 @@
 
 mod swu_common;
 
+use adudiffapi::codec::{deflate_exact, find_zlib_level};
 use adudiffapi::format::ZlibInit;
-use adudiffapi::generate::zlib::{deflate_exact, find_zlib_level, gunzip};
 use adudiffapi::recompress::{recompress_swu, ImageAction, SignatureAction};
 use adudiffapi::swu::cpio::{checksum, CpioArchive, CpioFormat};
 use adudiffapi::swu::description;
+use adudiffapi::tool::gzip::gunzip;
 use swu_common::*;
 
 struct Fixture {

@@ -12,6 +12,7 @@ use std::io::{self, Read};
 
 use bzip2::{Decompress, Status};
 
+use super::StickyFailure;
 use crate::error::{code, Error, Result};
 use crate::io::SharedBytes;
 
@@ -206,7 +207,7 @@ pub struct BspatchReader {
     /// Seek of the current tuple, applied to `old_pos` once its diff bytes are done.
     seek: i64,
     idle_tuples: u32,
-    failed: Option<Error>,
+    failed: StickyFailure,
 }
 
 impl BspatchReader {
@@ -238,7 +239,7 @@ impl BspatchReader {
             extra_left: 0,
             seek: 0,
             idle_tuples: 0,
-            failed: None,
+            failed: StickyFailure::default(),
         })
     }
 
@@ -345,27 +346,15 @@ impl BspatchReader {
 
 impl Read for BspatchReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone().into_io());
-        }
+        self.failed.check()?;
         let mut filled = 0;
         let before = self.new_pos;
         let outcome = self.fill(buf, &mut filled);
         if self.new_pos / OLD_RELEASE_STEP != before / OLD_RELEASE_STEP {
             self.old.release();
         }
-        match outcome {
-            Ok(()) => Ok(filled),
-            Err(e) => {
-                self.failed = Some(e.clone());
-                // Deliver what was produced before the failure; the error comes next time.
-                if filled > 0 {
-                    Ok(filled)
-                } else {
-                    Err(e.into_io())
-                }
-            }
-        }
+        // What was produced before a failure goes out first; the error comes next time.
+        self.failed.deliver(filled, outcome)
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use libz_sys as z;
 
 use super::zstream::Inflater;
-use super::InputBuffer;
+use super::{InputBuffer, StickyFailure};
 use crate::codec::ZlibInit;
 use crate::error::{code, Error, Result};
 
@@ -32,7 +32,7 @@ pub struct InflateReader<R: Read> {
     stream_end: bool,
     produced: u64,
     output_len: u64,
-    failed: Option<Error>,
+    failed: StickyFailure,
 }
 
 impl<R: Read> InflateReader<R> {
@@ -44,7 +44,7 @@ impl<R: Read> InflateReader<R> {
             stream_end: false,
             produced: 0,
             output_len,
-            failed: None,
+            failed: StickyFailure::default(),
         })
     }
 
@@ -86,17 +86,13 @@ impl<R: Read> InflateReader<R> {
 
 impl<R: Read> Read for InflateReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone().into_io());
-        }
+        self.failed.check()?;
         if buf.is_empty() {
             return Ok(0);
         }
         let result = self.read_inner(buf);
-        if let Err(e) = &result {
-            self.failed = Some(Error::from_io_ref(e, code::IO_ZLIB_READER_INFLATE_FAILED));
-        }
-        result
+        self.failed
+            .record(result, code::IO_ZLIB_READER_INFLATE_FAILED)
     }
 }
 

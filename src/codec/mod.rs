@@ -57,6 +57,48 @@ impl ZlibInit {
     }
 }
 
+/// A codec reader's first failure, which every later read returns again (the contract in the
+/// module doc). One per reader; the readers call [`StickyFailure::check`] first, then pass their
+/// outcome through [`StickyFailure::record`] or [`StickyFailure::deliver`].
+#[derive(Default)]
+struct StickyFailure(Option<crate::Error>);
+
+impl StickyFailure {
+    /// The recorded failure, if any.
+    fn check(&self) -> io::Result<()> {
+        match &self.0 {
+            Some(err) => Err(err.clone().into_io()),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes `result` on, remembering its error (as a [`crate::Error`] with `code` when it
+    /// carries none).
+    fn record(&mut self, result: io::Result<usize>, code: u32) -> io::Result<usize> {
+        if let Err(e) = &result {
+            self.0 = Some(crate::Error::from_io_ref(e, code));
+        }
+        result
+    }
+
+    /// For a reader that fills its buffer step by step: `filled` bytes were produced before
+    /// `outcome`. A failure is remembered; it is returned now only when nothing was produced,
+    /// otherwise the bytes go out first and the failure comes with the next read.
+    fn deliver(&mut self, filled: usize, outcome: crate::Result<()>) -> io::Result<usize> {
+        match outcome {
+            Ok(()) => Ok(filled),
+            Err(err) => {
+                self.0 = Some(err.clone());
+                if filled > 0 {
+                    Ok(filled)
+                } else {
+                    Err(err.into_io())
+                }
+            }
+        }
+    }
+}
+
 /// Buffered input of a codec: reads from the inner reader only when everything handed out has
 /// been consumed, and remembers the end of input.
 struct InputBuffer<R> {

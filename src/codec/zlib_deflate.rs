@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use libz_sys as z;
 
 use super::zstream::{Deflater, Step};
-use super::InputBuffer;
+use super::{InputBuffer, StickyFailure};
 use crate::codec::ZlibInit;
 use crate::error::{code, Error, Result};
 
@@ -65,7 +65,7 @@ pub struct DeflateReader<R: Read> {
     stream_end: bool,
     produced: u64,
     output_len: u64,
-    failed: Option<Error>,
+    failed: StickyFailure,
 }
 
 impl<R: Read> DeflateReader<R> {
@@ -79,7 +79,7 @@ impl<R: Read> DeflateReader<R> {
             stream_end: false,
             produced: 0,
             output_len,
-            failed: None,
+            failed: StickyFailure::default(),
         })
     }
 
@@ -141,17 +141,13 @@ impl<R: Read> DeflateReader<R> {
 
 impl<R: Read> Read for DeflateReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone().into_io());
-        }
+        self.failed.check()?;
         if buf.is_empty() {
             return Ok(0);
         }
         let result = self.read_inner(buf);
-        if let Err(e) = &result {
-            self.failed = Some(Error::from_io_ref(e, code::IO_ZLIB_WRITER_DEFLATE_FAILED));
-        }
-        result
+        self.failed
+            .record(result, code::IO_ZLIB_WRITER_DEFLATE_FAILED)
     }
 }
 

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 
 use zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer};
 
-use super::InputBuffer;
+use super::{InputBuffer, StickyFailure};
 use crate::error::{code, Error, Result};
 use crate::io::SharedBytes;
 
@@ -49,7 +49,7 @@ pub struct ZstdReader<R: Read> {
     src: InputBuffer<R>,
     produced: u64,
     output_len: u64,
-    failed: Option<Error>,
+    failed: StickyFailure,
     /// Output window in a mapped temporary file (large outputs only), see
     /// [`ZstdReader::with_mapped_window`]. Declared after `dctx`, which references it.
     window: Option<MappedWindow>,
@@ -107,7 +107,7 @@ impl<R: Read> ZstdReader<R> {
             src: InputBuffer::new(input, in_size),
             produced: 0,
             output_len,
-            failed: None,
+            failed: StickyFailure::default(),
             window: None,
             prefix_released_at: 0,
             _prefix: prefix,
@@ -265,20 +265,13 @@ impl<R: Read> ZstdReader<R> {
 
 impl<R: Read> Read for ZstdReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone().into_io());
-        }
+        self.failed.check()?;
         if buf.is_empty() {
             return Ok(0);
         }
         let result = self.read_inner(buf);
-        if let Err(e) = &result {
-            self.failed = Some(Error::from_io_ref(
-                e,
-                code::IO_ZSTD_DECOMPRESS_STREAM_FAILED,
-            ));
-        }
-        result
+        self.failed
+            .record(result, code::IO_ZSTD_DECOMPRESS_STREAM_FAILED)
     }
 }
 

@@ -1,47 +1,26 @@
-//! Writing the target: into a temporary file beside it, hashed while written, synced and renamed
-//! into place only when complete and verified. On any failure the temporary file is removed and an
-//! existing target is left untouched.
-//!
-//! The temporary file is unnamed while it is written (`O_TMPFILE`), so a process killed mid-apply
-//! leaves nothing behind. At commit it is synced, given a unique `.adudiff-*.partial` name with
-//! `linkat` through `/proc/self/fd/N`, renamed over the target, and the directory is synced. A
-//! kill can leave a (complete) named temporary file only between that `linkat` and the `rename`.
-//! Where `O_TMPFILE` or `/proc` is unavailable, a named temporary file is used from the start
-//! (removed on failure, but left behind by a kill).
+//! Writing the target: into a temporary file beside it ([`crate::io::atomic`]: unnamed while it
+//! is written), hashed while written, synced and renamed into place only when complete and
+//! verified. On any failure the temporary file is removed and an existing target is left
+//! untouched.
 
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
 use crate::format::model::Item;
+use crate::io::atomic::{parent_dir, AtomicFile};
 use crate::io::scratch;
 
 /// Size of the blocks moved from the producer to the file.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Name pattern of the temporary files (`.adudiff-XXXXXX.partial`).
-const TEMP_PREFIX: &str = ".adudiff-";
-const TEMP_SUFFIX: &str = ".partial";
-
-/// The temporary file behind a [`PendingTarget`].
-enum Temp {
-    /// Opened with `O_TMPFILE`: no directory entry until commit.
-    Unnamed(File),
-    /// Fallback: a named temporary file (deleted on drop).
-    Named(tempfile::NamedTempFile),
-}
-
 /// A target file under construction.
 pub struct PendingTarget {
     target: PathBuf,
-    temp: Temp,
+    file: AtomicFile,
 }
 
 /// The OS error number behind `err`, looking through wrappers (tempfile adds the path to its
@@ -83,68 +62,11 @@ fn open_error(path: &Path, err: &std::io::Error) -> Error {
     .with_context(err.to_string())
 }
 
-/// Opens an unnamed temporary file in `dir` (`O_TMPFILE`). `Ok(None)` when the kernel or the file
-/// system does not support it, or `/proc` (needed to name it at commit) is missing; other
-/// failures (no such directory, permission denied, read-only file system…) are errors.
-fn open_unnamed(dir: &Path) -> std::io::Result<Option<File>> {
-    if !Path::new("/proc/self/fd").is_dir() {
-        return Ok(None);
-    }
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .open(dir)
-    {
-        Ok(file) => Ok(Some(file)),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Gives the unnamed `file` the new name `path` (`linkat` via `/proc/self/fd`).
-fn link_unnamed(file: &File, path: &Path) -> std::io::Result<()> {
-    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-    let new_path = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: both paths are NUL-terminated strings that outlive the call; `file` keeps the
-    // descriptor open.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            libc::AT_FDCWD,
-            new_path.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// The directory a target path lives in (`.` for a bare file name).
-pub fn target_dir(target: &Path) -> PathBuf {
-    match target.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// Refuses (upstream's 20302) a target of `length` bytes that cannot fit in the free space of its
 /// directory's file system, before anything is produced or written. Hostile or corrupt deltas
 /// can claim targets of exabytes; without this check the apply would fill the disk first.
 pub fn ensure_free_space(target: &Path, length: u64) -> Result<()> {
-    let dir = target_dir(target);
+    let dir = parent_dir(target);
     match scratch::available_space(&dir) {
         Some(available) if length > available => Err(Error::new(
             code::IO_BINARY_FILE_WRITER_FAILED_OPEN,
@@ -181,41 +103,28 @@ impl PendingTarget {
 
     /// The temporary file.
     fn file(&self) -> &File {
-        match &self.temp {
-            Temp::Unnamed(file) => file,
-            Temp::Named(temp) => temp.as_file(),
-        }
+        self.file.file()
     }
 
     /// [`PendingTarget::create`] without reserving space.
     fn create_unreserved(target: &Path) -> Result<Self> {
+        Self::create_with(target, AtomicFile::create)
+    }
+
+    /// Creates the temporary file with `create` (unnamed if possible, or named).
+    fn create_with(
+        target: &Path,
+        create: impl FnOnce(&Path) -> std::io::Result<AtomicFile>,
+    ) -> Result<Self> {
         if target.is_dir() {
             return Err(open_error(
                 target,
                 &std::io::Error::from_raw_os_error(libc::EISDIR),
             ));
         }
-        let temp = match open_unnamed(&target_dir(target)) {
-            Ok(Some(file)) => Temp::Unnamed(file),
-            Ok(None) => return Self::create_named(target),
-            Err(e) => return Err(open_error(target, &e)),
-        };
         Ok(PendingTarget {
             target: target.to_path_buf(),
-            temp,
-        })
-    }
-
-    /// [`PendingTarget::create`] with a named temporary file (the fallback).
-    fn create_named(target: &Path) -> Result<Self> {
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(target_dir(target))
-            .map_err(|e| open_error(target, &e))?;
-        Ok(PendingTarget {
-            target: target.to_path_buf(),
-            temp: Temp::Named(temp),
+            file: create(target).map_err(|e| open_error(target, &e))?,
         })
     }
 
@@ -262,31 +171,9 @@ impl PendingTarget {
                 ),
             ));
         }
-        file.sync_all().map_err(write_error)?;
-        let PendingTarget { target, temp } = self;
-        let dir = target_dir(&target);
-        // On a failed rename the PersistError drops the temporary file, which deletes its name.
-        match temp {
-            Temp::Named(named) => {
-                named
-                    .persist(&target)
-                    .map_err(|e| open_error(&target, &e.error))?;
-            }
-            Temp::Unnamed(file) => {
-                let linked = tempfile::Builder::new()
-                    .prefix(TEMP_PREFIX)
-                    .suffix(TEMP_SUFFIX)
-                    .make_in(&dir, |path| link_unnamed(&file, path))
-                    .map_err(|e| open_error(&target, &e))?;
-                linked
-                    .persist(&target)
-                    .map_err(|e| open_error(&target, &e.error))?;
-            }
-        }
-        if let Ok(dir) = File::open(&dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        self.file.sync().map_err(write_error)?;
+        let PendingTarget { target, file } = self;
+        file.publish().map_err(|e| open_error(&target, &e))
     }
 }
 
@@ -298,7 +185,7 @@ mod tests {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .filter(|n| n.starts_with(crate::io::atomic::TEMP_PREFIX))
             .collect()
     }
 
@@ -311,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("t");
         let pending = PendingTarget::create(&target, 5).unwrap();
-        assert!(matches!(pending.temp, Temp::Unnamed(_)), "O_TMPFILE in use");
+        assert!(!pending.file.is_named(), "O_TMPFILE in use");
         assert!(temp_names(dir.path()).is_empty());
         pending
             .write_and_commit(&b"hello"[..], &item(b"hello"))
@@ -334,7 +221,7 @@ mod tests {
             std::fs::write(&target, b"old").unwrap();
             let create = |t: &Path| {
                 if named {
-                    PendingTarget::create_named(t)
+                    PendingTarget::create_with(t, AtomicFile::create_named)
                 } else {
                     PendingTarget::create(t, 5)
                 }

@@ -117,16 +117,7 @@ fn parse(data: SharedBytes, next_internal_id: &mut u32, top_level: bool) -> Resu
     let file_len = data.len() as u64;
     let mut cur = Cursor::new(data.clone(), Endian::Big);
 
-    let magic = cur.bytes(4)?;
-    if magic != b"PAMZ" {
-        return Err(Error::new(
-            code::DIFF_MAGIC_HEADER_WRONG,
-            format!(
-                "Not a valid diff file - invalid magic. Found: {}",
-                String::from_utf8_lossy(magic)
-            ),
-        ));
-    }
+    cur.magic()?;
     // Zero reads the same in both byte orders; a non-zero value is reported as upstream reads it.
     let version = cur.u64()?;
     if version != 0 {

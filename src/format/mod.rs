@@ -34,15 +34,7 @@ pub fn parse_delta(data: SharedBytes) -> Result<Delta> {
     if data.len() < 4 {
         return Err(Error::short_read(4, data.len() as u64));
     }
-    if &data[..4] != b"PAMZ" {
-        return Err(Error::new(
-            code::DIFF_MAGIC_HEADER_WRONG,
-            format!(
-                "Not a valid diff file - invalid magic. Found: {}",
-                String::from_utf8_lossy(&data[..4])
-            ),
-        ));
-    }
+    reader::check_magic(&data[..4])?;
     if data.len() < 12 {
         return Err(Error::short_read(8, data.len() as u64 - 4));
     }

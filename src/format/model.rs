@@ -165,11 +165,6 @@ impl RecipeKind {
             RecipeKind::DeflateReconstruct => "deflate_reconstruct",
         }
     }
-
-    /// Kind for an upstream type name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::EXTENDED.into_iter().find(|k| k.name() == name)
-    }
 }
 
 /// zlib framing selected by a recipe's `init_type` number (a codec parameter; defined with the

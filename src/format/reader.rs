@@ -4,6 +4,23 @@ use crate::error::{code, Error, Result};
 use crate::format::model::{Item, HASH_ALG_MD5, HASH_ALG_SHA256};
 use crate::io::SharedBytes;
 
+/// The four bytes every PAMZ delta, and every archive nested in one, starts with.
+pub const MAGIC: &[u8; 4] = b"PAMZ";
+
+/// Upstream's check of the first four bytes: 30000 with the bytes found unless they are [`MAGIC`].
+pub fn check_magic(found: &[u8]) -> Result<()> {
+    if found == MAGIC {
+        return Ok(());
+    }
+    Err(Error::new(
+        code::DIFF_MAGIC_HEADER_WRONG,
+        format!(
+            "Not a valid diff file - invalid magic. Found: {}",
+            String::from_utf8_lossy(found)
+        ),
+    ))
+}
+
 /// Byte order of a delta's integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endian {
@@ -30,6 +47,11 @@ impl Cursor {
             pos: 0,
             endian,
         }
+    }
+
+    /// Reads the four magic bytes ([`check_magic`]).
+    pub fn magic(&mut self) -> Result<()> {
+        check_magic(self.bytes(4)?)
     }
 
     /// Current offset.

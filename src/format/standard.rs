@@ -54,16 +54,7 @@ fn parse_archive(
     let top_level = depth == 0;
     let base_offset = 0;
     let mut cur = Cursor::new(data, Endian::Big);
-    let magic = cur.bytes(4)?;
-    if magic != b"PAMZ" {
-        return Err(Error::new(
-            code::DIFF_MAGIC_HEADER_WRONG,
-            format!(
-                "Not a valid diff file - invalid magic. Found: {}",
-                String::from_utf8_lossy(magic)
-            ),
-        ));
-    }
+    cur.magic()?;
     let version = cur.u64()?;
     let extended = version == EXTENDED_VERSION && format == Format::Extended;
     // An extended delta may nest standard v2 archives; a standard one nests only v2.

@@ -11,11 +11,11 @@ use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::deflate_exact;
 use crate::error::{code, Error, Result};
 use crate::format::model::{
     Item, Recipe, RecipeKind, ZlibInit, EXTENDED_VERSION, HASH_ALG_MD5, HASH_ALG_SHA256,
 };
-use crate::generate::zlib::deflate_exact;
 
 /// Everything `diffc_write_diff` serializes: header items, recipes and the two blobs.
 #[derive(Clone, Debug, Default)]
@@ -171,7 +171,7 @@ pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
         &RecipeKind::ALL
     };
     let mut out = Out { w, written: 0 };
-    out.raw(b"PAMZ")?;
+    out.raw(crate::format::reader::MAGIC)?;
     out.u64(if extended { EXTENDED_VERSION } else { 2 })?;
     out.item(&b.target)?;
     out.item(&b.source)?;

@@ -7,8 +7,8 @@ use std::io::Cursor;
 use zstd_safe::zstd_sys::ZSTD_EndDirective;
 use zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
-use super::error::{ToolError, ToolResult};
 use super::progress::Counter;
+use crate::tool::error::{ToolError, ToolResult};
 
 /// How a delta payload is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

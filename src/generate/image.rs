@@ -28,12 +28,13 @@ use sha2::{Digest, Sha256};
 
 use super::build::Assembly;
 use super::diff::{bsdiff_delta, zstd_delta, Method};
-use super::error::{ToolError, ToolResult};
 use super::ext4::{Ext4Image, FileEntry};
 use super::pool;
 use super::progress::Counter;
-use super::zlib;
+use super::sha;
 use crate::format::{Item, RecipeKind, ZlibInit};
+use crate::tool::error::{ToolError, ToolResult};
+use crate::tool::gzip;
 
 /// Index of a node in a [`Graph`].
 pub type NodeId = usize;
@@ -383,10 +384,6 @@ fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
 
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
-
 fn block_key(b: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for w in b.chunks_exact(8) {
@@ -569,10 +566,11 @@ pub fn plan(
             settings.min_new_gz
         };
         let mut text: Option<(Vec<u8>, Regzip)> = None;
-        if bytes.len() as u64 >= min_gz && zlib::is_gzip(&bytes) {
-            if let Ok((raw, used)) = zlib::gunzip_member(&bytes) {
+        if bytes.len() as u64 >= min_gz && gzip::is_gzip(&bytes) {
+            if let Ok((raw, used)) = gzip::gunzip_member(&bytes) {
                 if used == bytes.len() {
-                    if let Some(level) = zlib::find_zlib_level(&raw, &bytes, ZlibInit::Gzip) {
+                    if let Some(level) = crate::codec::find_zlib_level(&raw, &bytes, ZlibInit::Gzip)
+                    {
                         text = Some((raw, Regzip::Level(level)));
                     } else if settings.extended {
                         text = rebuild_text(&bytes, &mut stats);
@@ -607,7 +605,7 @@ pub fn plan(
         let off = s.bytes.len() as u64;
         let old_bytes = file_bytes(basis, &oranges);
         let old_text = match &text {
-            Some(_) if zlib::is_gzip(&old_bytes) => zlib::gunzip(&old_bytes).ok(),
+            Some(_) if gzip::is_gzip(&old_bytes) => gzip::gunzip(&old_bytes).ok(),
             _ => None,
         };
         match old_text {

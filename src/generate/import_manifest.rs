@@ -17,8 +17,8 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use super::error::{fail, ToolResult};
 use super::manifest::base64;
+use crate::tool::error::{fail, ToolResult};
 
 /// Manifest schema version written and accepted.
 pub const MANIFEST_VERSION: &str = "5.0";

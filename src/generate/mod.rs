@@ -9,7 +9,6 @@
 
 pub mod build;
 pub mod diff;
-pub mod error;
 pub mod ext4;
 pub mod gzrebuild;
 pub mod image;
@@ -20,11 +19,9 @@ pub mod pool;
 pub mod progress;
 pub mod release;
 pub mod segment;
-pub mod zlib;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -35,9 +32,10 @@ use crate::format::writer::{item_of, write_delta_to_vec};
 use crate::format::{hex, Item, RecipeKind, ZlibInit};
 use crate::io::SharedBytes;
 use crate::swu::cpio::{CpioArchive, CpioMember};
+use crate::tool::gzip;
+use crate::tool::{fail, write_atomically, ToolError, ToolResult};
 use build::Assembly;
 pub use diff::{DiffSettings, Method};
-use error::{fail, ToolError, ToolResult};
 use progress::Progress;
 
 /// Basis window of the second-chance zstd candidate for poorly matching segments (the applier's
@@ -224,32 +222,6 @@ impl GenerateReport {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> ToolResult<()> {
-    let dir = parent_dir(path);
-    std::fs::create_dir_all(&dir).map_err(|e| fail(dir.display(), e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(dir.display(), e))?;
-    tmp.write_all(bytes).map_err(|e| fail(path.display(), e))?;
-    set_file_mode(tmp.as_file())?;
-    tmp.persist(path)
-        .map_err(|e| fail(path.display(), e.error))?;
-    Ok(())
-}
-
-/// Gives a file made through `tempfile` (mode 0600) the usual 0644.
-fn set_file_mode(f: &File) -> ToolResult<()> {
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| fail("output file", e))
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 fn map(path: &Path) -> ToolResult<SharedBytes> {
     let f = File::open(path).map_err(|e| fail(path.display(), e))?;
     SharedBytes::map_file(&f).map_err(|e| fail(path.display(), e))
@@ -373,8 +345,8 @@ impl TargetAnalysis {
     fn decoded(&self, index: usize, payload: &[u8]) -> DecodedMember {
         self.decoded[index]
             .get_or_init(|| {
-                zlib::gunzip(payload).ok().map(|raw| {
-                    let level = zlib::find_gzip_level(&raw, payload);
+                gzip::gunzip(payload).ok().map(|raw| {
+                    let level = gzip::find_gzip_level(&raw, payload);
                     (SharedBytes::from_vec(raw), level)
                 })
             })
@@ -576,11 +548,9 @@ struct Assembled {
     inline_size: u64,
 }
 
-/// The verified delta, in a temporary file of the work folder.
-struct Verified {
-    _dir: tempfile::TempDir,
-    delta_tmp: PathBuf,
-}
+/// Proof that the delta was applied and reproduced the target (only [`verify`] makes one, and
+/// [`finish`] writes nothing without one).
+struct Verified;
 
 fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<SourceSide> {
     let stage = progress.stage("parse", 0);
@@ -611,7 +581,7 @@ fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<Sourc
     let mut by_hash: HashMap<[u8; 32], u64> = HashMap::new();
     let src_gz: Vec<bool> = src_members
         .iter()
-        .map(|m| zlib::is_gzip(&source.payload(m)))
+        .map(|m| gzip::is_gzip(&source.payload(m)))
         .collect();
     for m in &src_members {
         by_hash
@@ -674,7 +644,7 @@ fn plan_members<'t>(
         } else if m.name == "sw-description.sig" {
             p.plan = Some(Plan::Remainder("signature".into()));
         } else {
-            p.gz = zlib::is_gzip(&payload);
+            p.gz = gzip::is_gzip(&payload);
             let size = if p.gz { gz_isize(&payload) } else { m.data_len };
             p.basis = matching::best_basis(&m.name, size, &candidates);
         }
@@ -733,7 +703,7 @@ fn plan_members<'t>(
         jobs.push((
             payload.len() as u64,
             Box::new(move || {
-                let r = zlib::gunzip(&payload).ok();
+                let r = gzip::gunzip(&payload).ok();
                 counter.add(payload.len() as u64);
                 Decoded::Source(si, r)
             }),
@@ -1291,7 +1261,7 @@ fn verify(
     let stage = progress.stage("verify", 0);
     let work = match &opts.work_dir {
         Some(w) => w.clone(),
-        None => parent_dir(&opts.output),
+        None => crate::io::atomic::parent_dir(&opts.output),
     };
     std::fs::create_dir_all(&work).map_err(|e| fail(work.display(), e))?;
     let tmp = tempfile::tempdir_in(&work).map_err(|e| fail(work.display(), e))?;
@@ -1313,10 +1283,7 @@ fn verify(
     }
     drop(produced);
     stage.finish();
-    Ok(Verified {
-        _dir: tmp,
-        delta_tmp,
-    })
+    Ok(Verified)
 }
 
 /// Stage 6: the log, the size check and the output file.
@@ -1324,25 +1291,15 @@ fn finish(
     opts: &GenerateOptions,
     report: GenerateReport,
     delta: &[u8],
-    verified: Verified,
+    _verified: Verified,
 ) -> ToolResult<Generated> {
-    let delta_tmp = &verified.delta_tmp;
     if let Some(dir) = &opts.log_dir {
         write_log(dir, opts, &report)?;
     }
     if report.delta_size >= report.target_size {
         return Ok(Generated::NotSmaller(report));
     }
-    if let Some(dir) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir.display(), e))?;
-    }
-    let _ = std::fs::set_permissions(delta_tmp, {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    std::fs::rename(delta_tmp, &opts.output)
-        .or_else(|_| write_atomically(&opts.output, delta).map_err(|e| std::io::Error::other(e.0)))
-        .map_err(|e| fail(opts.output.display(), e))?;
+    write_atomically(&opts.output, delta)?;
     Ok(Generated::Written(report))
 }
 

@@ -13,15 +13,16 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::error::{fail, ToolError, ToolResult};
 use super::import_manifest::{
     self, DeltaFile, FileInfo, ImportManifest, UpdateId, MAX_FILES, MAX_RELATED_FILES,
 };
 use super::manifest::hash_file;
 use super::{
-    generate_with_target_format, image, pool, write_atomically, DiffSettings, GenerateOptions,
-    Generated, TargetAnalysis,
+    generate_with_target_format, image, pool, DiffSettings, GenerateOptions, Generated,
+    TargetAnalysis,
 };
+use crate::tool::error::{fail, ToolError, ToolResult};
+use crate::tool::write_atomically;
 
 pub use super::DeltaFormat;
 

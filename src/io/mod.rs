@@ -1,7 +1,9 @@
 //! Bytes the applier works on, and where it keeps them: input files read with `pread`
 //! ([`FileRange`]), shared immutable bytes in memory or in mapped temporary files
-//! ([`SharedBytes`]), and the scratch space those come from ([`scratch`]).
+//! ([`SharedBytes`]), the scratch space those come from ([`scratch`]), and files published
+//! atomically ([`atomic`]).
 
+pub mod atomic;
 mod file_range;
 pub mod scratch;
 mod shared_bytes;

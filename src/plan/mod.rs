@@ -102,13 +102,6 @@ pub struct Plan {
     pub root: NodeId,
 }
 
-impl Plan {
-    /// Whether any node reads the source file.
-    pub fn uses_source(&self) -> bool {
-        self.nodes.iter().any(|n| n.op == Op::Source)
-    }
-}
-
 /// Lookup key: one (length, hash) or (length, internal id) identity of an item.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {

@@ -159,11 +159,6 @@ impl CpioMember {
     pub fn is_trailer(&self) -> bool {
         self.name == "TRAILER!!!"
     }
-
-    /// Whether this is a regular file (`S_IFREG`).
-    pub fn is_regular(&self) -> bool {
-        self.header.mode & 0o170000 == 0o100000
-    }
 }
 
 /// A parsed archive: members (the trailer last) and the tail after it.

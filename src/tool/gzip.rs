@@ -1,12 +1,12 @@
-//! zlib helpers of the generator, the writer and `recompress`.
+//! gzip helpers of the generator and `recompress`.
 //!
-//! The byte-exact compressor is the applier's own (`codec::zlib_deflate`), so a recipe the
-//! generator verified is reproduced by the same code on the device; decompression of inputs uses
-//! flate2 (any correct inflater will do there).
+//! Compression that must be byte-exact is the applier's own ([`crate::codec::deflate_exact`],
+//! [`find_zlib_level`]), so a recipe the generator verified is reproduced by the same code on the
+//! device; decompression of inputs uses flate2 (any correct inflater will do there).
 
 use std::io::Read;
 
-pub use crate::codec::zlib_deflate::{deflate_exact, find_zlib_level, LEVEL_SEARCH_ORDER};
+use crate::codec::find_zlib_level;
 
 /// Decompresses the first gzip member of `gz` (any header options), checking its trailer.
 pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -24,13 +24,6 @@ pub fn gunzip_member(gz: &[u8]) -> std::io::Result<(Vec<u8>, usize)> {
     dec.read_to_end(&mut out)?;
     let rest = dec.into_inner().len();
     Ok((out, gz.len() - rest))
-}
-
-/// Inflates a raw deflate stream.
-pub fn inflate_raw(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// Inputs at least this large have their level checked with the parallel deflater first.
@@ -63,7 +56,7 @@ pub fn is_gzip(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::ZlibInit;
+    use crate::codec::{deflate_exact, ZlibInit};
 
     #[test]
     fn raw_deflate_matches_spec_worked_example() {
