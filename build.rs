@@ -9,7 +9,7 @@
 //!   instead);
 //! * adds the link arguments of the `cdylib` that make it a drop-in for Microsoft's library:
 //!   SONAME `libadudiffapi.so`, `-z nodelete` (the agent calls into the library after `dlclose`,
-//!   c-api.md section 7.3).
+//!   docs/C-API.md section 5.3).
 //!
 //! The exported symbol set is *not* restricted with a second `--version-script`: rustc already
 //! links every cdylib with its own anonymous version script (`global:` the `#[no_mangle]` items,

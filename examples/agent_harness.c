@@ -1,6 +1,6 @@
 /*
  * agent_harness.c - drives libadudiffapi.so exactly the way the Azure Device Update agent does
- * (microsoft/delta download handler, see /work/shared/spec/c-api.md section 7):
+ * (microsoft/delta download handler, see docs/C-API.md section 5):
  *
  *   dlopen("libadudiffapi.so", RTLD_LAZY)          by bare name: LD_LIBRARY_PATH, ld.so.cache, ...
  *   dlsym() the six required symbols              with the AGENT's function-pointer types
@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The agent's declarations (c-api.md 7.2): size_t count and index, int code. */
+/* The agent's declarations (docs/C-API.md 5.2): size_t count and index, int code. */
 typedef void *(*create_session_fn)();
 typedef void (*close_session_fn)(void *);
 typedef int (*apply_fn)(void *, const char *, const char *, const char *);
@@ -215,7 +215,7 @@ static struct outcome run_once(const char *library, const char *source, const ch
         const char *err = dlerror();
         printf("dlclose failed: %s\n", err ? err : "?");
     }
-    /* ... and only then is the session closed through the saved pointer (c-api.md 7.3). */
+    /* ... and only then is the session closed through the saved pointer (docs/C-API.md 5.3). */
     api.close_session(session);
     printf("session closed after dlclose\n");
 

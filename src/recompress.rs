@@ -2,7 +2,7 @@
 //! (level 9, memLevel 9, fixed gzip header with OS byte 3), so that deltas can rebuild them on the
 //! device with a `zlib_compression` recipe.
 //!
-//! Differences from upstream's `recompress swu` (see `diffgen-and-recompress.md` §6.1):
+//! Differences from upstream's `recompress swu` (see `docs/FORMAT.md` §7):
 //! only images that really are gzip and declare it (`compressed = "zlib"`/`"gz"`/`"gzip"`/`true`)
 //! are recompressed (upstream treats every image as gzip); `sw-description` is edited in place
 //! instead of being re-emitted by libconfig; a missing `sw-description.sig` is added when signing

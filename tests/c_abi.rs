@@ -1,6 +1,6 @@
 //! The C ABI as the Device Update agent sees it: the generated header, the exported symbols, the
 //! ELF dynamic section (SONAME, NODELETE), and `examples/agent_harness.c` — a C program that
-//! `dlopen`s `libadudiffapi.so` by bare name exactly like the agent (c-api.md §7) — run against
+//! `dlopen`s `libadudiffapi.so` by bare name exactly like the agent (docs/C-API.md §5) — run against
 //! the cdylib that cargo built for this test run (`target/<profile>/libadudiffapi.so`).
 //!
 //! Tools that are not installed (`cc`, `nm`, `readelf`, `valgrind`, `git`) make the tests that
@@ -279,7 +279,7 @@ fn harness_empty_paths() {
     r.expect_error();
 }
 
-/// NULL paths are undefined behaviour upstream; we return error code 1 (c-api.md §4.1).
+/// NULL paths are undefined behaviour upstream; we return error code 1 (docs/C-API.md §3).
 #[test]
 fn harness_null_paths() {
     let Some(h) = harness() else { return };

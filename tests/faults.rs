@@ -277,7 +277,7 @@ fn delta_faults() {
     );
 }
 
-/// Codes a truncated delta may give (error-codes.md §3 rows 3a, 5a–5e, 8f and the legacy size
+/// Codes a truncated delta may give (docs/C-API.md §6 rows 3a, 5a–5e, 8f and the legacy size
 /// check; 1 when a hashed blob is cut short into a mismatch or the recipes no longer resolve).
 const TRUNCATION_CODES: &[u32] = &[1, 20000, 21200, 30002, 30003, 30009];
 
@@ -328,7 +328,7 @@ fn delta_truncated_at_every_byte() {
     }
 }
 
-/// Offsets where the sections and records of a standard delta end (pamz-format.md §4).
+/// Offsets where the sections and records of a standard delta end (docs/FORMAT.md §3).
 fn section_boundaries(d: &[u8]) -> Vec<usize> {
     let mut pos = 0usize;
     let mut marks = Vec::new();

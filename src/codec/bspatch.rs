@@ -1,4 +1,4 @@
-//! Streaming BSDIFF40 application (`bspatch_decompression` recipe, recipes.md §5).
+//! Streaming BSDIFF40 application (`bspatch_decompression` recipe, docs/FORMAT.md §6.2).
 //!
 //! The new file is produced incrementally: control tuples are decoded on demand and the caller's
 //! buffer is filled straight from the diff stream (plus old bytes) or the extra stream, so memory

@@ -1,4 +1,4 @@
-//! Streaming inflate (`zlib_decompression` recipe, recipes.md §6).
+//! Streaming inflate (`zlib_decompression` recipe, docs/FORMAT.md §6.3).
 //!
 //! Decodes the first stream/member only and stops as soon as `output_len` bytes are produced
 //! (the trailer is then never examined). Errors follow upstream: corrupt or truncated data →

@@ -1,4 +1,4 @@
-//! Byte-exact re-deflate with stock zlib (`zlib_compression` recipe, recipes.md §7).
+//! Byte-exact re-deflate with stock zlib (`zlib_compression` recipe, docs/FORMAT.md §6.4).
 //!
 //! Configuration: `deflateInit2_(level, Z_DEFLATED, windowBits, memLevel 9, Z_DEFAULT_STRATEGY)`
 //! and, for gzip, `deflateSetHeader` with a zeroed header except `os = 3`. Input is fed with

@@ -1,4 +1,4 @@
-//! Streaming zstd decompression (`zstd_decompression` recipe, recipes.md §8.1).
+//! Streaming zstd decompression (`zstd_decompression` recipe, docs/FORMAT.md §6.5).
 //!
 //! With a prefix, its raw bytes are referenced with `ZSTD_DCtx_refPrefix` (never parsed as a
 //! trained dictionary) and the window limit is raised to 2^28; without one, libzstd's default

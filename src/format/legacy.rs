@@ -1,7 +1,7 @@
 //! Reader for legacy PAMZ deltas (version 0, written by the 1.x toolchain).
 //!
-//! Layout: `pamz-format.md` §6; recipe translation: `recipes.md` §9. Both byte orders are
-//! accepted (`pamz-format.md` §1.2 recommendation): the order is detected from the target hash
+//! Layout: `docs/FORMAT.md` §4; recipe translation: §4.1 and §6.6. Both byte orders are
+//! accepted (`docs/FORMAT.md` §1): the order is detected from the target hash
 //! algorithm id at offset 20. Legacy recipes are translated into standard [`Recipe`]s while
 //! reading; `nested_diff_recipe`s are recorded as [`LegacyNestedDelta`]s for the planner, which
 //! resolves the embedded delta blob and parses it with [`parse_legacy_nested`].
@@ -9,7 +9,7 @@
 //! The legacy internal items (`diff`, `inline_assets`, `remainder.compressed`,
 //! `remainder.uncompressed`) carry no hash; they are [`Item::internal`] items bound by a numeric id
 //! that is unique across the top-level delta and all of its nested deltas (this fixes upstream's
-//! conflation of equal-length internal items, `pamz-format.md` §6.3).
+//! conflation of equal-length internal items, `docs/FORMAT.md` §4.3).
 //!
 //! Nothing here trusts a size field: blobs are views of the input, vectors are only pre-sized
 //! from what the remaining bytes could hold, counts drive loops that stop at the first short read,
@@ -33,7 +33,7 @@ pub const DIFF_INTERNAL_ID: u32 = 1;
 /// starting here to [`parse_legacy_nested`] for the first nested delta.
 pub const FIRST_NESTED_INTERNAL_ID: u32 = 5;
 
-/// Legacy recipe type ids (`pamz-format.md` §6.1).
+/// Legacy recipe type ids (`docs/FORMAT.md` §4.1).
 mod ty {
     pub const COPY: u32 = 0;
     pub const REGION: u32 = 1;
@@ -389,7 +389,7 @@ impl Parser {
         Ok(offset)
     }
 
-    /// Converts one legacy recipe into its standard equivalent (`recipes.md` §9).
+    /// Converts one legacy recipe into its standard equivalent (`docs/FORMAT.md` §4.1, §6.6).
     fn translate(
         &mut self,
         recipe_type: u32,
@@ -651,7 +651,7 @@ mod tests {
         0000 0000 0000 0000 026c 6f00 0000 0000
         0000 0000 0000 0000 0000 0203 00";
 
-    /// The worked example of `pamz-format.md` §6.4, built with the test writer.
+    /// The worked example of `docs/FORMAT.md` §4.4, built with the test writer.
     fn worked_example(endian: Endian) -> Vec<u8> {
         let mut w = Writer::new(endian);
         w.header(b"hello", b"hello world\n").u64(2);

@@ -28,8 +28,8 @@ pub(crate) fn push_recipe(recipes: &mut Vec<Recipe>, recipe: Recipe) -> Result<(
     Ok(())
 }
 
-/// Detects the serialization of `data` and parses it (upstream's detection order, pamz-format.md
-/// §1.2, extended to read little-endian legacy files and big-endian standard v1).
+/// Detects the serialization of `data` and parses it (upstream's detection order,
+/// `docs/FORMAT.md` §1, extended to read little-endian legacy files and big-endian standard v1).
 pub fn parse_delta(data: SharedBytes) -> Result<Delta> {
     if data.len() < 4 {
         return Err(Error::short_read(4, data.len() as u64));

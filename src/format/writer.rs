@@ -1,6 +1,6 @@
 //! Standard v2 writer, byte-identical to upstream's `diffc_write_diff`.
 //!
-//! Layout and ordering rules are in `pamz-format.md` §4 and §4.4: recipe sets grouped by result
+//! Layout and ordering rules are in `docs/FORMAT.md` §3 and §3.4: recipe sets grouped by result
 //! item and sorted by item order, recipes inside a set sorted by type name, numbers and items and
 //! de-duplicated, the fixed 8-name type table, the inline-assets blob stored verbatim and the
 //! remainder stored raw-deflated (stock zlib, level 9, memLevel 9) with its

@@ -1,5 +1,5 @@
 //! Import-manifest helpers: the `relatedFiles` properties of a delta and the device's source
-//! cache path (`c-api.md` §8, `diffgen-and-recompress.md` §8).
+//! cache path (`docs/C-API.md` §7).
 
 use std::io::Read;
 use std::path::Path;

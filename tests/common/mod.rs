@@ -19,13 +19,13 @@ use adudiffapi::ffi::*;
 use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
-// Standard v2 builder (pamz-format.md §4)
+// Standard v2 builder (docs/FORMAT.md §3)
 // ---------------------------------------------------------------------------------------------
 
 /// Hash algorithm id of SHA-256.
 pub const SHA256_ID: u32 = 0x800C;
 
-/// Standard recipe type ids (pamz-format.md §4.1).
+/// Standard recipe type ids (docs/FORMAT.md §3.1).
 pub mod ty {
     pub const ALL_ZEROS: u32 = 0;
     pub const CHAIN: u32 = 1;
@@ -252,7 +252,7 @@ impl Std {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Legacy v0 builder (pamz-format.md §6), big-endian
+// Legacy v0 builder (docs/FORMAT.md §4), big-endian
 // ---------------------------------------------------------------------------------------------
 
 /// Legacy recipe type ids used by the tests.
