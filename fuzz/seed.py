@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Builds the seed corpora of the fuzz targets from tests/vectors (run from anywhere).
 
+Usage: seed.py [OUTPUT_DIR]   (default: fuzz/corpus; scripts/fuzz-smoke.sh passes a fresh one)
+The seeds depend only on tests/vectors (and the zlib behind Python), so every run starts from the same corpus.
+
 corpus/parse_delta, corpus/apply: every golden delta.
 corpus/bspatch: every BSDIFF40 patch found inside a delta (from its magic to the end).
 corpus/inflate: raw/gzip/zlib streams of vector targets, with the 4-byte selector header.
@@ -10,14 +13,16 @@ import gzip
 import hashlib
 import os
 import struct
+import sys
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "..", "tests", "vectors")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
 
 
 def put(target, data):
-    d = os.path.join(HERE, "corpus", target)
+    d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     name = hashlib.sha1(data).hexdigest()
     with open(os.path.join(d, name), "wb") as f:
@@ -70,5 +75,5 @@ put("swu", small + b"\0" * 512)
 put("swu", description)
 
 for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu"):
-    d = os.path.join(HERE, "corpus", target)
+    d = os.path.join(OUT, target)
     print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")
