@@ -18,17 +18,18 @@
 //!
 //! 1. [`error`] — upstream's error codes and the error type;
 //! 2. [`io`], [`stack`], [`sync`] — bytes, scratch space, atomic files; stack depth; locking;
-//! 3. [`codec`], [`pardeflate`] — byte transforms. They know nothing of the delta format (the
-//!    zlib framing, [`codec::ZlibInit`], is a codec parameter), so the format's writer and the
-//!    planner can use them;
-//! 4. [`format`](mod@format) — the delta model, its readers and writer;
-//! 5. [`plan`] — recipes resolved into a plan;
-//! 6. [`execute`] — a plan run into the target;
-//! 7. [`apply`] — the apply sequence;
-//! 8. [`ffi`] — the C boundary;
-//! 9. [`swu`], [`tool`] — host-side helpers: SWU archives; the tools' errors, gzip and output;
-//! 10. [`recompress`];
-//! 11. [`generate`] — and the `adudiff` binary above everything, through the public API.
+//! 3. [`pardeflate`] — the byte-exact deflate port;
+//! 4. [`codec`] — the recipes' byte transforms. They know nothing of the delta format (the zlib
+//!    framing, [`codec::ZlibInit`], is a codec parameter), so the format's writer and the planner
+//!    can use them;
+//! 5. [`format`](mod@format) — the delta model, its readers and writer;
+//! 6. [`plan`] — recipes resolved into a plan;
+//! 7. [`execute`] — a plan run into the target;
+//! 8. [`apply`] — the apply sequence;
+//! 9. [`ffi`] — the C boundary;
+//! 10. [`swu`], [`tool`] — host-side helpers: SWU archives; the tools' errors, gzip and output;
+//! 11. [`recompress`];
+//! 12. [`generate`] — and the `adudiff` binary above everything, through the public API.
 
 pub mod apply;
 pub mod codec;

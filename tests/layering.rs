@@ -16,7 +16,8 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 const LAYERS: &[&[&str]] = &[
     &["error"],
     &["io", "stack", "sync"],
-    &["codec", "pardeflate"],
+    &["pardeflate"],
+    &["codec"],
     &["format"],
     &["plan"],
     &["execute"],
