@@ -28,8 +28,12 @@ export RUSTFLAGS="--cfg fuzzing -Cdebug-assertions -Coverflow-checks \
 mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^adudiffapi-fuzz$')
 [ "${#targets[@]}" -gt 0 ] || { echo "fuzz-smoke: no targets in fuzz/Cargo.toml" >&2; exit 1; }
 
-echo "fuzz-smoke: building ${targets[*]}"
-cargo build --locked --release --manifest-path fuzz/Cargo.toml --bins
+# An explicit --target keeps RUSTFLAGS (the instrumentation) away from build scripts and proc
+# macros, which are not linked with libFuzzer.
+host=$(rustc -vV | sed -n 's/^host: //p')
+echo "fuzz-smoke: building ${targets[*]} for $host"
+cargo build --locked --release --manifest-path fuzz/Cargo.toml --bins --target "$host"
+bin_dir=$CARGO_TARGET_DIR/$host/release
 
 rm -rf "$work/seeds" "$work/found" "$work/artifacts"
 python3 fuzz/seed.py "$work/seeds" >/dev/null
@@ -40,7 +44,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$work/seeds/$t" "$work/found/$t" "$work/artifacts/$t"
     echo "== fuzz-smoke: $t for ${seconds}s ($(ls "$work/seeds/$t" | wc -l) seeds)"
     log="$work/artifacts/$t/run.log"
-    if ! "$CARGO_TARGET_DIR/release/$t" "$work/found/$t" "$work/seeds/$t" \
+    if ! "$bin_dir/$t" "$work/found/$t" "$work/seeds/$t" \
         -seed=1 -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
         -artifact_prefix="$work/artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log"
