@@ -158,7 +158,7 @@ pub fn reader(
     let one_core = std::thread::available_parallelism().map_or(1, |n| n.get()) == 1;
     if one_core
         || crate::io::scratch::address_space_limit().is_some()
-        || plain_len > crate::pardeflate::MAX_SPOOLED_INPUT
+        || !(..=crate::pardeflate::MAX_SPOOLED_INPUT).contains(&plain_len)
     {
         let r =
             SequentialDeflateReader::new(plain, plain_len, Wrapper::Raw, level, Encoder::GnuGzip)

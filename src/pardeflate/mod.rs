@@ -20,7 +20,11 @@
 //!
 //! The compression algorithm is zlib's, by Jean-loup Gailly and Mark Adler (zlib license);
 //! this is an independent Rust implementation of it, written to be output-identical.
-//! No `unsafe` code is used.
+//! The algorithm code uses no `unsafe`; `stream.rs` uses it for its spool file only (creating,
+//! mapping and releasing consumed pages), each block with a `SAFETY:` note.
+//!
+//! Licence: an altered port of zlib's deflate, under the zlib licence — notice kept in
+//! `src/pardeflate/LICENSE-zlib`.
 
 mod bits;
 mod blocks;

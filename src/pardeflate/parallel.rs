@@ -27,6 +27,7 @@
 //! chunk is simply re-parsed, so the result is always exact); (C) blocks are cut and encoded
 //! in parallel; (D) the pieces are concatenated.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -460,10 +461,6 @@ impl StartGen {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// State shared by the coordinating thread and the workers.

@@ -10,6 +10,7 @@
 //! spool holds only a window of the input (about `max(12 MiB, 8 chunks)` plus the chunks in
 //! flight), whatever the input's length.
 
+use crate::sync::lock;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -222,10 +223,6 @@ impl ParallelDeflateReader {
             pos: 0,
         })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The spool file: an anonymous in-memory file, or a temporary file in `dir`.
