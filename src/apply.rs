@@ -252,6 +252,14 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
                 let n = copied(patch).max(copied(old));
                 (n, n)
             }
+            Op::ZstdCompress { input, params } => {
+                // Memory only (one worker: the least it can take).
+                let memory = params.memory(plan.nodes[input].item.length, 1);
+                if memory > scratch.memory_left() {
+                    return Err(scratch.no_room(memory, "a zstd compressor", None));
+                }
+                continue;
+            }
             _ => continue,
         };
         largest = largest.max(need);

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod release;
 pub mod segment;
 pub mod zlib;
+pub mod zstdrebuild;
 
 use std::collections::HashMap;
 use std::fs::File;
