@@ -37,7 +37,8 @@ Positional forms (DiffGenTool 3.0.0 compatible):
 OPTIONS:
   --format <f>         standard (default): PAMZ v2, applies on Microsoft's library too;
                        extended: the target as built (no recompress, no re-sign): gzip data
-                       zlib does not reproduce travels as text + deflate corrections. Only
+                       zlib does not reproduce travels as text + deflate corrections, zstd
+                       frames this build's libzstd makes as their content. Only
                        adudiffapi applies it; devices on Microsoft's library fall back to the
                        full image. Written only where it is smaller than standard.
   --log-dir <dir>      write diff.json there
@@ -357,20 +358,45 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
             rebuilt.join(", ")
         );
     }
-    let zstd: Vec<&str> = r
+    let zstd_rebuilt: Vec<String> = r
         .members
         .iter()
-        .filter(|m| m.zstd_compressed)
-        .map(|m| m.name.as_str())
+        .filter_map(|m| Some(format!("{} ({})", m.name, m.zstd_rebuilt.as_ref()?)))
         .collect();
-    if !zstd.is_empty() {
+    if !zstd_rebuilt.is_empty() {
         println!(
-            "zstd-compressed, carried as compressed bytes (no recipe rebuilds a zstd frame from its content): {}",
-            zstd.join(", ")
+            "zstd frames rebuilt from their content by libzstd {} (no recompression or re-signing needed): {}",
+            generate::zstdrebuild::version(),
+            zstd_rebuilt.join(", ")
         );
     }
+    let zstd = r.zstd_carried_compressed();
+    if !zstd.is_empty() {
+        let why: Vec<String> = r
+            .members
+            .iter()
+            .filter(|m| m.zstd_compressed)
+            .map(|m| match &m.zstd_not_reproducible {
+                Some(why) => format!("{} ({why})", m.name),
+                None => m.name.clone(),
+            })
+            .collect();
+        let v = generate::zstdrebuild::version();
+        if format == generate::DeltaFormat::Standard {
+            println!(
+                "zstd-compressed, carried as compressed bytes (the standard format has no recipe that rebuilds a zstd frame; --format extended rebuilds the frames libzstd {v} makes): {}",
+                why.join(", ")
+            );
+        } else {
+            println!(
+                "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes are; compress the image with zstd {v}, or gzip, for a small delta): {}",
+                why.join(", ")
+            );
+        }
+    }
     let bad = r.not_reproducible();
-    if bad.is_empty() && rebuilt.is_empty() && zstd.is_empty() {
+    let any_zstd = !zstd.is_empty() || !zstd_rebuilt.is_empty();
+    if bad.is_empty() && rebuilt.is_empty() && !any_zstd {
         println!("target is already zlib-reproducible: no recompression or re-signing needed");
     } else if !bad.is_empty() {
         println!(
