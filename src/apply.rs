@@ -254,7 +254,12 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
             }
             Op::ZstdCompress { input, params } => {
                 // Memory only (one worker: the least it can take).
-                let memory = params.memory(plan.nodes[input].item.length, 1);
+                let len = plan.nodes[input].item.length;
+                let memory = if crate::execute::resources_limited() {
+                    params.address_space(len, 1)
+                } else {
+                    params.memory(len, 1)
+                };
                 if memory > scratch.memory_left() {
                     return Err(scratch.no_room(memory, "a zstd compressor", None));
                 }

@@ -49,6 +49,10 @@ pub const MAX_JOB_SIZE: u64 = 256 << 20;
 /// Largest content of one zstd block: every block of the frame costs at least 3 bytes of
 /// output (its header), which bounds the content a frame of a given length can have.
 pub const BLOCK_CONTENT_MAX: u64 = 128 << 10;
+/// Address space one job-mode worker thread reserves besides the memory it uses: its stack
+/// and the malloc arena its allocations open (64 MiB of address space with glibc). It counts
+/// under an address-space limit ([`ZstdParams::address_space`]).
+pub const WORKER_ADDRESS_SPACE: u64 = 72 << 20;
 /// Number of the recipe's numbers.
 pub const NUMBER_COUNT: usize = 5;
 
@@ -207,6 +211,17 @@ impl ZstdParams {
         };
         let workers = u64::from(workers.max(1));
         workers * one + (workers + 1) * job + window
+    }
+
+    /// [`ZstdParams::memory`] plus the address space the worker threads reserve
+    /// ([`WORKER_ADDRESS_SPACE`] each): what the compressor needs under an address-space limit.
+    pub fn address_space(&self, content_len: u64, workers: u32) -> u64 {
+        let threads = if self.has(FLAG_JOBS) {
+            u64::from(workers.max(1))
+        } else {
+            0
+        };
+        self.memory(content_len, workers) + threads * WORKER_ADDRESS_SPACE
     }
 
     /// The configured compression context (`workers` job-mode workers).

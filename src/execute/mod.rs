@@ -462,10 +462,16 @@ fn zstd_compressor(
 ) -> Result<Stream> {
     let mut workers = zstd_workers();
     loop {
+        // Under an address-space limit the worker threads' reservations count too.
+        let memory = if resources_limited() {
+            params.address_space(input_len, workers)
+        } else {
+            params.memory(input_len, workers)
+        };
         let need = Need {
             // Memory only: libzstd's tables and buffers cannot live in a file.
             disk: u64::MAX,
-            memory: params.memory(input_len, workers),
+            memory,
             disk_mapped: false,
         };
         match scratch.room_for(Prefer::Memory, need, "a zstd compressor") {
