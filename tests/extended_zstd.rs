@@ -129,6 +129,9 @@ fn zstd_cli_version() -> Option<u64> {
     Some(parts.next()?? * 10000 + parts.next()?? * 100 + parts.next()??)
 }
 
+/// Makes the source's rootfs member (name, bytes) from the image.
+type SourceRootfs<'a> = dyn Fn(&[u8]) -> (String, Vec<u8>) + 'a;
+
 struct Case {
     dir: tempfile::TempDir,
     source: PathBuf,
@@ -137,10 +140,7 @@ struct Case {
 
 /// A source SWU whose rootfs is `src_rootfs` (as `v1`) and a target SWU whose changed rootfs is
 /// `zst` of the new image, named `rootfs.ext4.zst`.
-fn case(
-    src_rootfs: &dyn Fn(&[u8]) -> (String, Vec<u8>),
-    zst: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
-) -> Option<Case> {
+fn case(src_rootfs: &SourceRootfs, zst: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Case> {
     let dir = tempfile::tempdir().unwrap();
     let rootfs_v1 = text(30, 1_200_000);
     let mut rootfs_v2 = rootfs_v1.clone();
