@@ -4,7 +4,7 @@
 //!
 //! The search reads what the frame header tells (checksum, whether the content size was
 //! known, the window log), keeps the levels whose window log matches, and compresses with each
-//! candidate in the applier's own way ([`zstd_compress::reproduces`]), most likely first,
+//! candidate in the applier's own way ([`crate::codec::zstd_compress::reproduces`]), most likely first,
 //! stopping at the first byte that differs. Its cost is bounded by [`SEARCH_BUDGET_FACTOR`].
 
 use crate::codec::zstd_compress::{
