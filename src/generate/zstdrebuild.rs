@@ -131,7 +131,7 @@ pub fn candidates(header: &FrameHeader, content_len: u64) -> Vec<ZstdParams> {
         &[FLAG_JOBS, 0]
     };
     let mut out = Vec::new();
-    let mut push = |p: ZstdParams| {
+    let push = |out: &mut Vec<ZstdParams>, p: ZstdParams| {
         if !out.contains(&p) && out.len() < MAX_CANDIDATES {
             out.push(p);
         }
@@ -151,26 +151,33 @@ pub fn candidates(header: &FrameHeader, content_len: u64) -> Vec<ZstdParams> {
                     job_size: 0,
                 };
                 if fits(&p) {
-                    push(p);
+                    push(&mut out, p);
                 }
             }
         }
     }
-    // An explicit window (`--long`, `--zstd=wlog=`): the window log from the header.
+    // An explicit window (`--long`, `--zstd=wlog=`): the window log from the header, when no
+    // usual level (≤ 19) has that window at this size. (Every wrong job-mode try costs up to
+    // a job of compression per worker — libzstd finishes running jobs before it lets go —, so
+    // the list stays short when the header already points at the usual levels.)
+    let usual = out.iter().any(|p| p.level <= 19);
     if let Some(w) = header
         .window_log
-        .filter(|&w| u64::from(w) <= zc::MAX_WINDOW_LOG)
+        .filter(|&w| u64::from(w) <= zc::MAX_WINDOW_LOG && !usual)
     {
         for &mode in modes {
             for &size in sizes {
                 for level in [3, 19, 9, 1, 22] {
                     for long in [FLAG_LONG, 0] {
-                        push(ZstdParams {
-                            level,
-                            flags: checksum | size | mode | long,
-                            window_log: w,
-                            job_size: 0,
-                        });
+                        push(
+                            &mut out,
+                            ZstdParams {
+                                level,
+                                flags: checksum | size | mode | long,
+                                window_log: w,
+                                job_size: 0,
+                            },
+                        );
                     }
                 }
             }
