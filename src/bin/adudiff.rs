@@ -310,6 +310,9 @@ fn cmd_generate(args: &[String]) -> Result<(), String> {
         if let Some(by) = &m.rebuilt_by {
             strategy.push_str(&format!(", {by}"));
         }
+        if m.zstd_rebuilt.is_some() {
+            strategy.push_str(", zstd exact");
+        }
         let basis = m
             .basis
             .as_ref()
