@@ -952,7 +952,7 @@ fn deflate_reconstruct_bounds_and_codec_versions() {
         Expect::Target(deflated.clone()),
     );
     // Codec versions this applier does not know: refused before anything is produced.
-    for codec in [[1, 2], [1, 0], [2, 1], [u64::MAX, u64::MAX]] {
+    for codec in [[1, 2], [1, 0], [2, 2], [3, 1], [u64::MAX, u64::MAX]] {
         case(
             &format!("deflate_reconstruct codec {codec:?}"),
             &reconstruct_delta(&deflated, plain.clone(), &a.corrections, codec),
