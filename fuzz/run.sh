@@ -10,7 +10,7 @@ target=${1:?target or all}
 seconds=${2:-60}
 [ -d corpus ] || python3 seed.py
 targets=("$target")
-[ "$target" = all ] && targets=(parse_delta apply bspatch inflate zstd swu deflate_reconstruct)
+[ "$target" = all ] && targets=(parse_delta apply bspatch inflate zstd swu deflate_reconstruct zstd_compress)
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     echo "== $t for ${seconds}s"

@@ -247,6 +247,19 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
             // The old file is read where it is (materialized first if it is produced, like
             // any item read at random); only the patch is needed in one piece.
             Op::Bspatch { patch, .. } => (copied(patch), copied(patch)),
+            Op::ZstdCompress { input, params } => {
+                // Memory only (one worker: the least it can take).
+                let len = plan.nodes[input].item.length;
+                let memory = if crate::execute::resources_limited() {
+                    params.address_space(len, 1)
+                } else {
+                    params.memory(len, 1)
+                };
+                if memory > scratch.memory_left() {
+                    return Err(scratch.no_room(memory, "a zstd compressor", None));
+                }
+                continue;
+            }
             _ => continue,
         };
         largest = largest.max(need);

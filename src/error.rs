@@ -77,6 +77,14 @@ pub mod code {
     /// Ours (extended format): a correction blob is malformed, exceeds a bound, or does not
     /// rebuild the stream it describes.
     pub const EXT_RECONSTRUCT_FAILED: u32 = 39001;
+    /// Ours (extended format): a `zstd_compression_exact` recipe names another libzstd
+    /// version than this applier's, an unknown flag, or a level, window log or job size
+    /// outside the accepted ranges. Nothing is produced.
+    pub const EXT_ZSTD_UNSUPPORTED: u32 = 39002;
+    /// Ours (extended format): a `zstd_compression_exact` recipe's lengths do not fit (more
+    /// content than a frame of its length can hold, or a frame of another length), or libzstd
+    /// fails (out of memory included).
+    pub const EXT_ZSTD_FAILED: u32 = 39003;
 }
 
 /// An error with upstream's numeric code and a human-readable message.

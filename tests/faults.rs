@@ -434,6 +434,142 @@ fn delta_truncated_at_section_boundaries() {
     }
 }
 
+/// An extended delta using both of the format's recipes, written into `dir`: the target is
+/// `chain(deflate_reconstruct(source, corrections), zstd_compression_exact(source))` with the
+/// corrections in the inline assets and a remainder. Returns (source, delta, target) paths.
+fn extended_delta(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
+    use adudiffapi::codec::deflate_reconstruct::analyse;
+    use adudiffapi::codec::zstd_compress::{
+        compress, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_PLEDGED,
+    };
+    use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
+    use adudiffapi::format::{Recipe, RecipeKind};
+    use std::io::Write;
+    let source: Vec<u8> = (0..120_000u32)
+        .flat_map(|i| format!("line {} of {}\n", i % 1013, i / 17).into_bytes())
+        .take(120_000)
+        .collect();
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&source).unwrap();
+    let deflated = e.finish().unwrap();
+    let corrections = analyse(&deflated, usize::MAX).unwrap().corrections;
+    let p = ZstdParams {
+        level: 5,
+        flags: FLAG_CHECKSUM | FLAG_CONTENT_SIZE | FLAG_PLEDGED,
+        window_log: 0,
+        job_size: 0,
+    };
+    // The frame's length from a first run of the applier's compressor (which fails at the
+    // end of the frame, whose length is not 2^40), then the frame.
+    let len = {
+        use std::io::Read;
+        let n = source.len() as u64;
+        let mut r = adudiffapi::codec::ZstdCompressReader::new(&source[..], n, p, 1, 1 << 40)
+            .unwrap()
+            .take(1 << 40);
+        let mut out = Vec::new();
+        let _ = r.read_to_end(&mut out);
+        out.len() as u64
+    };
+    let frame = compress(&source, p, len).unwrap();
+    let tail = b"remainder bytes at the end of the target".to_vec();
+    let target: Vec<u8> = [&deflated[..], &frame[..], &tail[..]].concat();
+    let (s, d, f, c, t) = (
+        item_of(&source),
+        item_of(&deflated),
+        item_of(&frame),
+        item_of(&corrections),
+        item_of(&tail),
+    );
+    let recipes = vec![
+        Recipe {
+            kind: RecipeKind::Chain,
+            result: item_of(&target),
+            numbers: vec![],
+            items: vec![d.clone(), f.clone(), t],
+        },
+        Recipe {
+            kind: RecipeKind::DeflateReconstruct,
+            result: d,
+            numbers: vec![1, 1],
+            items: vec![s.clone(), c],
+        },
+        Recipe {
+            kind: RecipeKind::ZstdCompressionExact,
+            result: f,
+            numbers: p.to_numbers(),
+            items: vec![s.clone()],
+        },
+    ];
+    let delta = write_delta_to_vec(&DeltaBuilder {
+        target: item_of(&target),
+        source: s,
+        recipes,
+        inline_assets: Some(corrections),
+        remainder: Some(tail),
+    })
+    .unwrap();
+    let (src_path, delta_path) = (dir.join("ext-source"), dir.join("ext-delta"));
+    fs::write(&src_path, &source).unwrap();
+    fs::write(&delta_path, &delta).unwrap();
+    (src_path, delta_path, target)
+}
+
+/// Truncations of an extended delta (both extended recipes) at every section and record
+/// boundary (±1) and at every 5th byte, through the C functions: each gives a documented
+/// code, leaves the pre-existing target as it was and no temporary file.
+#[test]
+fn extended_delta_truncated_at_section_boundaries_and_sampled_prefixes() {
+    let (work, target) = work_with_target();
+    let (src, delta_path, expected) = extended_delta(work.path());
+    let full = fs::read(&delta_path).unwrap();
+    assert_eq!(&full[4..12], b"ADUDIFF\x01");
+    // The whole delta applies.
+    let whole = work.path().join("whole");
+    assert_eq!(
+        first(&apply_c(&src, &delta_path, &whole)),
+        (0, String::new())
+    );
+    assert!(fs::read(&whole).unwrap() == expected);
+    fs::remove_file(&whole).unwrap();
+    let marks = section_boundaries(&full);
+    assert_eq!(*marks.last().unwrap(), full.len(), "walker");
+    let mut cuts: Vec<usize> = marks
+        .iter()
+        .flat_map(|&m| [m.saturating_sub(1), m, m + 1])
+        .chain((0..full.len()).step_by(5))
+        .filter(|&c| c < full.len())
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    // Truncation codes, plus the extended recipes' own (a cut that leaves a parseable delta
+    // whose recipes then fail).
+    let allowed: Vec<u32> = TRUNCATION_CODES
+        .iter()
+        .copied()
+        .chain([39000, 39001, 39002, 39003])
+        .collect();
+    let session = adudiffapi::ffi::adu_diff_apply_create_session();
+    let mut histogram = BTreeMap::new();
+    for &cut in &cuts {
+        let d = work.path().join(format!("delta-{cut}"));
+        fs::write(&d, &full[..cut]).unwrap();
+        let (code, text) = first(&apply_on(session, &src, &d, &target));
+        fs::remove_file(&d).unwrap();
+        assert!(allowed.contains(&code), "cut at {cut}: {code} {text}");
+        *histogram.entry(code).or_insert(0) += 1;
+        assert_eq!(fs::read(&target).unwrap(), PREVIOUS, "cut at {cut}");
+    }
+    adudiffapi::ffi::adu_diff_apply_close_session(session);
+    let left: Vec<String> = leftovers(work.path());
+    assert!(left.is_empty(), "{left:?}");
+    println!(
+        "FAULT | extended delta (deflate_reconstruct + zstd_compression_exact) truncated at {} cuts around {} section boundaries and every 5th byte | {histogram:?} |",
+        cuts.len(),
+        marks.len()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Target faults
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ pub mod deflate_reconstruct;
 pub mod inflate;
 pub mod zlib_deflate;
 pub mod zstd;
+pub mod zstd_compress;
 mod zstream;
 
 pub use bspatch::BspatchReader;
@@ -21,6 +22,7 @@ pub use zlib_deflate::{
     MEM_LEVEL,
 };
 pub use zstd::ZstdReader;
+pub use zstd_compress::ZstdCompressReader;
 pub use zstream::zlib_version;
 
 use std::io::{self, Read};

@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdReader};
+use crate::codec::{BspatchReader, DeflateReader, InflateReader, ZstdCompressReader, ZstdReader};
 use crate::error::{code, Error, Result};
 use crate::format::model::{Delta, ZlibInit};
 use crate::io::scratch::{self, Charge, Need, Prefer, Room, Scratch};
@@ -249,7 +249,8 @@ impl<'a> Executor<'a> {
             | Op::Deflate { .. }
             | Op::Inflate { .. }
             | Op::Zstd { .. }
-            | Op::DeflateReconstruct { .. } => return Ok(None),
+            | Op::DeflateReconstruct { .. }
+            | Op::ZstdCompress { .. } => return Ok(None),
         };
         self.views.insert(id, view.clone());
         Ok(Some(view))
@@ -383,6 +384,12 @@ impl<'a> Executor<'a> {
                     )
                 })
             }
+            Op::ZstdCompress { input, params } => {
+                let input_len = self.plan.nodes[input].item.length;
+                let input = self.take_stream(input)?;
+                let scratch = self.scratch.clone();
+                deferred(move || zstd_compressor(&scratch, input, input_len, params, length))
+            }
             Op::Empty | Op::Source | Op::Blob(_) | Op::Zeros | Op::Slice { .. } => {
                 let view = self.random_access(id)?;
                 return Ok(Box::new(view.reader()));
@@ -473,6 +480,53 @@ fn zstd_reader(
             _charge: charge,
         }),
     })
+}
+
+/// Workers of a job-mode zstd compression: both cores when the machine has them, the memory
+/// budget allows it and no address-space limit is set, else one (the frame is the same).
+fn zstd_workers() -> u32 {
+    if resources_limited() {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u32)
+    }
+}
+
+/// A zstd compressor of `input` (`input_len` bytes) giving the `length`-byte frame that
+/// `params` describe, its memory charged to the scratch budget (with fewer workers when two
+/// do not fit); the charge stays until the compressor is dropped.
+fn zstd_compressor(
+    scratch: &Scratch,
+    input: Stream,
+    input_len: u64,
+    params: crate::codec::zstd_compress::ZstdParams,
+    length: u64,
+) -> Result<Stream> {
+    let mut workers = zstd_workers();
+    loop {
+        // Under an address-space limit the worker threads' reservations count too.
+        let memory = if resources_limited() {
+            params.address_space(input_len, workers)
+        } else {
+            params.memory(input_len, workers)
+        };
+        let need = Need {
+            // Memory only: libzstd's tables and buffers cannot live in a file.
+            disk: u64::MAX,
+            memory,
+            disk_mapped: false,
+        };
+        match scratch.room_for(Prefer::Memory, need, "a zstd compressor") {
+            Ok(Room::Memory(charge) | Room::Disk(_, charge)) => {
+                return Ok(Box::new(Holding {
+                    inner: ZstdCompressReader::new(input, input_len, params, workers, length)?,
+                    _charge: charge,
+                }))
+            }
+            Err(e) if workers <= 1 => return Err(e),
+            Err(_) => workers -= 1,
+        }
+    }
 }
 
 /// A reader that keeps its scratch space charged until it is dropped.
@@ -667,7 +721,9 @@ pub fn ingredients(op: &Op) -> Vec<NodeId> {
         Op::Chain(parts) => parts.clone(),
         Op::Slice { whole, .. } => vec![*whole],
         Op::Bspatch { patch, old } => vec![*patch, *old],
-        Op::Deflate { input, .. } | Op::Inflate { input, .. } => vec![*input],
+        Op::Deflate { input, .. } | Op::Inflate { input, .. } | Op::ZstdCompress { input, .. } => {
+            vec![*input]
+        }
         Op::Zstd { frame, prefix } => std::iter::once(*frame).chain(*prefix).collect(),
         Op::DeflateReconstruct {
             plain, corrections, ..
@@ -689,6 +745,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Inflate { .. } => "zlib_decompression",
         Op::Zstd { .. } => "zstd_decompression",
         Op::DeflateReconstruct { .. } => "deflate_reconstruct",
+        Op::ZstdCompress { .. } => "zstd_compression_exact",
     }
 }
 

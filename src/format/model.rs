@@ -103,6 +103,10 @@ pub enum RecipeKind {
     /// Extended format only: the exact deflate stream rebuilt from its plain text (`items[0]`)
     /// and a correction blob (`items[1]`) of the codec `numbers[0]`, version `numbers[1]`.
     DeflateReconstruct = 8,
+    /// Extended format only: the exact zstd frame of `items[0]` made by this library's libzstd
+    /// with the parameters `numbers` = `[encoder, level, flags, window_log, job_size]`
+    /// ([`crate::codec::zstd_compress::ZstdParams`]).
+    ZstdCompressionExact = 9,
 }
 
 impl RecipeKind {
@@ -118,8 +122,9 @@ impl RecipeKind {
         RecipeKind::ZstdDecompression,
     ];
 
-    /// The recipe type table of the extended format: the eight built-ins, then ours.
-    pub const EXTENDED: [RecipeKind; 9] = [
+    /// The recipe type table of the extended format: the eight built-ins, then ours. A delta
+    /// lists it up to the highest id it uses (docs/EXTENDED-FORMAT.md).
+    pub const EXTENDED: [RecipeKind; 10] = [
         RecipeKind::AllZeros,
         RecipeKind::Chain,
         RecipeKind::Slice,
@@ -129,6 +134,7 @@ impl RecipeKind {
         RecipeKind::ZstdCompression,
         RecipeKind::ZstdDecompression,
         RecipeKind::DeflateReconstruct,
+        RecipeKind::ZstdCompressionExact,
     ];
 
     /// Kind for an on-disk id, if it is one of the eight built-ins.
@@ -163,6 +169,7 @@ impl RecipeKind {
             RecipeKind::ZstdCompression => "zstd_compression",
             RecipeKind::ZstdDecompression => "zstd_decompression",
             RecipeKind::DeflateReconstruct => "deflate_reconstruct",
+            RecipeKind::ZstdCompressionExact => "zstd_compression_exact",
         }
     }
 }

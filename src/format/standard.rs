@@ -240,6 +240,14 @@ pub fn validate_recipe(recipe: &Recipe) -> Result<()> {
                 return Err(bad_count("item ingredient"));
             }
         }
+        RecipeKind::ZstdCompressionExact => {
+            if n != crate::codec::zstd_compress::NUMBER_COUNT {
+                return Err(bad_count("number ingredient"));
+            }
+            if i != 1 {
+                return Err(bad_count("item ingredient"));
+            }
+        }
         RecipeKind::DeflateReconstruct => {
             if n != 2 {
                 return Err(bad_count("number ingredient"));

@@ -165,8 +165,11 @@ pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
     recipes.dedup_by(|x, y| cmp_items(&x.result, &y.result).is_eq() && cmp_recipes(x, y).is_eq());
 
     let extended = recipes.iter().any(|r| r.kind.is_extended());
+    // The extended table runs up to the highest id used: a delta with only
+    // `deflate_reconstruct` stays readable by appliers that know no later type.
+    let highest = recipes.iter().map(|r| r.kind.id()).max().unwrap_or(0) as usize;
     let table: &[RecipeKind] = if extended {
-        &RecipeKind::EXTENDED
+        &RecipeKind::EXTENDED[..=highest]
     } else {
         &RecipeKind::ALL
     };

@@ -19,6 +19,7 @@ pub mod pool;
 pub mod progress;
 pub mod release;
 pub mod segment;
+pub mod zstdrebuild;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,6 +29,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::zstd_compress::ZstdParams;
 use crate::format::writer::{item_of, write_delta_to_vec};
 use crate::format::{hex, Item, RecipeKind, ZlibInit};
 use crate::io::SharedBytes;
@@ -149,9 +151,15 @@ pub struct MemberReport {
     /// Extended format: how the member's deflate streams are rebuilt ("GNU gzip -9" when
     /// re-encoded exactly, "preflate" when corrections are needed).
     pub rebuilt_by: Option<String>,
-    /// The member is a zstd frame and changed: it travels as compressed bytes (no recipe
-    /// rebuilds a zstd frame from its content).
+    /// The member is a zstd frame and changed, and it travels as compressed bytes (the
+    /// standard format has no recipe that rebuilds a zstd frame; in the extended format,
+    /// [`MemberReport::zstd_not_reproducible`] says why it was not rebuilt).
     pub zstd_compressed: bool,
+    /// Extended format: the member is a zstd frame rebuilt from its content by
+    /// `zstd_compression_exact` with these parameters (described).
+    pub zstd_rebuilt: Option<String>,
+    /// Extended format: why this library's libzstd does not rebuild the member's zstd frame.
+    pub zstd_not_reproducible: Option<String>,
     /// Source member used as basis, with the matching rule.
     pub basis: Option<(String, &'static str)>,
     /// Candidate sizes (method, bytes).
@@ -220,6 +228,15 @@ impl GenerateReport {
             .map(|m| m.name.as_str())
             .collect()
     }
+
+    /// zstd members that travel compressed (changed, and not rebuilt from their content).
+    pub fn zstd_carried_compressed(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .filter(|m| m.zstd_compressed)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
 }
 
 fn map(path: &Path) -> ToolResult<SharedBytes> {
@@ -266,6 +283,9 @@ struct BuildPlan {
     /// Extended format: the payload is rebuilt piece by piece, its deflate streams by
     /// `deflate_reconstruct` of ranges of `content`.
     rebuild: Option<Arc<Vec<gzrebuild::Piece>>>,
+    /// Extended format: the payload is `zstd_compression_exact` of `content` with these
+    /// parameters.
+    zstd: Option<ZstdParams>,
     /// What must be produced (uncompressed content, or the payload itself).
     content: SharedBytes,
     basis: Option<Basis>,
@@ -297,7 +317,12 @@ pub struct TargetAnalysis {
     item: Item,
     decoded: Vec<OnceLock<DecodedMember>>,
     rebuilt: Vec<OnceLock<RebuiltMember>>,
+    zstd: Vec<OnceLock<ZstdMember>>,
 }
+
+/// A zstd member decoded, with the parameters that make its frame again (`Err`: why it is not
+/// rebuilt; the content is `None` when the member does not decode).
+type ZstdMember = (Option<SharedBytes>, Result<ZstdParams, String>);
 
 impl TargetAnalysis {
     /// Maps and parses the target SWU at `path` and hashes it.
@@ -318,6 +343,7 @@ impl TargetAnalysis {
             item,
             decoded: (0..members).map(|_| OnceLock::new()).collect(),
             rebuilt: (0..members).map(|_| OnceLock::new()).collect(),
+            zstd: (0..members).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -337,6 +363,22 @@ impl TargetAnalysis {
             .get_or_init(|| {
                 gzrebuild::analyse(payload)
                     .map(|r| (SharedBytes::from_vec(r.plain), Arc::new(r.pieces)))
+            })
+            .clone()
+    }
+
+    /// The zstd member at `index` decoded and its parameters searched, computed on first use.
+    fn zstd(&self, index: usize, payload: &[u8]) -> ZstdMember {
+        self.zstd[index]
+            .get_or_init(|| match zstdrebuild::decode(payload) {
+                Err(why) => (None, Err(why)),
+                Ok(content) => {
+                    let found = match zstdrebuild::find_params(&content, payload) {
+                        zstdrebuild::Search::Found(p) => Ok(p),
+                        zstdrebuild::Search::NotFound(why) => Err(why),
+                    };
+                    (Some(SharedBytes::from_vec(content)), found)
+                }
             })
             .clone()
     }
@@ -405,8 +447,22 @@ pub fn generate_with_target_format(
     if extended.report.format == DeltaFormat::Standard {
         return finish_delta(opts, extended);
     }
-    let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
+    let mut standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
     if standard.report.delta_size <= extended.report.delta_size {
+        // What the extended run learnt about the zstd members stays in the report.
+        for (s, e) in standard
+            .report
+            .members
+            .iter_mut()
+            .zip(&extended.report.members)
+        {
+            if s.zstd_compressed {
+                s.zstd_not_reproducible = match (&e.zstd_rebuilt, &e.zstd_not_reproducible) {
+                    (Some(_), _) => Some("rebuilt, but the extended delta was not smaller".into()),
+                    (None, why) => why.clone(),
+                };
+            }
+        }
         finish_delta(opts, standard)
     } else {
         finish_delta(opts, extended)
@@ -510,6 +566,9 @@ struct SourceSide {
     item: Item,
     members: Vec<CpioMember>,
     gz: Vec<bool>,
+    /// Which members are one zstd frame (their content is a basis, decoded by the standard
+    /// `zstd_decompression` recipe on the device).
+    zst: Vec<bool>,
     by_hash: HashMap<[u8; 32], u64>,
 }
 
@@ -583,6 +642,10 @@ fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<Sourc
         .iter()
         .map(|m| gzip::is_gzip(&source.payload(m)))
         .collect();
+    let src_zst: Vec<bool> = src_members
+        .iter()
+        .map(|m| zstdrebuild::is_zstd(&source.payload(m)))
+        .collect();
     for m in &src_members {
         by_hash
             .entry(sha(&source.payload(m)))
@@ -594,6 +657,7 @@ fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<Sourc
         item: source_item,
         members: src_members,
         gz: src_gz,
+        zst: src_zst,
         by_hash,
     })
 }
@@ -606,6 +670,7 @@ fn plan_members<'t>(
     format: DeltaFormat,
 ) -> MemberPlans<'t> {
     let (source, src_members, src_gz, by_hash) = (&src.swu, &src.members, &src.gz, &src.by_hash);
+    let src_zst = &src.zst;
     let target = &target_analysis.swu;
 
     let tarch = target.archive.as_ref().expect("target is cpio");
@@ -613,10 +678,13 @@ fn plan_members<'t>(
     let candidates: Vec<matching::Candidate> = src_members
         .iter()
         .zip(src_gz)
-        .map(|(m, gz)| matching::Candidate {
+        .zip(src_zst)
+        .map(|((m, gz), zst)| matching::Candidate {
             name: &m.name,
             size: if *gz {
                 gz_isize(&source.payload(m))
+            } else if *zst {
+                zst_content_size(&source.payload(m)).unwrap_or(m.data_len)
             } else {
                 m.data_len
             },
@@ -625,6 +693,7 @@ fn plan_members<'t>(
     struct Pre {
         plan: Option<Plan>,
         gz: bool,
+        zst: bool,
         basis: Option<(usize, &'static str)>,
     }
     let mut pre: Vec<Pre> = Vec::new();
@@ -633,6 +702,7 @@ fn plan_members<'t>(
         let mut p = Pre {
             plan: None,
             gz: false,
+            zst: false,
             basis: None,
         };
         if m.data_len == 0 {
@@ -645,7 +715,14 @@ fn plan_members<'t>(
             p.plan = Some(Plan::Remainder("signature".into()));
         } else {
             p.gz = gzip::is_gzip(&payload);
-            let size = if p.gz { gz_isize(&payload) } else { m.data_len };
+            p.zst = zstdrebuild::is_zstd(&payload);
+            let size = if p.gz {
+                gz_isize(&payload)
+            } else if p.zst {
+                zst_content_size(&payload).unwrap_or(m.data_len)
+            } else {
+                m.data_len
+            };
             p.basis = matching::best_basis(&m.name, size, &candidates);
         }
         pre.push(p);
@@ -655,18 +732,19 @@ fn plan_members<'t>(
     let mut src_needed: Vec<usize> = pre
         .iter()
         .filter_map(|p| p.basis.map(|(i, _)| i))
-        .filter(|&i| src_gz[i])
+        .filter(|&i| src_gz[i] || src_zst[i])
         .collect();
     src_needed.sort_unstable();
     src_needed.dedup();
     enum Decoded {
         Target(usize, DecodedMember, RebuiltMember),
+        TargetZstd(usize, ZstdMember),
         Source(usize, Option<Vec<u8>>),
     }
     let total: u64 = pre
         .iter()
         .zip(&tmembers)
-        .filter(|(p, _)| p.gz)
+        .filter(|(p, _)| p.gz || (p.zst && format == DeltaFormat::Extended))
         .map(|(_, m)| m.data_len)
         .sum::<u64>()
         + src_needed
@@ -697,13 +775,33 @@ fn plan_members<'t>(
             ));
         }
     }
+    for (i, (p, m)) in pre.iter().zip(&tmembers).enumerate() {
+        // Extended format: a zstd frame this library's libzstd makes travels as its content.
+        if p.zst && format == DeltaFormat::Extended {
+            let payload = target.payload(m);
+            let counter = stage.counter.clone();
+            jobs.push((
+                m.data_len * 4,
+                Box::new(move || {
+                    let r = target_analysis.zstd(i, &payload);
+                    counter.add(payload.len() as u64);
+                    Decoded::TargetZstd(i, r)
+                }),
+            ));
+        }
+    }
     for &si in &src_needed {
         let payload = source.payload(&src_members[si]);
         let counter = stage.counter.clone();
+        let zst = src_zst[si];
         jobs.push((
             payload.len() as u64,
             Box::new(move || {
-                let r = gzip::gunzip(&payload).ok();
+                let r = if zst {
+                    zstdrebuild::decode(&payload).ok()
+                } else {
+                    gzip::gunzip(&payload).ok()
+                };
                 counter.add(payload.len() as u64);
                 Decoded::Source(si, r)
             }),
@@ -712,6 +810,7 @@ fn plan_members<'t>(
     let mut t_raw: HashMap<usize, (SharedBytes, Option<i32>)> = HashMap::new();
     let mut t_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)> = HashMap::new();
     let mut s_raw: HashMap<usize, SharedBytes> = HashMap::new();
+    let mut t_zstd: HashMap<usize, ZstdMember> = HashMap::new();
     for d in pool::run(threads, jobs) {
         match d {
             Decoded::Target(i, Some((raw, level)), rebuilt) => {
@@ -721,6 +820,9 @@ fn plan_members<'t>(
                 }
             }
             Decoded::Target(_, None, _) => {}
+            Decoded::TargetZstd(i, z) => {
+                t_zstd.insert(i, z);
+            }
             Decoded::Source(i, Some(raw)) => {
                 s_raw.insert(i, SharedBytes::from_vec(raw));
             }
@@ -741,6 +843,8 @@ fn plan_members<'t>(
             reconstructed: None,
             rebuilt_by: None,
             zstd_compressed: false,
+            zstd_rebuilt: None,
+            zstd_not_reproducible: None,
             basis: None,
             candidates: vec![],
             strategy: Strategy::Remainder(String::new()),
@@ -756,9 +860,19 @@ fn plan_members<'t>(
                 let level = t_raw.get(&i).and_then(|(_, l)| *l);
                 r.zlib_level = level;
                 r.gzip_not_reproducible = p.gz && level.is_none();
-                r.zstd_compressed = target.payload(m).starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
                 r.basis = p.basis.map(|(b, why)| (src_members[b].name.clone(), why));
+                let mut zstd = None;
+                match t_zstd.remove(&i) {
+                    Some((Some(content), Ok(params))) => {
+                        r.zstd_rebuilt = Some(zstdrebuild::describe(&params));
+                        zstd = Some((content, params));
+                    }
+                    Some((_, Err(why))) => r.zstd_not_reproducible = Some(why),
+                    _ => {}
+                }
+                r.zstd_compressed = p.zst && zstd.is_none();
                 let (content, gz_level, rebuild) = match (level, t_raw.get(&i), t_rebuilt.get(&i)) {
+                    _ if zstd.is_some() => (zstd.as_ref().expect("some").0.clone(), None, None),
                     (Some(l), Some((raw, _)), _) => (raw.clone(), Some(l), None),
                     (None, _, Some((plain, pieces))) => {
                         r.reconstructed = Some(
@@ -779,15 +893,18 @@ fn plan_members<'t>(
                 };
                 // A reproducible target is diffed uncompressed (against the uncompressed source
                 // when it can be had); otherwise raw bytes against raw bytes.
+                // (A zstd target carried compressed is diffed as its compressed bytes, against
+                // the raw bytes of its basis.)
+                let plain =
+                    gz_level.is_some() || rebuild.is_some() || zstd.is_some() || (!p.gz && !p.zst);
                 let basis = p.basis.map(|(b, _)| Basis {
                     member: b,
-                    decompressed: src_gz[b]
-                        && s_raw.contains_key(&b)
-                        && (gz_level.is_some() || rebuild.is_some() || !p.gz),
+                    decompressed: (src_gz[b] || src_zst[b]) && s_raw.contains_key(&b) && plain,
                 });
                 Plan::Build(Box::new(BuildPlan {
                     gz_level,
                     rebuild,
+                    zstd: zstd.map(|(_, params)| params),
                     content,
                     basis,
                 }))
@@ -1038,12 +1155,12 @@ fn assemble(
                     let raw_item = source_slice(&mut asm, sm.data_offset, &source.payload(sm));
                     let it = if bs.decompressed {
                         let unz = item_of(&s_raw[&bs.member]);
-                        asm.recipe(
-                            RecipeKind::ZlibDecompression,
-                            &unz,
-                            vec![ZlibInit::Gzip as u64],
-                            vec![raw_item],
-                        );
+                        let (kind, numbers) = if src.zst[bs.member] {
+                            (RecipeKind::ZstdDecompression, vec![])
+                        } else {
+                            (RecipeKind::ZlibDecompression, vec![ZlibInit::Gzip as u64])
+                        };
+                        asm.recipe(kind, &unz, numbers, vec![raw_item]);
                         unz
                     } else {
                         raw_item
@@ -1219,8 +1336,18 @@ fn assemble(
                         cursor = m.data_offset + m.data_len;
                         continue;
                     }
-                    let part = match b.gz_level {
-                        Some(level) => {
+                    let part = match (b.gz_level, b.zstd) {
+                        (_, Some(params)) => {
+                            let zst_item = item_of(&payload);
+                            asm.recipe(
+                                RecipeKind::ZstdCompressionExact,
+                                &zst_item,
+                                params.to_numbers(),
+                                vec![content_item],
+                            );
+                            zst_item
+                        }
+                        (Some(level), None) => {
                             let gz_item = item_of(&payload);
                             let level_number = if level < 0 { 0xFFFF_FFFF } else { level as u64 };
                             asm.recipe(
@@ -1231,7 +1358,7 @@ fn assemble(
                             );
                             gz_item
                         }
-                        None => content_item,
+                        (None, None) => content_item,
                     };
                     asm.part(part);
                 }
@@ -1321,6 +1448,11 @@ fn plan_image(
     image::plan(content, basis, &timg, &simg, &opts.image, threads, progress)
 }
 
+/// Content size of a zstd frame, from its header (when it is there).
+fn zst_content_size(zst: &[u8]) -> Option<u64> {
+    zstd_safe::get_frame_content_size(zst).ok().flatten()
+}
+
 /// ISIZE of a gzip member (uncompressed length mod 2³²), from its trailer.
 fn gz_isize(gz: &[u8]) -> u64 {
     if gz.len() < 18 {
@@ -1343,6 +1475,8 @@ fn write_log(dir: &Path, opts: &GenerateOptions, r: &GenerateReport) -> ToolResu
                 "strategy": strategy_text(&m.strategy),
                 "zlib_level": m.zlib_level,
                 "gzip_not_reproducible": m.gzip_not_reproducible,
+                "zstd_rebuilt": m.zstd_rebuilt,
+                "zstd_not_reproducible": m.zstd_not_reproducible,
                 "basis": m.basis.as_ref().map(|(n, why)| json!({"name": n, "match": why})),
                 "candidates": m.candidates.iter().map(|(k, s)| json!({"method": k.name(), "size": s})).collect::<Vec<_>>(),
                 "cost": m.cost,

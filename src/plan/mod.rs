@@ -82,6 +82,13 @@ pub enum Op {
         /// Codec version.
         version: u64,
     },
+    /// Extended format: an exact zstd frame made by this library's libzstd.
+    ZstdCompress {
+        /// The content.
+        input: NodeId,
+        /// How libzstd made the frame.
+        params: crate::codec::zstd_compress::ZstdParams,
+    },
 }
 
 /// One production step: the item it yields and how.
@@ -417,6 +424,14 @@ impl<'a> Resolver<'a> {
                     codec,
                     version,
                 }
+            }
+            RecipeKind::ZstdCompressionExact => {
+                let input = ingredient(0)?;
+                // Refused at resolution: nothing is produced with parameters we cannot
+                // reproduce exactly, or with lengths no frame can have.
+                let params = crate::codec::zstd_compress::ZstdParams::from_numbers(&recipe.numbers)?;
+                crate::codec::zstd_compress::check_lengths(self.nodes[input].item.length, length)?;
+                Op::ZstdCompress { input, params }
             }
             RecipeKind::ZstdCompression => {
                 return Err(Error::new(

@@ -497,7 +497,9 @@ impl TypedValueParser for FormatParser {
                     .help("PAMZ standard v2: applies on Microsoft's libadudiffapi.so too"),
                 PossibleValue::new(DeltaFormat::Extended.name()).help(
                     "the target as built (no recompress, no re-sign): gzip data zlib does not \
-                     reproduce travels as text + deflate corrections. Only adudiffapi applies \
+                     reproduce travels as text and is rebuilt exactly (GNU gzip re-encoded, \
+                     others by deflate corrections), zstd frames this build's libzstd makes as \
+                     their content. Only adudiffapi applies \
                      it; devices on Microsoft's library fall back to the full image. Written \
                      only where it is smaller than standard",
                 ),

@@ -129,6 +129,9 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
         if let Some(by) = &m.rebuilt_by {
             strategy.push_str(&format!(", {by}"));
         }
+        if m.zstd_rebuilt.is_some() {
+            strategy.push_str(", zstd exact");
+        }
         let basis = m
             .basis
             .as_ref()
@@ -177,20 +180,45 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
             rebuilt.join(", ")
         );
     }
-    let zstd: Vec<&str> = r
+    let zstd_rebuilt: Vec<String> = r
         .members
         .iter()
-        .filter(|m| m.zstd_compressed)
-        .map(|m| m.name.as_str())
+        .filter_map(|m| Some(format!("{} ({})", m.name, m.zstd_rebuilt.as_ref()?)))
         .collect();
-    if !zstd.is_empty() {
+    if !zstd_rebuilt.is_empty() {
         println!(
-            "zstd-compressed, carried as compressed bytes (no recipe rebuilds a zstd frame from its content): {}",
-            zstd.join(", ")
+            "zstd frames rebuilt from their content by libzstd {} (no recompression or re-signing needed): {}",
+            generate::zstdrebuild::version(),
+            zstd_rebuilt.join(", ")
         );
     }
+    let zstd = r.zstd_carried_compressed();
+    if !zstd.is_empty() {
+        let why: Vec<String> = r
+            .members
+            .iter()
+            .filter(|m| m.zstd_compressed)
+            .map(|m| match &m.zstd_not_reproducible {
+                Some(why) => format!("{} ({why})", m.name),
+                None => m.name.clone(),
+            })
+            .collect();
+        let v = generate::zstdrebuild::version();
+        if format == generate::DeltaFormat::Standard {
+            println!(
+                "zstd-compressed, carried as compressed bytes (the standard format has no recipe that rebuilds a zstd frame; --format extended rebuilds the frames libzstd {v} makes): {}",
+                why.join(", ")
+            );
+        } else {
+            println!(
+                "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes are; compress the image with zstd {v}, or gzip, for a small delta): {}",
+                why.join(", ")
+            );
+        }
+    }
     let bad = r.not_reproducible();
-    if bad.is_empty() && rebuilt.is_empty() && zstd.is_empty() {
+    let any_zstd = !zstd.is_empty() || !zstd_rebuilt.is_empty();
+    if bad.is_empty() && rebuilt.is_empty() && !any_zstd {
         println!("target is already zlib-reproducible: no recompression or re-signing needed");
     } else if !bad.is_empty() {
         println!(
