@@ -19,10 +19,17 @@ pub const PREFIX_WINDOW_LOG_MAX: u32 = 28;
 /// Upper bound of the input buffer size.
 const MAX_IN_CHUNK: usize = 128 * 1024;
 
-/// Upstream's error for a failed `ZSTD_decompressStream()` call.
+/// Upstream's error for a failed `ZSTD_decompressStream()` call. A failed allocation inside
+/// libzstd (its window or workspace under a memory limit) is the apply's out-of-memory code,
+/// 20301, like every other allocation the budget could not cover; the text stays libzstd's.
 fn stream_failed(code: usize) -> Error {
+    let out_of_memory = get_error_name(code) == "Allocation error : not enough memory";
     Error::new(
-        code::IO_ZSTD_DECOMPRESS_STREAM_FAILED,
+        if out_of_memory {
+            code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN
+        } else {
+            code::IO_ZSTD_DECOMPRESS_STREAM_FAILED
+        },
         format!(
             "ZSTD_decompressStream() failed. ret: {code} error_name: {}",
             get_error_name(code)
