@@ -1,6 +1,6 @@
 //! zstd members described for the extended format's `zstd_compression_exact` recipe: the
 //! frame's content plus the libzstd parameters that make exactly this frame again (like the
-//! zlib level search of [`super::zlib`]), when this library's libzstd made it.
+//! zlib level search of [`crate::tool::gzip`]), when this library's libzstd made it.
 //!
 //! The search reads what the frame header tells (checksum, whether the content size was
 //! known, the window log), keeps the levels whose window log matches, and compresses with each
