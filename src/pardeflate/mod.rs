@@ -29,6 +29,7 @@
 mod bits;
 mod blocks;
 pub mod checksum;
+mod feed;
 mod matcher;
 mod parallel;
 mod sequential;

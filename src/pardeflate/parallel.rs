@@ -31,10 +31,10 @@ use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use super::bits::{BitBuf, BitWriter};
 use super::blocks::{BlockRule, Encoder};
+use super::feed::{Abort, Feed, POLL};
 use super::matcher::{LazyState, Matcher, Observer, Stop, GZIP_END_ZONE};
 use super::trees::{sym_len, write_stored_block, BlockEncoder, BlockKind, Sym};
 use super::{check_encoder, header, Check, Wrapper};
@@ -144,135 +144,6 @@ pub fn deflate_parallel_as(
         panic!("pardeflate worker panicked");
     }
     bytes
-}
-
-/// The run was abandoned (input error, consumer gone, or a worker panicked).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Abort;
-
-/// How much of the input can be read: bytes `..avail` are final. Shared with the thread that
-/// fills the input (streaming mode); complete from the start in batch mode.
-pub(crate) struct Feed {
-    len: usize,
-    state: Mutex<FeedState>,
-    cv: Condvar,
-}
-
-struct FeedState {
-    avail: usize,
-    failed: bool,
-    /// Input before this position will not be read again.
-    low: usize,
-    /// Threads waiting for more input.
-    waiters: usize,
-}
-
-const POLL: Duration = Duration::from_millis(50);
-
-impl Feed {
-    /// Nothing available yet; total length `len`.
-    pub(crate) fn new(len: usize) -> Self {
-        Feed {
-            len,
-            state: Mutex::new(FeedState {
-                avail: 0,
-                failed: false,
-                low: 0,
-                waiters: 0,
-            }),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// All `len` bytes available.
-    pub(crate) fn complete(len: usize) -> Self {
-        let f = Feed::new(len);
-        f.publish(len);
-        f
-    }
-
-    /// Bytes `..avail` are written and final.
-    pub(crate) fn publish(&self, avail: usize) {
-        lock(&self.state).avail = avail.min(self.len);
-        self.cv.notify_all();
-    }
-
-    /// Input before `low` will not be read again.
-    pub(crate) fn set_low(&self, low: usize) {
-        let mut g = lock(&self.state);
-        g.low = g.low.max(low);
-        drop(g);
-        self.cv.notify_all();
-    }
-
-    /// For the filling thread: wait until writing at `off` keeps the input at most `window`
-    /// bytes ahead of the consumers' low mark, or someone waits for input (so that a chunk
-    /// longer than the window cannot deadlock).
-    pub(crate) fn wait_room(&self, off: usize, window: usize) -> Result<(), Abort> {
-        let mut g = lock(&self.state);
-        loop {
-            if g.failed {
-                return Err(Abort);
-            }
-            if off < g.low.saturating_add(window) || g.waiters > 0 {
-                return Ok(());
-            }
-            g = self
-                .cv
-                .wait_timeout(g, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// Abandon the run: every waiter returns [`Abort`].
-    pub(crate) fn fail(&self) {
-        lock(&self.state).failed = true;
-        self.cv.notify_all();
-    }
-
-    pub(crate) fn failed(&self) -> bool {
-        lock(&self.state).failed
-    }
-
-    fn avail(&self) -> usize {
-        lock(&self.state).avail
-    }
-
-    /// Wait until more than `seen` bytes are available (or all are).
-    fn wait_beyond(&self, seen: usize) -> Result<usize, Abort> {
-        let mut g = lock(&self.state);
-        g.waiters += 1;
-        self.cv.notify_all();
-        let r = loop {
-            if g.failed {
-                break Err(Abort);
-            }
-            if g.avail > seen || g.avail == self.len {
-                break Ok(g.avail);
-            }
-            g = self
-                .cv
-                .wait_timeout(g, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        };
-        g.waiters -= 1;
-        r
-    }
-
-    /// Wait until `..pos` (capped at the length) is available.
-    fn wait_for(&self, pos: usize) -> Result<(), Abort> {
-        let pos = pos.min(self.len);
-        let mut seen = self.avail();
-        while seen < pos {
-            seen = self.wait_beyond(seen)?;
-        }
-        if self.failed() {
-            return Err(Abort);
-        }
-        Ok(())
-    }
 }
 
 /// How far past a chunk's end its parse (and the coordinator's) may read: the last match

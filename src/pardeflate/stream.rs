@@ -19,7 +19,8 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::parallel::{run, Abort, Feed, Job, ParallelOptions};
+use super::feed::{Abort, Feed};
+use super::parallel::{run, Job, ParallelOptions};
 use super::{check_encoder, Encoder, Wrapper};
 
 /// Longest input the applier gives [`ParallelDeflateReader`], which spools and maps its whole
