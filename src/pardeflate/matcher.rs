@@ -430,10 +430,7 @@ impl<'a> Matcher<'a> {
         match_start: &mut usize,
     ) -> usize {
         let data = self.data;
-        let mut chain = self.cfg.chain;
-        if prev_length >= self.cfg.good {
-            chain >>= 2;
-        }
+        let (mut chain, limit) = self.chain_bounds(s, prev_length);
         let nice = self.cfg.nice.min(lookahead);
         let cap = MAX_MATCH.min(lookahead);
         let mut best_len = prev_length;
@@ -441,12 +438,6 @@ impl<'a> Matcher<'a> {
             return best_len.min(lookahead);
         }
         let base = self.base;
-        let s_w = s - base;
-        let limit = if s_w > MAX_DIST {
-            (s_w - MAX_DIST) as u16
-        } else {
-            0
-        };
         let scan = &data[s..s + cap];
         // Every candidate byte read below lies before s + cap (m < s, best_len < cap).
         // Table entries are window positions: they index `win` directly, `prev` by their low
@@ -484,6 +475,23 @@ impl<'a> Matcher<'a> {
         best_len.min(lookahead)
     }
 
+    /// The chain walk's length (a quarter once `prev_length` is already good) and its limit:
+    /// window positions at or below it are farther than `MAX_DIST` from `s` (or `NIL`).
+    #[inline(always)]
+    fn chain_bounds(&self, s: usize, prev_length: usize) -> (usize, u16) {
+        let mut chain = self.cfg.chain;
+        if prev_length >= self.cfg.good {
+            chain >>= 2;
+        }
+        let s_w = s - self.base;
+        let limit = if s_w > MAX_DIST {
+            (s_w - MAX_DIST) as u16
+        } else {
+            0
+        };
+        (chain, limit)
+    }
+
     /// GNU gzip's `longest_match` within 258 bytes of the end of the input: candidates are
     /// compared over 258 bytes including the stale bytes past the end, `nice_match` is not
     /// cut to the lookahead; the result is cut to the lookahead afterwards (by gzip's caller).
@@ -496,10 +504,7 @@ impl<'a> Matcher<'a> {
         lookahead: usize,
         match_start: &mut usize,
     ) -> usize {
-        let mut chain = self.cfg.chain;
-        if prev_length >= self.cfg.good {
-            chain >>= 2;
-        }
+        let (mut chain, limit) = self.chain_bounds(s, prev_length);
         let nice = self.cfg.nice;
         let mut scan = [0u8; MAX_MATCH];
         for (i, b) in scan.iter_mut().enumerate() {
@@ -507,12 +512,6 @@ impl<'a> Matcher<'a> {
         }
         let mut best_len = prev_length;
         let base = self.base;
-        let s_w = s - base;
-        let limit = if s_w > MAX_DIST {
-            (s_w - MAX_DIST) as u16
-        } else {
-            0
-        };
         let mut cur = cur_head;
         loop {
             let m = base + cur as usize;

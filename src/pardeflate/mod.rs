@@ -38,8 +38,10 @@ mod tables;
 mod trees;
 
 use bits::BitWriter;
+use blocks::BlockRule;
 use matcher::{Matcher, NoObserver, Stop};
 use trees::BlockEncoder;
+use trees::Sym;
 
 pub use blocks::Encoder;
 pub use parallel::{deflate_parallel, deflate_parallel_as, deflate_parallel_with, ParallelOptions};
@@ -184,40 +186,80 @@ pub fn deflate_as(data: &[u8], wrapper: Wrapper, level: u32, encoder: Encoder) -
     check_encoder(level, encoder);
     let mut out = BitWriter::with_capacity(data.len() / 3 + 64);
     out.put_bytes(&header(wrapper, level));
-    let mut rule = encoder.block_rule(level);
     let mut m = Matcher::for_encoder(data, level, encoder);
-    let mut syms = Vec::with_capacity(rule.next_check());
-    let mut enc = BlockEncoder::new();
-    let mut block_start = 0usize;
-    loop {
-        let tallied = syms.len();
-        let stop = m.run(&mut syms, rule.next_check(), usize::MAX, &mut NoObserver);
-        let last = stop == Stop::Finished;
-        let mut end_block = last;
-        for (i, &s) in syms.iter().enumerate().skip(tallied) {
-            end_block |= rule.add(s, i + 1) && !last;
-        }
-        if !end_block {
-            continue;
-        }
-        let block_end = m.emitted_end();
-        debug_assert!(!last || block_end == data.len());
-        let stored = (block_start >= m.base).then(|| &data[block_start..block_end]);
-        enc.encode_block(
-            &mut out,
-            std::iter::once(&syms[..]),
-            stored,
-            block_end - block_start,
-            last,
-        );
-        syms.clear();
-        rule.reset();
-        block_start = block_end;
-        if last {
-            break;
-        }
-    }
+    let finished = BlockState::new(encoder, level).parse(&mut m, data, 0, usize::MAX, &mut out);
+    debug_assert!(finished);
     let mut bytes = out.finish();
     bytes.extend_from_slice(&Check::of(wrapper, data).trailer());
     bytes
+}
+
+/// The block being built by a sequential parse, and the rule that ends it.
+pub(crate) struct BlockState {
+    rule: BlockRule,
+    syms: Vec<Sym>,
+    enc: BlockEncoder,
+    /// Absolute position of the block's first byte.
+    block_start: usize,
+}
+
+impl BlockState {
+    pub(crate) fn new(encoder: Encoder, level: u32) -> Self {
+        BlockState {
+            rule: encoder.block_rule(level),
+            syms: Vec::new(),
+            enc: BlockEncoder::new(),
+            block_start: 0,
+        }
+    }
+
+    /// Parse with `m` — whose `data` starts at absolute position `origin` — until an iteration
+    /// would start at `stop_at` (a position in `data`) or the input ends, encoding every block
+    /// that ends into `out`. Returns whether the input ended (the last block is written).
+    pub(crate) fn parse(
+        &mut self,
+        m: &mut Matcher<'_>,
+        data: &[u8],
+        origin: usize,
+        stop_at: usize,
+        out: &mut BitWriter,
+    ) -> bool {
+        loop {
+            let tallied = self.syms.len();
+            let why = m.run(
+                &mut self.syms,
+                self.rule.next_check(),
+                stop_at,
+                &mut NoObserver,
+            );
+            let last = why == Stop::Finished;
+            let mut end_block = last;
+            for (i, &s) in self.syms.iter().enumerate().skip(tallied) {
+                end_block |= self.rule.add(s, i + 1) && !last;
+            }
+            if end_block {
+                let block_end = m.emitted_end() + origin;
+                debug_assert!(!last || block_end == origin + data.len());
+                let base = m.base + origin;
+                let stored = (self.block_start >= base)
+                    .then(|| &data[self.block_start - origin..block_end - origin]);
+                self.enc.encode_block(
+                    out,
+                    std::iter::once(&self.syms[..]),
+                    stored,
+                    block_end - self.block_start,
+                    last,
+                );
+                self.syms.clear();
+                self.rule.reset();
+                self.block_start = block_end;
+            }
+            if last {
+                return true;
+            }
+            if why == Stop::Position {
+                return false;
+            }
+        }
+    }
 }

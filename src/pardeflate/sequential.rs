@@ -11,10 +11,9 @@
 use std::io::{self, Read};
 
 use super::bits::BitWriter;
-use super::blocks::{BlockRule, Encoder};
-use super::matcher::{LazyState, Matcher, NoObserver, Stop, WSIZE};
-use super::trees::{BlockEncoder, Sym};
-use super::{check_encoder, header, Check, Wrapper};
+use super::blocks::Encoder;
+use super::matcher::{LazyState, Matcher, WSIZE};
+use super::{check_encoder, header, BlockState, Check, Wrapper};
 
 /// Input bytes parsed per segment.
 const SEGMENT: usize = 4 << 20;
@@ -42,11 +41,8 @@ pub struct SequentialDeflateReader {
     strstart: usize,
     state: LazyState,
     base: usize,
-    /// The current block: its symbols, first byte, and the block rule's state.
-    syms: Vec<Sym>,
-    block_start: usize,
-    rule: BlockRule,
-    enc: BlockEncoder,
+    /// The block being built.
+    blocks: BlockState,
     out: BitWriter,
     check: Check,
     pending: Vec<u8>,
@@ -91,10 +87,6 @@ impl SequentialDeflateReader {
         buf.try_reserve_exact(want + (64 << 10)).map_err(oom)?;
         let mut out = BitWriter::with_capacity(64 << 10);
         out.put_bytes(&header(wrapper, level));
-        let rule = encoder.block_rule(level);
-        let mut syms = Vec::new();
-        syms.try_reserve_exact(rule.next_check().min(1 << 15))
-            .map_err(oom)?;
         Ok(SequentialDeflateReader {
             input,
             len,
@@ -106,10 +98,7 @@ impl SequentialDeflateReader {
             strstart: 0,
             state: LazyState::INITIAL,
             base: 0,
-            syms,
-            block_start: 0,
-            rule,
-            enc: BlockEncoder::new(),
+            blocks: BlockState::new(encoder, level),
             out,
             check: Check::new(wrapper),
             pending: Vec::new(),
@@ -174,43 +163,9 @@ impl SequentialDeflateReader {
             m.reset(self.strstart - origin, state, self.base - origin);
         }
         let stop_rel = stop.saturating_sub(origin);
-        loop {
-            let tallied = self.syms.len();
-            let why = m.run(
-                &mut self.syms,
-                self.rule.next_check(),
-                stop_rel,
-                &mut NoObserver,
-            );
-            let last = why == Stop::Finished;
-            let mut end_block = last;
-            for (i, &s) in self.syms.iter().enumerate().skip(tallied) {
-                end_block |= self.rule.add(s, i + 1) && !last;
-            }
-            if end_block {
-                let block_end = m.emitted_end() + origin;
-                let base = m.base + origin;
-                let stored = (self.block_start >= base)
-                    .then(|| &data[self.block_start - origin..block_end - origin]);
-                self.enc.encode_block(
-                    &mut self.out,
-                    std::iter::once(&self.syms[..]),
-                    stored,
-                    block_end - self.block_start,
-                    last,
-                );
-                self.syms.clear();
-                self.rule.reset();
-                self.block_start = block_end;
-            }
-            if last {
-                self.finished = true;
-                break;
-            }
-            if why == Stop::Position {
-                break;
-            }
-        }
+        self.finished = self
+            .blocks
+            .parse(&mut m, data, origin, stop_rel, &mut self.out);
         self.strstart = m.strstart + origin;
         self.state = LazyState {
             match_start: m.state.match_start + origin,
