@@ -353,80 +353,21 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended")
 }
 
-/// The committed extended delta (codec 1 version 1) still applies byte-exact: a dependency
-/// upgrade that changes what the codec's corrections mean fails here. Regenerate only with
-/// a new codec version: `ADUDIFF_WRITE_FIXTURE=1 cargo test --test extended fixture`.
-#[test]
-fn fixture_delta_pins_the_codec_version() {
-    let dir = fixture_dir();
+/// A committed fixture: with `ADUDIFF_WRITE_FIXTURE` set, writes `source.swu` / `target.swu`
+/// (one `data.gz` member each, the texts gzipped by `gz`) and their extended delta into `dir`;
+/// then checks that every `deflate_reconstruct` recipe of the delta has the numbers `codec`
+/// and that the delta applies byte-exact through the C ABI.
+fn check_fixture(
+    dir: &Path,
+    texts: impl FnOnce() -> (Vec<u8>, Vec<u8>),
+    gz: impl Fn(&[u8]) -> Vec<u8>,
+    codec: [u64; 2],
+) {
     if std::env::var("ADUDIFF_WRITE_FIXTURE").is_ok() {
-        let text_v1 = text(70, 60_000);
-        let mut text_v2 = text_v1.clone();
-        text_v2[1_000..1_100].copy_from_slice(&text(71, 100));
-        let gz = |d: &[u8]| zlib_gzip(d, 6, 4, libz_sys::Z_FILTERED);
+        let (text_v1, text_v2) = texts();
         let v1 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v1))]);
         let v2 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v2))]);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("source.swu"), v1).unwrap();
-        std::fs::write(dir.join("target.swu"), v2).unwrap();
-        let opts = GenerateOptions {
-            source: dir.join("source.swu"),
-            target: dir.join("target.swu"),
-            output: dir.join("delta"),
-            log_dir: None,
-            work_dir: None,
-            settings: DiffSettings::default(),
-            threads: 1,
-            quiet: true,
-            files: true,
-            image: Default::default(),
-        };
-        let r = generate_format(&opts, DeltaFormat::Extended).unwrap();
-        assert_eq!(r.format, DeltaFormat::Extended);
-    }
-    let delta = std::fs::read(dir.join("delta")).unwrap();
-    let parsed = parse_delta(SharedBytes::from_vec(delta)).unwrap();
-    let reconstruct: Vec<_> = parsed
-        .recipes
-        .iter()
-        .filter(|r| r.kind == RecipeKind::DeflateReconstruct)
-        .collect();
-    assert!(!reconstruct.is_empty());
-    assert!(reconstruct.iter().all(|r| r.numbers == [1, 1]));
-    let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("target.swu");
-    let outcome = apply_c(&dir.join("source.swu"), &dir.join("delta"), &target);
-    assert_eq!(code_of(&outcome), 0, "{outcome:?}");
-    assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
-}
-
-/// The committed codec-2 delta (GNU gzip -9 re-encoded, no corrections) still applies
-/// byte-exact: a change to `pardeflate`'s GNU gzip encoder fails here. Regenerate only with
-/// a new codec version (`ADUDIFF_WRITE_FIXTURE=1`).
-#[test]
-fn gnu_gzip_fixture_delta_pins_codec_2() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-gnu-gzip");
-    if std::env::var("ADUDIFF_WRITE_FIXTURE").is_ok() {
-        // Two bytes of noise, then a run: fewer than half of the symbols are matches and the
-        // data compresses well, so GNU gzip ends its blocks early (every 4096 symbols), where
-        // zlib at any memLevel would not: the standard format cannot rebuild it.
-        let block = |seed: usize| -> Vec<u8> {
-            (0..20_000usize)
-                .flat_map(|k| {
-                    let x = (k + seed).wrapping_mul(2_654_435_761);
-                    let mut v = vec![(x >> 11) as u8, (x >> 19) as u8];
-                    v.extend(std::iter::repeat_n(b'a' + (k % 3) as u8, 40 + k % 23));
-                    v
-                })
-                .collect()
-        };
-        let text_v1 = block(0);
-        let mut text_v2 = text_v1.clone();
-        text_v2.splice(1_000..1_000, block(9)[..333].to_vec());
-        let gz = |d: &[u8]| external("gzip", &["-9", "-n", "-c"], d).expect("GNU gzip");
-        let v1 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v1))]);
-        let v2 = cpio(CpioFormat::Newc, &[("data.gz", &gz(&text_v2))]);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("source.swu"), v1).unwrap();
         std::fs::write(dir.join("target.swu"), v2).unwrap();
         let opts = GenerateOptions {
@@ -453,12 +394,56 @@ fn gnu_gzip_fixture_delta_pins_codec_2() {
         .map(|r| r.numbers.clone())
         .collect();
     assert!(!codecs.is_empty());
-    assert!(codecs.iter().all(|n| n == &[2, 1]), "{codecs:?}");
+    assert!(codecs.iter().all(|n| n == &codec), "{codecs:?}");
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("target.swu");
     let outcome = apply_c(&dir.join("source.swu"), &dir.join("delta"), &target);
     assert_eq!(code_of(&outcome), 0, "{outcome:?}");
     assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
+}
+
+/// The committed extended delta (codec 1 version 1) still applies byte-exact: a dependency
+/// upgrade that changes what the codec's corrections mean fails here. Regenerate only with
+/// a new codec version: `ADUDIFF_WRITE_FIXTURE=1 cargo test --test extended fixture`.
+#[test]
+fn fixture_delta_pins_the_codec_version() {
+    let texts = || {
+        let text_v1 = text(70, 60_000);
+        let mut text_v2 = text_v1.clone();
+        text_v2[1_000..1_100].copy_from_slice(&text(71, 100));
+        (text_v1, text_v2)
+    };
+    let gz = |d: &[u8]| zlib_gzip(d, 6, 4, libz_sys::Z_FILTERED);
+    check_fixture(&fixture_dir(), texts, gz, [1, 1]);
+}
+
+/// The committed codec-2 delta (GNU gzip -9 re-encoded, no corrections) still applies
+/// byte-exact: a change to `pardeflate`'s GNU gzip encoder fails here. Regenerate only with
+/// a new codec version (`ADUDIFF_WRITE_FIXTURE=1`).
+#[test]
+fn gnu_gzip_fixture_delta_pins_codec_2() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-gnu-gzip");
+    let texts = || {
+        // Two bytes of noise, then a run: fewer than half of the symbols are matches and the
+        // data compresses well, so GNU gzip ends its blocks early (every 4096 symbols), where
+        // zlib at any memLevel would not: the standard format cannot rebuild it.
+        let block = |seed: usize| -> Vec<u8> {
+            (0..20_000usize)
+                .flat_map(|k| {
+                    let x = (k + seed).wrapping_mul(2_654_435_761);
+                    let mut v = vec![(x >> 11) as u8, (x >> 19) as u8];
+                    v.extend(std::iter::repeat_n(b'a' + (k % 3) as u8, 40 + k % 23));
+                    v
+                })
+                .collect()
+        };
+        let text_v1 = block(0);
+        let mut text_v2 = text_v1.clone();
+        text_v2.splice(1_000..1_000, block(9)[..333].to_vec());
+        (text_v1, text_v2)
+    };
+    let gz = |d: &[u8]| external("gzip", &["-9", "-n", "-c"], d).expect("GNU gzip");
+    check_fixture(&dir, texts, gz, [2, 1]);
 }
 
 /// Fault injection through the C ABI: every prefix of the fixture delta and a flipped byte at
