@@ -8,6 +8,8 @@ corpus/parse_delta, corpus/apply: every golden delta.
 corpus/bspatch: every BSDIFF40 patch found inside a delta (from its magic to the end).
 corpus/inflate: raw/gzip/zlib streams of vector targets, with the 4-byte selector header.
 corpus/zstd: every zstd frame found inside a delta (from its magic), with the header.
+corpus/deflate_reconstruct: the correction blob of each fixture delta in tests/fixtures/extended*
+  with the plain text of the gzip member it rebuilds (from the fixture's target.swu).
 """
 import gzip
 import hashlib
@@ -74,6 +76,60 @@ put("swu", small)
 put("swu", small + b"\0" * 512)
 put("swu", description)
 
-for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu"):
+
+
+def correction_blob(delta):
+    """(codec selector, blob, plain length, deflate length) of the first blob in a delta."""
+    i = delta.find(b"ADPF")
+    if i >= 0:
+        (count,) = struct.unpack(">I", delta[i + 4 : i + 8])
+        pos, plain_len, deflate_len = i + 8, 0, 0
+        for _ in range(count):
+            p, d, c = struct.unpack(">QQQ", delta[pos : pos + 24])
+            pos, plain_len, deflate_len = pos + 24 + c, plain_len + p, deflate_len + d
+        return 0, delta[i:pos], plain_len, deflate_len
+    i = delta.find(b"ADEX")
+    if i >= 0:
+        return 1, delta[i : i + 6], None, None
+    return None
+
+
+def gzip_members(swu):
+    """(plain text, deflate length) of every gzip member in an SWU."""
+    i = swu.find(b"\x1f\x8b\x08")
+    while i >= 0:
+        try:
+            d = zlib.decompressobj(31)
+            plain = d.decompress(swu[i:])
+            if d.eof:
+                yield plain, len(swu) - i - len(d.unused_data) - 18
+        except zlib.error:
+            pass
+        i = swu.find(b"\x1f\x8b\x08", i + 1)
+
+
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+for case in sorted(os.listdir(FIXTURES)):
+    if not case.startswith("extended"):
+        continue
+    delta = open(os.path.join(FIXTURES, case, "delta"), "rb").read()
+    found = correction_blob(delta)
+    if found is None:
+        continue
+    selector, blob, plain_len, deflate_len = found
+    target = open(os.path.join(FIXTURES, case, "target.swu"), "rb").read()
+    for plain, length in gzip_members(target):
+        if selector == 1:
+            # Codec 2 re-encodes any text: a prefix of the member's (its deflate length is
+            # then only approximate, which the target does not check for codec 2).
+            plain = plain[:60000]
+            raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+            length = len(raw.compress(plain) + raw.flush())
+        elif len(plain) >= 1 << 16 or (plain_len, deflate_len) != (len(plain), length):
+            continue
+        head = bytes([selector]) + struct.pack("<H", len(plain)) + struct.pack("<I", length)[:3]
+        put("deflate_reconstruct", head + plain + blob)
+
+for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu", "deflate_reconstruct"):
     d = os.path.join(OUT, target)
     print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")
