@@ -85,6 +85,9 @@ pub mod code {
     /// content than a frame of its length can hold, or a frame of another length), or libzstd
     /// fails (out of memory included).
     pub const EXT_ZSTD_FAILED: u32 = 39003;
+    /// Ours (extended revision 2): the packed recipe sets are not one valid zstd frame of the
+    /// declared length, or declare more than the bounds allow. Nothing is produced.
+    pub const EXT_COOKBOOK_MALFORMED: u32 = 39004;
 }
 
 /// An error with upstream's numeric code and a human-readable message.

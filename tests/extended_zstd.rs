@@ -237,7 +237,7 @@ fn check(c: &Case, name: &str) -> bool {
     assert!(!rootfs.zstd_compressed, "{name}");
     assert_eq!(extended.format, DeltaFormat::Extended, "{name}");
     let bytes = std::fs::read(&e.output).unwrap();
-    assert_eq!(&bytes[4..12], b"ADUDIFF\x01");
+    assert_eq!(&bytes[4..12], b"ADUDIFF\x02");
     let parsed = parse_delta(SharedBytes::from_vec(bytes)).unwrap();
     assert_eq!(parsed.format, Format::Extended);
     let recipe = parsed

@@ -357,8 +357,23 @@ fn section_boundaries(d: &[u8]) -> Vec<usize> {
         pos += 8 + u64_at(pos) as usize;
     }
     marks.push(pos); // type table
-    let sets = u64_at(pos);
-    pos += 8;
+    if &d[4..12] == b"ADUDIFF\x02" {
+        // Extended revision 2: the recipe sets packed (u64 unpacked, u64 packed, zstd frame).
+        pos += 8;
+        marks.push(pos); // unpacked length
+        let packed = u64_at(pos) as usize;
+        pos += 8;
+        marks.push(pos); // packed length
+        pos += packed;
+        marks.push(pos); // the frame
+    }
+    let sets = if &d[4..12] == b"ADUDIFF\x02" {
+        0
+    } else {
+        let n = u64_at(pos);
+        pos += 8;
+        n
+    };
     for _ in 0..sets {
         let recipes = u64_at(pos);
         pos += 8;
@@ -523,7 +538,7 @@ fn extended_delta_truncated_at_section_boundaries_and_sampled_prefixes() {
     let (work, target) = work_with_target();
     let (src, delta_path, expected) = extended_delta(work.path());
     let full = fs::read(&delta_path).unwrap();
-    assert_eq!(&full[4..12], b"ADUDIFF\x01");
+    assert_eq!(&full[4..12], b"ADUDIFF\x02");
     // The whole delta applies.
     let whole = work.path().join("whole");
     assert_eq!(

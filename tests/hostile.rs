@@ -933,6 +933,69 @@ fn chunk_blob(chunks: &[(u64, u64, &[u8])], count: Option<u32>) -> Vec<u8> {
     b
 }
 
+/// Extended revision 2's packed recipe sets (docs/EXTENDED-FORMAT.md): lengths that lie, a
+/// small frame that claims a large cookbook, a corrupt frame — each refused with 39004 before
+/// any recipe runs (and before an allocation of the claimed size).
+#[test]
+fn extended_packed_recipe_sets() {
+    use adudiffapi::codec::deflate_reconstruct::analyse;
+    use adudiffapi::format::writer::item_of;
+    let source = source_bytes();
+    let deflated = raw_deflate(&source, 6);
+    let a = analyse(&deflated, usize::MAX).unwrap();
+    let good = reconstruct_delta(&deflated, (&item_of(&source), None), &a.corrections, [1, 1]);
+    assert_eq!(&good[4..12], b"ADUDIFF\x02");
+    case("packed recipe sets", &good, Expect::Target(deflated));
+    let at = good
+        .windows(19)
+        .position(|w| w == b"deflate_reconstruct")
+        .unwrap()
+        + 19;
+    let u64_at = |b: &[u8], p: usize| u64::from_be_bytes(b[p..p + 8].try_into().unwrap());
+    let frame_end = at + 16 + u64_at(&good, at + 8) as usize;
+    let with_section = |section: &[u8]| {
+        let mut b = good[..at].to_vec();
+        b.extend_from_slice(section);
+        b.extend_from_slice(&good[frame_end..]);
+        b
+    };
+    let mut lie = good.clone();
+    lie[at..at + 8].copy_from_slice(&(u64_at(&good, at) + 1).to_be_bytes());
+    case(
+        "packed: unpacked length + 1",
+        &lie,
+        Expect::Code(39004, "declares"),
+    );
+    lie[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+    case(
+        "packed: unpacked length 2^64-1",
+        &lie,
+        Expect::Code(39004, "bound"),
+    );
+    // 64 MiB of zeros in a frame of a few KiB (the writer never packs that): the ratio
+    // bound refuses it unread.
+    let zeros = vec![0u8; 64 << 20];
+    let mut frame = Vec::with_capacity(zstd_safe::compress_bound(zeros.len()));
+    zstd_safe::compress(&mut frame, &zeros[..], 3).unwrap();
+    let mut bomb = (zeros.len() as u64).to_be_bytes().to_vec();
+    bomb.extend_from_slice(&(frame.len() as u64).to_be_bytes());
+    bomb.extend_from_slice(&frame);
+    case(
+        "packed: 64 MiB from a tiny frame",
+        &with_section(&bomb),
+        Expect::Code(39004, "bound"),
+    );
+    let mut corrupt = good.clone();
+    for k in (at + 30..frame_end - 4).step_by(7) {
+        corrupt[k] ^= 0x5A;
+    }
+    case(
+        "packed: corrupt frame",
+        &corrupt,
+        Expect::Code(39004, "packed recipe sets"),
+    );
+}
+
 #[test]
 fn deflate_reconstruct_bounds_and_codec_versions() {
     use adudiffapi::codec::deflate_reconstruct::{analyse, MAX_CHUNK_PLAIN};

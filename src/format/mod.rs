@@ -2,6 +2,7 @@
 
 pub mod legacy;
 pub mod model;
+pub mod packed;
 pub mod reader;
 pub mod standard;
 pub mod writer;
@@ -43,7 +44,7 @@ pub fn parse_delta(data: SharedBytes) -> Result<Delta> {
         2 => standard::parse_standard(data, Format::StandardV2),
         1 => standard::parse_standard(data, Format::StandardV1BigEndian),
         0 => legacy::parse_legacy(data),
-        EXTENDED_VERSION => standard::parse_standard(data, Format::Extended),
+        v if is_extended_version(v) => standard::parse_standard(data, Format::Extended),
         found => Err(Error::new(
             code::DIFF_VERSION_WRONG,
             format!("Not a valid version. Expected: 0, Found: {found}"),

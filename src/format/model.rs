@@ -227,14 +227,25 @@ pub enum Format {
     LegacyBigEndian,
     /// Legacy version 0, little-endian (what the 1.x tools really wrote).
     LegacyLittleEndian,
-    /// Our extended format ([`EXTENDED_VERSION`]): the standard layout with more recipe types;
-    /// only this library reads it (docs/EXTENDED-FORMAT.md).
+    /// Our extended format ([`EXTENDED_REVISION_1`] or [`EXTENDED_REVISION_2`]): the standard
+    /// layout with more recipe types; only this library reads it (docs/EXTENDED-FORMAT.md).
     Extended,
 }
 
-/// Version field of the extended format: the bytes `ADUDIFF` `01` (big-endian u64), a tagged
-/// value that no Microsoft version number (0, 1, 2, a future 3, …) can be.
-pub const EXTENDED_VERSION: u64 = u64::from_be_bytes(*b"ADUDIFF\x01");
+/// Version field of extended revision 1: the bytes `ADUDIFF` `01` (big-endian u64), a tagged
+/// value that no Microsoft version number (0, 1, 2, a future 3, …) can be. The recipe sets are
+/// stored as in standard v2. Read, no longer written.
+pub const EXTENDED_REVISION_1: u64 = u64::from_be_bytes(*b"ADUDIFF\x01");
+
+/// Version field of extended revision 2 (`ADUDIFF` `02`): revision 1 with the recipe sets
+/// packed in one zstd frame ([`crate::format::packed`]). What the writer writes (revision 1
+/// when packing would leave the reader's bounds).
+pub const EXTENDED_REVISION_2: u64 = u64::from_be_bytes(*b"ADUDIFF\x02");
+
+/// Whether `version` is a revision of the extended format this library reads.
+pub fn is_extended_version(version: u64) -> bool {
+    version == EXTENDED_REVISION_1 || version == EXTENDED_REVISION_2
+}
 
 /// A parsed delta, with nested archives merged in (their recipes and blobs follow the parent's,
 /// depth-first, which is upstream's lookup order).

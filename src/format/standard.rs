@@ -3,7 +3,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::{code, Error, Result};
-use crate::format::model::{Delta, DeltaBlob, Format, Item, Recipe, RecipeKind, EXTENDED_VERSION};
+use crate::format::model::{
+    is_extended_version, Delta, DeltaBlob, Format, Item, Recipe, RecipeKind, EXTENDED_REVISION_2,
+};
 use crate::format::reader::{Cursor, Endian};
 use crate::io::SharedBytes;
 
@@ -56,7 +58,7 @@ fn parse_archive(
     let mut cur = Cursor::new(data, Endian::Big);
     cur.magic()?;
     let version = cur.u64()?;
-    let extended = version == EXTENDED_VERSION && format == Format::Extended;
+    let extended = is_extended_version(version) && format == Format::Extended;
     // An extended delta may nest standard v2 archives; a standard one nests only v2.
     let version_ok = version == 2 || (top_level && version == 1) || extended;
     if !version_ok {
@@ -97,16 +99,20 @@ fn parse_archive(
         }
     }
 
-    let set_count = cur.u64()?;
-    for _ in 0..set_count {
-        let recipe_count = cur.u64()?;
-        let result = read_item(&mut cur)?;
-        for _ in 0..recipe_count {
-            let recipe = read_recipe(&mut cur, &result, extended)?;
-            if recipe.result.length != 0 {
-                super::push_recipe(&mut delta.recipes, recipe)?;
-            }
+    if extended && version == EXTENDED_REVISION_2 {
+        let mut sets = Cursor::new(super::packed::unpack(&mut cur)?, Endian::Big);
+        read_recipe_sets(&mut sets, delta, extended)?;
+        if sets.remaining() != 0 {
+            return Err(Error::new(
+                code::EXT_COOKBOOK_MALFORMED,
+                format!(
+                    "Extended delta: {} bytes after the last packed recipe set",
+                    sets.remaining()
+                ),
+            ));
         }
+    } else {
+        read_recipe_sets(&mut cur, delta, extended)?;
     }
 
     for name in ["inline_assets", "remainder.compressed"] {
@@ -148,6 +154,22 @@ fn parse_archive(
     }
     // Trailing bytes after the last nested archive are ignored, as upstream does.
     Ok((target, source))
+}
+
+/// Reads the recipe sets (`u64` set count, then each set) into `delta.recipes`.
+fn read_recipe_sets(cur: &mut Cursor, delta: &mut Delta, extended: bool) -> Result<()> {
+    let set_count = cur.u64()?;
+    for _ in 0..set_count {
+        let recipe_count = cur.u64()?;
+        let result = read_item(cur)?;
+        for _ in 0..recipe_count {
+            let recipe = read_recipe(cur, &result, extended)?;
+            if recipe.result.length != 0 {
+                super::push_recipe(&mut delta.recipes, recipe)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_recipe(cur: &mut Cursor, result: &Item, extended: bool) -> Result<Recipe> {

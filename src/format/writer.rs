@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::codec::deflate_exact;
 use crate::error::{code, Error, Result};
 use crate::format::model::{
-    Item, Recipe, RecipeKind, ZlibInit, EXTENDED_VERSION, HASH_ALG_MD5, HASH_ALG_SHA256,
+    Item, Recipe, RecipeKind, ZlibInit, EXTENDED_REVISION_1, EXTENDED_REVISION_2, HASH_ALG_MD5,
+    HASH_ALG_SHA256,
 };
 
 /// Everything `diffc_write_diff` serializes: header items, recipes and the two blobs.
@@ -120,7 +121,9 @@ impl Out<'_> {
 /// Serializes `b` into `w`; returns the number of bytes written. A delta whose recipes are all
 /// built-in is standard v2 (byte-identical to upstream's writer); one that uses a recipe of the
 /// extended format is written in the extended format (docs/EXTENDED-FORMAT.md): version
-/// [`EXTENDED_VERSION`] and the extended recipe type table, the layout otherwise unchanged.
+/// [`EXTENDED_REVISION_2`], the extended recipe type table, and the recipe sets packed in one
+/// zstd frame ([`crate::format::packed`]; [`EXTENDED_REVISION_1`], unpacked, when packing would
+/// leave the reader's bounds); the layout otherwise unchanged.
 pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
     let _ = HASH_ALG_MD5;
     let mut recipes: Vec<Recipe> = b
@@ -173,15 +176,60 @@ pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
     } else {
         &RecipeKind::ALL
     };
+    // Extended deltas pack their recipe sets (revision 2) unless packing would leave the
+    // reader's bounds; then they are stored as in revision 1.
+    let packed = if extended {
+        let mut plain = Vec::new();
+        write_recipe_sets(
+            &mut Out {
+                w: &mut plain,
+                written: 0,
+            },
+            &recipes,
+        )?;
+        crate::format::packed::pack(&plain)?
+    } else {
+        None
+    };
+    let version = match (extended, &packed) {
+        (false, _) => 2,
+        (true, Some(_)) => EXTENDED_REVISION_2,
+        (true, None) => EXTENDED_REVISION_1,
+    };
     let mut out = Out { w, written: 0 };
     out.raw(crate::format::reader::MAGIC)?;
-    out.u64(if extended { EXTENDED_VERSION } else { 2 })?;
+    out.u64(version)?;
     out.item(&b.target)?;
     out.item(&b.source)?;
     out.u32(table.len() as u32)?;
     for kind in table {
         out.string(kind.name())?;
     }
+    match &packed {
+        Some(section) => out.raw(section)?,
+        None => write_recipe_sets(&mut out, &recipes)?,
+    }
+    match &b.inline_assets {
+        Some(ia) if !ia.is_empty() => {
+            out.item(&item_of(ia))?;
+            out.raw(ia)?;
+        }
+        _ => out.u64(0)?,
+    }
+    match &remainder_blob {
+        Some((item, bytes)) => {
+            out.item(item)?;
+            out.raw(bytes)?;
+        }
+        None => out.u64(0)?,
+    }
+    out.u32(0)?; // nested archives: never written
+    Ok(out.written)
+}
+
+/// Writes the recipe sets of the sorted, de-duplicated `recipes`: the set count, then each set
+/// (recipe count, shared result item, its recipes).
+fn write_recipe_sets(out: &mut Out, recipes: &[Recipe]) -> Result<()> {
     let sets: Vec<&[Recipe]> = recipes
         .chunk_by(|x, y| cmp_items(&x.result, &y.result).is_eq())
         .collect();
@@ -201,22 +249,7 @@ pub fn write_delta(b: &DeltaBuilder, w: &mut dyn Write) -> Result<u64> {
             }
         }
     }
-    match &b.inline_assets {
-        Some(ia) if !ia.is_empty() => {
-            out.item(&item_of(ia))?;
-            out.raw(ia)?;
-        }
-        _ => out.u64(0)?,
-    }
-    match &remainder_blob {
-        Some((item, bytes)) => {
-            out.item(item)?;
-            out.raw(bytes)?;
-        }
-        None => out.u64(0)?,
-    }
-    out.u32(0)?; // nested archives: never written
-    Ok(out.written)
+    Ok(())
 }
 
 /// Serializes `b` into a new byte vector.
@@ -279,37 +312,121 @@ mod tests {
         b
     }
 
+    /// The revision-1 form of a revision-2 delta whose type table ends with `last_type`: the
+    /// recipe sets unpacked in place, version `ADUDIFF\x01`.
+    fn as_revision_1(bytes: &[u8], last_type: &[u8]) -> Vec<u8> {
+        use crate::format::reader::{Cursor, Endian};
+        let at = bytes
+            .windows(last_type.len())
+            .position(|w| w == last_type)
+            .unwrap()
+            + last_type.len();
+        let mut cur = Cursor::new(
+            crate::io::SharedBytes::from_vec(bytes.to_vec()),
+            Endian::Big,
+        );
+        cur.bytes(at as u64).unwrap();
+        let plain = crate::format::packed::unpack(&mut cur).unwrap();
+        let rest = cur.position() as usize;
+        let mut v1 = bytes[..at].to_vec();
+        v1[4..12].copy_from_slice(b"ADUDIFF\x01");
+        v1.extend_from_slice(&plain);
+        v1.extend_from_slice(&bytes[rest..]);
+        v1
+    }
+
     #[test]
     fn extended_recipes_switch_to_the_extended_header() {
         let bytes = write_delta_to_vec(&extended_builder()).unwrap();
-        assert_eq!(&bytes[4..12], b"ADUDIFF\x01");
-        let delta =
-            crate::format::parse_delta(crate::io::SharedBytes::from_vec(bytes.clone())).unwrap();
+        assert_eq!(&bytes[4..12], b"ADUDIFF\x02");
+        let parse =
+            |b: &[u8]| crate::format::parse_delta(crate::io::SharedBytes::from_vec(b.to_vec()));
+        let delta = parse(&bytes).unwrap();
         assert_eq!(delta.format, crate::format::Format::Extended);
         assert!(delta
             .recipes
             .iter()
             .any(|r| r.kind == RecipeKind::DeflateReconstruct && r.numbers == [1, 1]));
-        // The same bytes labelled version 2: id 8 is not a standard recipe.
-        let mut v2 = bytes.clone();
+        // Revision 1 (recipe sets not packed) is still read, to the same recipes.
+        let v1 = as_revision_1(&bytes, b"deflate_reconstruct");
+        assert_eq!(parse(&v1).unwrap().recipes, delta.recipes);
+        // The revision-1 bytes labelled version 2: id 8 is not a standard recipe.
+        let mut v2 = v1.clone();
         v2[4..12].copy_from_slice(&2u64.to_be_bytes());
-        let err = crate::format::parse_delta(crate::io::SharedBytes::from_vec(v2)).unwrap_err();
-        assert_eq!(err.code, code::DIFF_INVALID_RECIPE_TYPE);
-        // Version 3 (Microsoft's next number) is never read as ours.
-        let mut v3 = bytes.clone();
-        v3[4..12].copy_from_slice(&3u64.to_be_bytes());
-        let err = crate::format::parse_delta(crate::io::SharedBytes::from_vec(v3)).unwrap_err();
-        assert_eq!(err.code, code::DIFF_VERSION_WRONG);
-        // A type table that names id 8 differently is refused.
+        assert_eq!(parse(&v2).unwrap_err().code, code::DIFF_INVALID_RECIPE_TYPE);
+        // Version 3 (Microsoft's next number) and revision 3 of ours are never read.
+        for version in [3u64, u64::from_be_bytes(*b"ADUDIFF\x03")] {
+            let mut other = bytes.clone();
+            other[4..12].copy_from_slice(&version.to_be_bytes());
+            assert_eq!(parse(&other).unwrap_err().code, code::DIFF_VERSION_WRONG);
+        }
+        // A type table that names id 8 differently is refused, in either revision.
+        for original in [bytes, v1] {
+            let at = original
+                .windows(19)
+                .position(|w| w == b"deflate_reconstruct")
+                .unwrap();
+            let mut renamed = original;
+            renamed[at] = b'D';
+            assert_eq!(
+                parse(&renamed).unwrap_err().code,
+                code::DIFF_INVALID_RECIPE_TYPE
+            );
+        }
+    }
+
+    #[test]
+    fn packed_recipe_sets_are_checked() {
+        let bytes = write_delta_to_vec(&extended_builder()).unwrap();
         let at = bytes
             .windows(19)
             .position(|w| w == b"deflate_reconstruct")
-            .unwrap();
-        let mut renamed = bytes;
-        renamed[at] = b'D';
-        let err =
-            crate::format::parse_delta(crate::io::SharedBytes::from_vec(renamed)).unwrap_err();
-        assert_eq!(err.code, code::DIFF_INVALID_RECIPE_TYPE);
+            .unwrap()
+            + 19;
+        let parse = |b: Vec<u8>| crate::format::parse_delta(crate::io::SharedBytes::from_vec(b));
+        // One byte more unpacked than the frame holds, and one less.
+        for delta in [1i64, -1] {
+            let mut b = bytes.clone();
+            let n = u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+            b[at..at + 8].copy_from_slice(&(n as i64 + delta).to_be_bytes());
+            assert_eq!(parse(b).unwrap_err().code, code::EXT_COOKBOOK_MALFORMED);
+        }
+        // A packed cookbook with a byte after its last set.
+        let v1 = as_revision_1(&bytes, b"deflate_reconstruct");
+        let v1_end = v1.len() - (bytes.len() - (at + 16 + read_u64(&bytes, at + 8)));
+        let mut plain = v1[at..v1_end].to_vec();
+        plain.push(0);
+        let mut trailing = bytes[..at].to_vec();
+        trailing.extend_from_slice(&crate::format::packed::pack(&plain).unwrap().unwrap());
+        trailing.extend_from_slice(&v1[v1_end..]);
+        let e = parse(trailing).unwrap_err();
+        assert_eq!(e.code, code::EXT_COOKBOOK_MALFORMED);
+        assert!(
+            e.message.contains("after the last packed recipe set"),
+            "{e}"
+        );
+    }
+
+    fn read_u64(b: &[u8], at: usize) -> usize {
+        u64::from_be_bytes(b[at..at + 8].try_into().unwrap()) as usize
+    }
+
+    #[test]
+    fn recipe_sets_that_pack_too_well_stay_unpacked() {
+        // A chain of 5,000 copies of one item packs far beyond the reader's ratio bound: the
+        // writer stores it as revision 1, which reads back to the same recipes.
+        let mut b = extended_builder();
+        let piece = item_of(b"piece");
+        b.recipes.push(Recipe {
+            kind: RecipeKind::Chain,
+            result: Item::with_sha256(5 * 5000, [9; 32]),
+            numbers: vec![],
+            items: vec![piece; 5000],
+        });
+        let bytes = write_delta_to_vec(&b).unwrap();
+        assert_eq!(&bytes[4..12], b"ADUDIFF\x01");
+        let delta = crate::format::parse_delta(crate::io::SharedBytes::from_vec(bytes)).unwrap();
+        assert!(delta.recipes.iter().any(|r| r.items.len() == 5000));
     }
 
     #[test]
