@@ -103,6 +103,12 @@ if [ "${AS_BUILT:-1}" != 0 ]; then
 fi
 
 cp "$RESULTS" "$REPO/docs/bench-results.tsv"
+# The as-built rows go into the report only when this run measured them.
+as_built=()
+if [ -s "${ASB:-}" ]; then
+	cp "$ASB" "$REPO/docs/bench-as-built.tsv"
+	as_built=("$REPO/docs/bench-as-built.tsv")
+fi
 python3 "$REPO/scripts/bench-report.py" "$RESULTS" "$REPO/docs" "$(nproc)" \
-	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "${as_built[@]}"
 echo "== wrote $REPO/docs/BENCHMARK.md and $REPO/docs/bench-sizes.svg" >&2

@@ -1,9 +1,20 @@
 #!/usr/bin/env python3
-"""bench-report.py RESULTS.tsv DOCS_DIR NPROC CPU: BENCHMARK.md + bench-sizes.svg (no deps)."""
+"""bench-report.py RESULTS.tsv DOCS_DIR NPROC CPU [AS_BUILT.tsv]: BENCHMARK.md + bench-sizes.svg (no deps).
+
+AS_BUILT.tsv (scripts/bench-generate.sh's as-built step): case, v2 bytes, delta bytes, format,
+generate s, generate MiB, apply s, apply MiB, standard apply s, standard apply MiB, byte-exact.
+BENCH_DATE overrides the date written (e.g. when only some rows were re-measured).
+"""
 import datetime
+import os
 import sys
 
 results, docs, nproc, cpu = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+as_built = sys.argv[5] if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
+# The single-thread preflate baseline of the as-built rootfs (issue 10's measurement with
+# preflate-rs 0.7.6, whole-stream API): what rebuilding the GNU gzip stream costs without our
+# exact re-encoder.
+PREFLATE_BASELINE = "corpus v2 rootfs.ext4.gz (GNU gzip -9 -n, 66,861,300 B): preflate-rs 0.7.6 corrections 4,921 B, rebuild 37.7 s on one thread at 1.2 GB RSS"
 # Best generic tools from shared/corpus/BASELINES.md (2026-11-21, same machine type):
 # (best on the uncompressed payload, its generation time in s; best on the .swu files).
 BASELINES = {
@@ -20,7 +31,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(results) if l.strip()]
 def g(n): return f"{int(n):,}"
 out = []
 out.append("# Generator benchmark\n")
-out.append(f"Measured {datetime.date.today().isoformat()} on a {nproc}-core machine ({cpu}), by "
+out.append(f"Measured {os.environ.get('BENCH_DATE') or datetime.date.today().isoformat()} on a {nproc}-core machine ({cpu}), by "
            "`scripts/bench-generate.sh` (corpus from `shared/corpus/make-corpus.sh`; deltas are "
            "v1.swu → `adudiff recompress`ed v2.swu, verified by the generator and re-applied with "
            "`adudiff apply` + `cmp`). Baselines are from `shared/corpus/BASELINES.md`; generic tools "
@@ -45,16 +56,33 @@ out.append("")
 for r in rows:
     if r[0] in GOAL:
         out.append(f"Goal for {r[0]}: ≤ {g(GOAL[r[0]])} B in ≤ 90 s — measured {g(r[3])} B in {float(r[4]):.1f} s.\n")
+ext_rows = [l.rstrip("\n").split("\t") for l in open(as_built) if l.strip()] if as_built else []
+if ext_rows:
+    out.append("## Targets as built (`--format extended`)\n")
+    out.append("The same v1.swu → the v2.swu **exactly as built** (GNU gzip, signature untouched), no "
+               "recompress; applied through the C functions (`examples/apply`), the standard delta of "
+               "the table above applied right after it.\n")
+    out.append("| case | v2.swu | **delta** | % of v2 | format | generate s | generate RSS MiB | apply s | apply RSS MiB | standard delta apply s / RSS MiB | byte-exact |")
+    out.append("|---|--:|--:|--:|---|--:|--:|--:|--:|--:|---|")
+    for r in ext_rows:
+        c, v2, delta, fmt, gs, gm, aps, am, ss, sm, ok = r[:11]
+        std = f"{float(ss):.1f} / {sm}" if ss else "— (not measured in this run)"
+        out.append(f"| {c} | {g(v2)} | **{g(delta)}** | {int(delta)*100/int(v2):.2f} % | {fmt} | {float(gs):.1f} | {gm} | {float(aps):.1f} | {am} | {std} | {ok} |")
+    out.append("")
+    out.append(f"Single-thread preflate baseline: {PREFLATE_BASELINE}.\n")
 load = open("/proc/loadavg").read().split()[:3]
 out.append(f"Load average when the report was written: {' / '.join(load)} (1/5/15 min) — the machine is "
            "shared with other builds, so times are upper bounds; sizes are deterministic.\n")
-out.append("![delta sizes](bench-sizes.png)\n\n(SVG version without any plotting dependency: `bench-sizes.svg`.)\n")
+out.append("![delta sizes](bench-sizes.svg)\n")
 open(f"{docs}/BENCHMARK.md", "w").write("\n".join(out) + "\n")
 
 # Horizontal bar chart (SVG written by hand: no plotting dependency needed).
 bars = []
+ext_by_case = {r[0]: r for r in ext_rows}
 for r in rows:
-    bars.append((f"{r[0]}: adudiff", int(r[3]), "#2b7bb9"))
+    bars.append((f"{r[0]}: adudiff (recompressed target)", int(r[3]), "#2b7bb9"))
+    if r[0] in ext_by_case and ext_by_case[r[0]][3] == "extended":
+        bars.append((f"{r[0]}: adudiff extended (as built)", int(ext_by_case[r[0]][2]), "#e07b00"))
     for name, size, _ in BASELINES.get(r[0], [])[:3]:
         bars.append((f"{r[0]}: {name}", size, "#bbbbbb"))
 W, left, h, gap = 900, 330, 20, 6
@@ -72,23 +100,3 @@ for label, size, color in bars:
     y += h + gap
 svg.append("</svg>")
 open(f"{docs}/bench-sizes.svg", "w").write("\n".join(svg) + "\n")
-
-# Optional PNG when matplotlib is installed (pip install matplotlib).
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    labels = [b[0] for b in bars][::-1]
-    sizes = [b[1] / 1e6 for b in bars][::-1]
-    colors = [b[2] for b in bars][::-1]
-    fig, ax = plt.subplots(figsize=(10, 0.35 * len(bars) + 1))
-    ax.barh(labels, sizes, color=colors)
-    ax.set_xscale("log")
-    ax.set_xlabel("delta size, MB (log scale; shorter is better)")
-    for y, v in enumerate(sizes):
-        ax.text(v * 1.03, y, f"{v:.3f} MB" if v < 1 else f"{v:.2f} MB", va="center", fontsize=8)
-    ax.set_title("adudiff whole-SWU deltas vs generic tools (BASELINES.md)")
-    fig.tight_layout()
-    fig.savefig(f"{docs}/bench-sizes.png", dpi=110)
-except ImportError:
-    pass
