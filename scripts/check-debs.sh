@@ -29,7 +29,12 @@ expected_files="./usr/bin/adudiff
 ./usr/lib/cmake/adudiffapi/adudiffapiConfig.cmake
 ./usr/lib/cmake/adudiffapi/adudiffapiConfigVersion.cmake
 ./usr/lib/libadudiffapi.so
-./usr/lib/pkgconfig/adudiffapi.pc"
+./usr/lib/pkgconfig/adudiffapi.pc
+./usr/share/bash-completion/completions/adudiff
+./usr/share/fish/vendor_completions.d/adudiff.fish
+$(cd "$root/pkg/man" && ls -- *.1 | sed 's|^|./usr/share/man/man1/|; s|$|.gz|')
+./usr/share/zsh/vendor-completions/_adudiff"
+expected_files=$(sort <<<"$expected_files")
 
 for deb in "$@"; do
     [ -f "$deb" ] || fail "$deb: no such file"

@@ -760,3 +760,45 @@ fn man_pages() {
         "{generate}"
     );
 }
+
+/// The man pages and completions the Debian package installs (`pkg/man`, `pkg/completions`,
+/// listed in Cargo.toml's `[package.metadata.deb]`) are what this binary prints: a change to
+/// the CLI that is not regenerated with `scripts/update-cli-docs.sh` fails here.
+#[test]
+fn packaged_man_pages_and_completions_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pkg");
+    let dir = tempfile::tempdir().unwrap();
+    let o = adudiff(&["man", "--dir", s(dir.path())]);
+    assert!(o.status.success(), "{o:?}");
+    let mut printed: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    printed.sort();
+    let mut committed: Vec<String> = std::fs::read_dir(root.join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    committed.sort();
+    let stale = "run scripts/update-cli-docs.sh and commit pkg/";
+    assert_eq!(printed, committed, "man pages: {stale}");
+    for name in &printed {
+        assert!(
+            std::fs::read(dir.path().join(name)).unwrap()
+                == std::fs::read(root.join("man").join(name)).unwrap(),
+            "pkg/man/{name} differs from `adudiff man`: {stale}"
+        );
+    }
+    for (shell, file) in [
+        ("bash", "adudiff.bash"),
+        ("zsh", "_adudiff"),
+        ("fish", "adudiff.fish"),
+    ] {
+        let o = adudiff(&["completions", shell]);
+        assert!(o.status.success(), "{o:?}");
+        assert!(
+            o.stdout == std::fs::read(root.join("completions").join(file)).unwrap(),
+            "pkg/completions/{file} differs from `adudiff completions {shell}`: {stale}"
+        );
+    }
+}

@@ -353,6 +353,11 @@ fn debian_package() {
         "usr/lib/pkgconfig/adudiffapi.pc",
         "usr/lib/cmake/adudiffapi/adudiffapiConfig.cmake",
         "usr/lib/cmake/adudiffapi/adudiffapiConfigVersion.cmake",
+        "usr/share/man/man1/adudiff.1.gz",
+        "usr/share/man/man1/adudiff-generate.1.gz",
+        "usr/share/bash-completion/completions/adudiff",
+        "usr/share/zsh/vendor-completions/_adudiff",
+        "usr/share/fish/vendor_completions.d/adudiff.fish",
     ] {
         assert!(
             files.iter().any(|x| x == f),
@@ -364,9 +369,19 @@ fn debian_package() {
             f.starts_with("usr/lib/")
                 || f.starts_with("usr/bin/")
                 || f.starts_with("usr/include/")
-                || f.starts_with("usr/share/doc/adudiffapi/"),
+                || f.starts_with("usr/share/doc/adudiffapi/")
+                || f.starts_with("usr/share/man/man1/adudiff")
+                || f.starts_with("usr/share/bash-completion/completions/")
+                || f.starts_with("usr/share/zsh/vendor-completions/")
+                || f.starts_with("usr/share/fish/vendor_completions.d/"),
             "unexpected file in the .deb: {f}"
         );
+    }
+    // Every man page of pkg/man is installed (gzipped by cargo-deb).
+    for page in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("pkg/man")).unwrap() {
+        let name = page.unwrap().file_name().into_string().unwrap();
+        let installed = format!("usr/share/man/man1/{name}.gz");
+        assert!(files.contains(&installed), "{installed} missing: {files:?}");
     }
 
     // Maintainer scripts: ldconfig after install and removal.
