@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use adudiffapi::codec::deflate_reconstruct::reader;
-use adudiffapi::generate::gzrebuild::{analyse, Piece};
+use adudiff_gen::generate::gzrebuild::{analyse, Piece};
 use adudiffapi::io::SharedBytes;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::format::hex;
+use adudiff_core::format::hex;
 use crate::swu::cpio::{write_member, CpioArchive};
 use crate::swu::description;
 use crate::tool::gzip::{gunzip_member, is_gzip};
@@ -135,11 +135,11 @@ pub fn recompress_swu(
                         }
                         // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
                         // every core: see src/pardeflate.
-                        let gz = crate::pardeflate::deflate_parallel(
+                        let gz = adudiff_core::pardeflate::deflate_parallel(
                             &raw,
-                            crate::pardeflate::Wrapper::Gzip,
+                            adudiff_core::pardeflate::Wrapper::Gzip,
                             9,
-                            crate::codec::MEM_LEVEL as u32,
+                            adudiff_core::codec::MEM_LEVEL as u32,
                             0,
                         );
                         Ok((name.clone(), gz))
