@@ -134,7 +134,7 @@ pub fn recompress_swu(
                             ));
                         }
                         // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
-                        // every core: see src/pardeflate.
+                        // every core: see crates/core/src/pardeflate.
                         let gz = adudiff_core::pardeflate::deflate_parallel(
                             &raw,
                             adudiff_core::pardeflate::Wrapper::Gzip,
