@@ -7,10 +7,10 @@
 
 use std::time::Instant;
 
-use adudiffapi::format::writer::{item_of, write_delta_to_vec};
 use adudiff_gen::generate::build::Assembly;
 use adudiff_gen::generate::image::{self, ImageSettings};
 use adudiff_gen::generate::progress::Counter;
+use adudiffapi::format::writer::{item_of, write_delta_to_vec};
 
 fn env_num(name: &str) -> Option<i64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())

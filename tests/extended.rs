@@ -14,10 +14,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiffapi::format::{parse_delta, Format, RecipeKind};
 use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
-use adudiffapi::io::SharedBytes;
 use adudiff_gen::swu::cpio::CpioFormat;
+use adudiffapi::format::{parse_delta, Format, RecipeKind};
+use adudiffapi::io::SharedBytes;
 use common::{apply_c, code_of};
 use swu_common::*;
 

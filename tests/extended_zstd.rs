@@ -14,13 +14,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_PLEDGED,
 };
 use adudiffapi::format::{parse_delta, Format, RecipeKind};
-use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
 use adudiffapi::io::SharedBytes;
-use adudiff_gen::swu::cpio::CpioFormat;
 use common::{apply_c, code_of};
 use swu_common::*;
 

@@ -3,11 +3,11 @@
 
 mod swu_common;
 
+use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
 use adudiffapi::format::{Recipe, RecipeKind, ZlibInit};
-use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
-use adudiff_gen::swu::cpio::CpioFormat;
 use swu_common::*;
 
 const HELLO_DELTA_HEX: &[&str] = &[

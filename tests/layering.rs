@@ -389,7 +389,10 @@ fn checker_rejects_upward_and_cross_crate_edges() {
     assert!(edge((Crate::Gen, "generate"), (Crate::Core, "format")).is_empty());
     assert!(edge((Crate::Api, "ffi"), (Crate::Core, "apply")).is_empty());
     // Up within a crate, and sideways within a layer.
-    assert_eq!(edge((Crate::Core, "codec"), (Crate::Core, "format")).len(), 1);
+    assert_eq!(
+        edge((Crate::Core, "codec"), (Crate::Core, "format")).len(),
+        1
+    );
     assert_eq!(edge((Crate::Gen, "swu"), (Crate::Gen, "tool")).len(), 1);
     // Across crates the wrong way, or into the C boundary from the tools.
     assert_eq!(edge((Crate::Core, "apply"), (Crate::Gen, "swu")).len(), 1);
@@ -444,7 +447,12 @@ fn manifest_dependencies(manifest: &str) -> BTreeSet<String> {
                 in_deps = header.ends_with("dependencies");
             }
         } else if in_deps && !line.starts_with('#') && line.contains('=') {
-            let key = line.split(['=', '.']).next().unwrap().trim().trim_matches('"');
+            let key = line
+                .split(['=', '.'])
+                .next()
+                .unwrap()
+                .trim()
+                .trim_matches('"');
             deps.insert(key.to_string());
         }
     }
@@ -457,11 +465,17 @@ fn manifests_depend_downwards_only() {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     let core = manifest_dependencies(&read("crates/core/Cargo.toml"));
     let gen = manifest_dependencies(&read("crates/gen/Cargo.toml"));
-    assert!(core.contains("preflate-rs") && gen.contains("adudiff-core"), "{core:?} {gen:?}");
+    assert!(
+        core.contains("preflate-rs") && gen.contains("adudiff-core"),
+        "{core:?} {gen:?}"
+    );
     for name in ["adudiff-gen", "adudiffapi"] {
         assert!(!core.contains(name), "adudiff-core depends on {name}");
     }
-    assert!(!gen.contains("adudiffapi"), "adudiff-gen depends on adudiffapi");
+    assert!(
+        !gen.contains("adudiffapi"),
+        "adudiff-gen depends on adudiffapi"
+    );
     // The root's normal dependency on the tools is the `adudiff` binary's (feature `cli`).
     let api = read("Cargo.toml");
     let gen_dep = api

@@ -14,11 +14,11 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use adudiff_core::format::hex;
 use crate::swu::cpio::{write_member, CpioArchive};
 use crate::swu::description;
 use crate::tool::gzip::{gunzip_member, is_gzip};
 use crate::tool::{fail, write_atomically, ToolError, ToolResult};
+use adudiff_core::format::hex;
 
 /// Name of the signed description member.
 pub const SW_DESCRIPTION: &str = "sw-description";

@@ -29,13 +29,13 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::swu::cpio::{CpioArchive, CpioMember};
+use crate::tool::gzip;
+use crate::tool::{fail, write_atomically, ToolError, ToolResult};
 use adudiff_core::codec::zstd_compress::ZstdParams;
 use adudiff_core::format::writer::{item_of, write_delta_to_vec};
 use adudiff_core::format::{hex, Item, RecipeKind, ZlibInit};
 use adudiff_core::io::SharedBytes;
-use crate::swu::cpio::{CpioArchive, CpioMember};
-use crate::tool::gzip;
-use crate::tool::{fail, write_atomically, ToolError, ToolResult};
 use build::Assembly;
 pub use diff::{DiffSettings, Method};
 use progress::Progress;

@@ -45,7 +45,11 @@ pub fn find_gzip_level(uncompressed: &[u8], compressed: &[u8]) -> Option<i32> {
             return Some(9);
         }
     }
-    find_zlib_level(uncompressed, compressed, adudiff_core::format::ZlibInit::Gzip)
+    find_zlib_level(
+        uncompressed,
+        compressed,
+        adudiff_core::format::ZlibInit::Gzip,
+    )
 }
 
 /// Whether `data` starts with the gzip magic and deflate method.
