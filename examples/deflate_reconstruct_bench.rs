@@ -6,8 +6,8 @@
 use std::io::Read;
 use std::time::Instant;
 
+use adudiff_gen::generate::gzrebuild::{analyse, Piece};
 use adudiffapi::codec::deflate_reconstruct::reader;
-use adudiffapi::generate::gzrebuild::{analyse, Piece};
 use adudiffapi::io::SharedBytes;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

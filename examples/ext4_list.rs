@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Memory-maps the image (memmap2, through the crate's input helper).
     let map = adudiffapi::apply::map_input(path.as_ref())?;
     let start = Instant::now();
-    let image = adudiffapi::generate::ext4::parse(&map)?;
+    let image = adudiff_gen::generate::ext4::parse(&map)?;
     let elapsed = start.elapsed();
     let bytes: u64 = image.files.iter().map(|f| f.size).sum();
     let extents: usize = image.files.iter().map(|f| f.extents.len()).sum();

@@ -7,10 +7,10 @@
 
 use std::time::Instant;
 
+use adudiff_gen::generate::build::Assembly;
+use adudiff_gen::generate::image::{self, ImageSettings};
+use adudiff_gen::generate::progress::Counter;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec};
-use adudiffapi::generate::build::Assembly;
-use adudiffapi::generate::image::{self, ImageSettings};
-use adudiffapi::generate::progress::Counter;
 
 fn env_num(name: &str) -> Option<i64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -36,9 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = adudiffapi::apply::map_input(args[0].as_ref())?;
     let target = adudiffapi::apply::map_input(args[1].as_ref())?;
     let started = Instant::now();
-    let simg = adudiffapi::generate::ext4::parse(&source)?;
-    let timg = adudiffapi::generate::ext4::parse(&target)?;
-    let threads = adudiffapi::generate::pool::workers();
+    let simg = adudiff_gen::generate::ext4::parse(&source)?;
+    let timg = adudiff_gen::generate::ext4::parse(&target)?;
+    let threads = adudiff_gen::generate::pool::workers();
     let (graph, stats) = image::plan(
         &target,
         &source,

@@ -41,7 +41,8 @@ timings=${ARM_CI_TIMINGS:-$target_dir/arm-ci-timings.txt}
 steps=("$@")
 [ "${#steps[@]}" -gt 0 ] || steps=(setup build test deb)
 
-# The emulated subset (README "Where it runs"): the library's unit tests and every integration
+# The emulated subset (README "Where it runs"): the unit tests of the workspace's libraries
+# (`lib`: adudiff-core, adudiffapi and adudiff-gen, the default members) and every integration
 # test that runs under qemu-user — golden vectors through the C ABI in process (vectors), the
 # agent-faithful dlopen harness (c_abi), the generator round trips on small SWU pairs (generate)
 # and the adudiff CLI end to end (cli) among them. Not emulated: crash, faults and hostile
@@ -263,7 +264,12 @@ step_test() {
             for exe in $(test_executables "$t"); do
                 name=$(basename "$exe")
                 name=${name%-*}
-                [ "$name" != adudiffapi ] || name=lib
+                # The unit tests of the workspace's three libraries (`--lib` selects them all).
+                case "$name" in
+                    adudiffapi) name=lib ;;
+                    adudiff_core) name=lib-core ;;
+                    adudiff_gen) name=lib-gen ;;
+                esac
                 echo "== emulated: $t $name ($runner)"
                 # shellcheck disable=SC2086
                 timed "test-$t-$name" $runner "$exe" ${ARM_TEST_FILTER:-}

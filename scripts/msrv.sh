@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# MSRV check (CI): builds the library and `adudiff`, and runs the library's unit tests and the
-# C-boundary tests, with the Rust version Cargo.toml declares (`rust-version`, 1.85): Debian's
+# MSRV check (CI): builds the libraries and `adudiff`, and runs the libraries' unit tests and the
+# C-boundary tests, with the Rust version Cargo.toml declares (`rust-version`, 1.85, in
+# [workspace.package]; every crate of the workspace inherits it): Debian's
 # rustc-web, the toolchain scripts/arm-ci.sh installs for the ARM builds (its `setup` step runs
 # when that toolchain is missing). `--ignore-rust-version` only because preflate-rs declares 1.89
 # while building with 1.85 (Cargo.toml); our own code must build with the declared version.
@@ -23,5 +24,6 @@ export RUSTC=$rustc
 export RUSTDOC=${MSRV_RUSTDOC:-$(dirname "$rustc")/rustdoc}
 # Its own target directory: artifacts of two compilers must not mix.
 export CARGO_TARGET_DIR=${MSRV_TARGET_DIR:-$PWD/target/msrv}
+# The workspace's default members: adudiffapi (library + adudiff), adudiff-core, adudiff-gen.
 "$cargo" build --locked --ignore-rust-version --lib --bins
 "$cargo" test --locked --ignore-rust-version --lib --test ffi_sessions --test layering

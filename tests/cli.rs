@@ -21,7 +21,7 @@ mod swu_common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use adudiffapi::swu::cpio::CpioFormat;
+use adudiff_gen::swu::cpio::CpioFormat;
 use swu_common::*;
 
 fn adudiff(args: &[&str]) -> Output {
@@ -187,7 +187,7 @@ fn recompress_cli_signs_and_reports() {
     );
     assert!(stdout.contains("rootfs.img.gz: recompressed"));
     assert!(stdout.contains("signed and added"));
-    let a = adudiffapi::swu::CpioArchive::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let a = adudiff_gen::swu::CpioArchive::parse(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(a.members[1].name, "sw-description.sig");
     // Output keeps ordinary file permissions.
     use std::os::unix::fs::PermissionsExt;
@@ -592,7 +592,7 @@ fn recompress_two_argument_form() {
         stdout.contains("fw.bin: left unchanged: not compressed"),
         "{stdout}"
     );
-    adudiffapi::swu::CpioArchive::parse(&std::fs::read(&out).unwrap()).unwrap();
+    adudiff_gen::swu::CpioArchive::parse(&std::fs::read(&out).unwrap()).unwrap();
     // A failure names the file and exits 1.
     let missing = dir.path().join("missing.swu");
     let o = adudiff(&["recompress", s(&missing), s(&out)]);
@@ -656,7 +656,7 @@ fn manifest_forms() {
     assert!(o.status.success(), "{out}{err}");
     let m: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        adudiffapi::generate::import_manifest::validate(&m),
+        adudiff_gen::generate::import_manifest::validate(&m),
         vec![],
         "{out}"
     );

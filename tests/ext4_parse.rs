@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-use adudiffapi::generate::ext4::{parse, Ext4Image, Extent, FileEntry};
+use adudiff_gen::generate::ext4::{parse, Ext4Image, Extent, FileEntry};
 use sha2::{Digest, Sha256};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ext4");

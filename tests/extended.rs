@@ -14,10 +14,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::format::{parse_delta, Format, RecipeKind};
-use adudiffapi::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
 use adudiffapi::io::SharedBytes;
-use adudiffapi::swu::cpio::CpioFormat;
 use common::{apply_c, code_of};
 use swu_common::*;
 
@@ -588,7 +588,7 @@ fn gz_files_inside_ext4_images() {
     let standard = generate_format(&s, DeltaFormat::Standard).unwrap();
     let extended = generate_format(&e, DeltaFormat::Extended).unwrap();
     assert_eq!(extended.format, DeltaFormat::Extended);
-    let stats = |r: &adudiffapi::generate::GenerateReport| {
+    let stats = |r: &adudiff_gen::generate::GenerateReport| {
         r.members
             .iter()
             .find(|m| m.name == "rootfs.ext4.gz")

@@ -14,13 +14,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_PLEDGED,
 };
 use adudiffapi::format::{parse_delta, Format, RecipeKind};
-use adudiffapi::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
 use adudiffapi::io::SharedBytes;
-use adudiffapi::swu::cpio::CpioFormat;
 use common::{apply_c, code_of};
 use swu_common::*;
 
@@ -391,7 +391,7 @@ fn the_summary_tells_what_happened_to_zstd_members() {
         assert!(!text.contains("already zlib-reproducible"), "{text}");
         text
     };
-    let v = adudiffapi::generate::zstdrebuild::version();
+    let v = adudiff_gen::generate::zstdrebuild::version();
     let t = summary(&rebuilt, "extended");
     assert!(t.contains("format: extended"), "{t}");
     assert!(

@@ -3,11 +3,11 @@
 
 mod swu_common;
 
+use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
 use adudiffapi::format::{Recipe, RecipeKind, ZlibInit};
-use adudiffapi::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
-use adudiffapi::swu::cpio::CpioFormat;
 use swu_common::*;
 
 const HELLO_DELTA_HEX: &[&str] = &[
@@ -351,7 +351,7 @@ fn recompressing_the_target_shrinks_the_delta() {
     let p = swu_pair(foreign_gzip);
     let plain = generate(&options(&p)).unwrap().delta_size;
     let recompressed = p.dir.join("v2r.swu");
-    adudiffapi::recompress::recompress_file(&p.target, &recompressed, None).unwrap();
+    adudiff_gen::recompress::recompress_file(&p.target, &recompressed, None).unwrap();
     let mut opts = options(&p);
     opts.target = recompressed.clone();
     let r = generate(&opts).unwrap();

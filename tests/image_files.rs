@@ -6,10 +6,10 @@ mod swu_common;
 
 use std::io::Read;
 
+use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Strategy};
+use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::ZlibInit;
-use adudiffapi::generate::{generate, DiffSettings, GenerateOptions, Strategy};
-use adudiffapi::swu::cpio::CpioFormat;
 use swu_common::*;
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -2,12 +2,12 @@
 
 mod swu_common;
 
+use adudiff_gen::recompress::{recompress_swu, ImageAction, SignatureAction};
+use adudiff_gen::swu::cpio::{checksum, CpioArchive, CpioFormat};
+use adudiff_gen::swu::description;
+use adudiff_gen::tool::gzip::gunzip;
 use adudiffapi::codec::{deflate_exact, find_zlib_level};
 use adudiffapi::format::ZlibInit;
-use adudiffapi::recompress::{recompress_swu, ImageAction, SignatureAction};
-use adudiffapi::swu::cpio::{checksum, CpioArchive, CpioFormat};
-use adudiffapi::swu::description;
-use adudiffapi::tool::gzip::gunzip;
 use swu_common::*;
 
 struct Fixture {

@@ -9,8 +9,8 @@ mod swu_common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use adudiffapi::generate::import_manifest::validate;
-use adudiffapi::swu::cpio::CpioFormat;
+use adudiff_gen::generate::import_manifest::validate;
+use adudiff_gen::swu::cpio::CpioFormat;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use swu_common::*;
@@ -388,7 +388,7 @@ fn recompressed_and_signed_target_is_what_ships() {
     let shipped = out.join("t.swu");
     let shipped_bytes = std::fs::read(&shipped).unwrap();
     assert_ne!(shipped_bytes, std::fs::read(&target).unwrap());
-    let archive = adudiffapi::swu::cpio::CpioArchive::parse(&shipped_bytes).unwrap();
+    let archive = adudiff_gen::swu::cpio::CpioArchive::parse(&shipped_bytes).unwrap();
     assert!(archive.find("sw-description.sig").is_some(), "signed");
 
     let m: Value =

@@ -11,7 +11,7 @@
 //! Panics raised *inside preflate-rs* are the one exception: that crate trusts its correction
 //! data (e.g. `1 << window_bits` with a hostile `window_bits` overflows), and the library
 //! contains it on purpose — the rebuild thread runs it under `catch_unwind` and the reader then
-//! reports error 39001 (`src/codec/deflate_reconstruct.rs`, `rebuild_worker`). libFuzzer's hook
+//! reports error 39001 (`crates/core/src/codec/deflate_reconstruct.rs`, `rebuild_worker`). libFuzzer's hook
 //! aborts on every panic, caught or not, so this target tolerates exactly those (by source
 //! location) and still aborts on a panic anywhere else; the reader's result is checked as usual.
 #![no_main]

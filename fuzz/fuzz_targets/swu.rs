@@ -3,7 +3,7 @@
 //! bytes themselves as text) goes through the sw-description parser.
 #![no_main]
 
-use adudiffapi::swu::{description, CpioArchive};
+use adudiff_gen::swu::{description, CpioArchive};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

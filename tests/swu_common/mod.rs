@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use adudiffapi::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
+use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
 /// Deterministic, moderately compressible pseudo-text of `len` bytes.
 pub fn text(seed: u64, len: usize) -> Vec<u8> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adudiffapi::generate::progress::{Display, StageView};
+use adudiff_gen::generate::progress::{Display, StageView};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How often a bar redraws on its own (spinner, elapsed time) between advances.

@@ -10,9 +10,9 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use adudiffapi::generate::image::ImageSettings;
-use adudiffapi::generate::import_manifest::DEFAULT_HANDLER;
-use adudiffapi::generate::{DeltaFormat, DiffSettings};
+use adudiff_gen::generate::image::ImageSettings;
+use adudiff_gen::generate::import_manifest::DEFAULT_HANDLER;
+use adudiff_gen::generate::{DeltaFormat, DiffSettings};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use adudiffapi::generate::import_manifest::{self, UpdateId};
-use adudiffapi::generate::release::{self, ReleaseOptions};
-use adudiffapi::generate::{self, strategy_text, DeltaFormat, DiffSettings, GenerateOptions};
-use adudiffapi::recompress::{self, ImageAction, SignatureAction};
+use adudiff_gen::generate::import_manifest::{self, UpdateId};
+use adudiff_gen::generate::release::{self, ReleaseOptions};
+use adudiff_gen::generate::{self, strategy_text, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::recompress::{self, ImageAction, SignatureAction};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{Cli, Command, GenerateArgs, IdentityArgs, ManifestArgs, ReleaseArgs};
 
@@ -420,7 +420,7 @@ fn cmd_manifest(a: &ManifestArgs, m: &ArgMatches) -> Result<(), String> {
     let (Some(target), Some(delta)) = (&a.target, &a.delta) else {
         // Clap makes --target and --delta require each other: neither was given.
         let info =
-            adudiffapi::generate::manifest::source_info(path, a.identity.provider.as_deref())
+            adudiff_gen::generate::manifest::source_info(path, a.identity.provider.as_deref())
                 .map_err(|e| e.to_string())?;
         println!(
             "{}",
@@ -431,7 +431,7 @@ fn cmd_manifest(a: &ManifestArgs, m: &ArgMatches) -> Result<(), String> {
     let id = identity(&a.identity, m);
     let info = |p: &Path| -> Result<import_manifest::FileInfo, String> {
         let (size, sha256) =
-            adudiffapi::generate::manifest::hash_file(p).map_err(|e| e.to_string())?;
+            adudiff_gen::generate::manifest::hash_file(p).map_err(|e| e.to_string())?;
         Ok(import_manifest::FileInfo {
             filename: p
                 .file_name()
@@ -442,7 +442,7 @@ fn cmd_manifest(a: &ManifestArgs, m: &ArgMatches) -> Result<(), String> {
         })
     };
     let (_, source_sha256) =
-        adudiffapi::generate::manifest::hash_file(path).map_err(|e| e.to_string())?;
+        adudiff_gen::generate::manifest::hash_file(path).map_err(|e| e.to_string())?;
     let manifest = import_manifest::ImportManifest {
         update_id: id.update_id,
         description: id.description,

@@ -1,12 +1,12 @@
 //! gzip helpers of the generator and `recompress`.
 //!
-//! Compression that must be byte-exact is the applier's own ([`crate::codec::deflate_exact`],
+//! Compression that must be byte-exact is the applier's own ([`adudiff_core::codec::deflate_exact`],
 //! [`find_zlib_level`]), so a recipe the generator verified is reproduced by the same code on the
 //! device; decompression of inputs uses flate2 (any correct inflater will do there).
 
 use std::io::Read;
 
-use crate::codec::find_zlib_level;
+use adudiff_core::codec::find_zlib_level;
 
 /// Decompresses the first gzip member of `gz` (any header options), checking its trailer.
 pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -34,18 +34,22 @@ pub const PARALLEL_CHECK_MIN: usize = 4 << 20;
 /// the same answer in about half the time on two cores.
 pub fn find_gzip_level(uncompressed: &[u8], compressed: &[u8]) -> Option<i32> {
     if uncompressed.len() >= PARALLEL_CHECK_MIN && compressed.get(8) == Some(&2) {
-        let gz = crate::pardeflate::deflate_parallel(
+        let gz = adudiff_core::pardeflate::deflate_parallel(
             uncompressed,
-            crate::pardeflate::Wrapper::Gzip,
+            adudiff_core::pardeflate::Wrapper::Gzip,
             9,
-            crate::codec::MEM_LEVEL as u32,
+            adudiff_core::codec::MEM_LEVEL as u32,
             0,
         );
         if gz == compressed {
             return Some(9);
         }
     }
-    find_zlib_level(uncompressed, compressed, crate::format::ZlibInit::Gzip)
+    find_zlib_level(
+        uncompressed,
+        compressed,
+        adudiff_core::format::ZlibInit::Gzip,
+    )
 }
 
 /// Whether `data` starts with the gzip magic and deflate method.
@@ -56,7 +60,7 @@ pub fn is_gzip(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{deflate_exact, ZlibInit};
+    use adudiff_core::codec::{deflate_exact, ZlibInit};
 
     #[test]
     fn raw_deflate_matches_spec_worked_example() {

@@ -169,9 +169,14 @@ pub(crate) mod test_util {
 
     /// Reads `tests/vectors/<case>/<file>`.
     pub fn vector(case: &str, file: &str) -> Vec<u8> {
-        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/vectors", case, file]
-            .iter()
-            .collect();
+        let path: PathBuf = [
+            env!("CARGO_MANIFEST_DIR"),
+            "../../tests/vectors",
+            case,
+            file,
+        ]
+        .iter()
+        .collect();
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 

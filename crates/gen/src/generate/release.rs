@@ -240,14 +240,14 @@ fn precheck(opts: &ReleaseOptions) -> ToolResult<()> {
 /// Whether Microsoft's applier 3.0.0 reads the delta at `path`: standard format (v1/v2) without
 /// `zstd_compression` recipes.
 pub fn microsoft_applies(path: &Path) -> bool {
-    use crate::format::{Format, RecipeKind};
+    use adudiff_core::format::{Format, RecipeKind};
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(bytes) = crate::io::SharedBytes::map_file(&f) else {
+    let Ok(bytes) = adudiff_core::io::SharedBytes::map_file(&f) else {
         return false;
     };
-    crate::format::parse_delta(bytes).is_ok_and(|d| {
+    adudiff_core::format::parse_delta(bytes).is_ok_and(|d| {
         matches!(d.format, Format::StandardV2 | Format::StandardV1BigEndian)
             && d.recipes
                 .iter()

@@ -91,7 +91,7 @@ pub fn source_info(path: &Path, provider: Option<&str>) -> ToolResult<serde_json
         "source": {
             "fileName": path.file_name().map(|n| n.to_string_lossy().into_owned()),
             "sizeInBytes": size,
-            "sha256": crate::format::hex(&digest),
+            "sha256": adudiff_core::format::hex(&digest),
         },
         "relatedFileProperties": {
             "microsoft.sourceFileHashAlgorithm": "sha256",

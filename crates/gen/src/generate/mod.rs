@@ -29,13 +29,13 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::zstd_compress::ZstdParams;
-use crate::format::writer::{item_of, write_delta_to_vec};
-use crate::format::{hex, Item, RecipeKind, ZlibInit};
-use crate::io::SharedBytes;
 use crate::swu::cpio::{CpioArchive, CpioMember};
 use crate::tool::gzip;
 use crate::tool::{fail, write_atomically, ToolError, ToolResult};
+use adudiff_core::codec::zstd_compress::ZstdParams;
+use adudiff_core::format::writer::{item_of, write_delta_to_vec};
+use adudiff_core::format::{hex, Item, RecipeKind, ZlibInit};
+use adudiff_core::io::SharedBytes;
 use build::Assembly;
 pub use diff::{DiffSettings, Method};
 use progress::Progress;
@@ -602,7 +602,7 @@ struct Diffs {
 
 /// Stage 4 (assemble): what the writer serializes.
 struct Assembled {
-    builder: crate::format::writer::DeltaBuilder,
+    builder: adudiff_core::format::writer::DeltaBuilder,
     remainder_size: u64,
     inline_size: u64,
 }
@@ -1388,14 +1388,14 @@ fn verify(
     let stage = progress.stage("verify", 0);
     let work = match &opts.work_dir {
         Some(w) => w.clone(),
-        None => crate::io::atomic::parent_dir(&opts.output),
+        None => adudiff_core::io::atomic::parent_dir(&opts.output),
     };
     std::fs::create_dir_all(&work).map_err(|e| fail(work.display(), e))?;
     let tmp = tempfile::tempdir_in(&work).map_err(|e| fail(work.display(), e))?;
     let delta_tmp = tmp.path().join("delta.tmp");
     let out_tmp = tmp.path().join("target.verify");
     std::fs::write(&delta_tmp, delta).map_err(|e| fail(delta_tmp.display(), e))?;
-    crate::apply::apply_files(&opts.source, &delta_tmp, &out_tmp).map_err(|e| {
+    adudiff_core::apply::apply_files(&opts.source, &delta_tmp, &out_tmp).map_err(|e| {
         fail(
             "verification",
             format!("applying the new delta failed: {e}; delta not written"),

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::format::writer::{item_of, DeltaBuilder};
-use crate::format::{Item, Recipe, RecipeKind};
+use adudiff_core::format::writer::{item_of, DeltaBuilder};
+use adudiff_core::format::{Item, Recipe, RecipeKind};
 
 /// Collects recipes, remainder pieces and inline assets while the target chain is laid out.
 #[derive(Default)]

@@ -24,7 +24,7 @@
 //! mapping and releasing consumed pages), each block with a `SAFETY:` note.
 //!
 //! Licence: an altered port of zlib's deflate, under the zlib licence — notice kept in
-//! `src/pardeflate/LICENSE-zlib`.
+//! `crates/core/src/pardeflate/LICENSE-zlib`.
 
 mod bits;
 mod blocks;

@@ -15,8 +15,8 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
-impl From<crate::Error> for ToolError {
-    fn from(e: crate::Error) -> Self {
+impl From<adudiff_core::Error> for ToolError {
+    fn from(e: adudiff_core::Error) -> Self {
         ToolError(e.to_string())
     }
 }

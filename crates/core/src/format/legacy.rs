@@ -761,7 +761,10 @@ mod tests {
 
     /// Checks recipe kinds and that every slice of an internal blob stays inside it.
     fn check_vector(name: &str, format: Format) -> Delta {
-        let path = format!("{}/tests/vectors/{name}/delta", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/vectors/{name}/delta",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let delta = parse_vec(std::fs::read(path).unwrap()).unwrap();
         assert_eq!(delta.format, format);
         for recipe in &delta.recipes {

@@ -3,12 +3,12 @@
 //! deflate stream as plain text plus either the name of the encoder that reproduces it
 //! exactly (codec 2: GNU gzip's own deflate at some level — what `gzip` and Debian's `.gz`
 //! files are made with; no corrections) or preflate corrections (codec 1, any other encoder),
-//! see [`crate::codec::deflate_reconstruct`]. Every described stream is rebuilt with the
+//! see [`adudiff_core::codec::deflate_reconstruct`]. Every described stream is rebuilt with the
 //! applier's own reader before it is accepted.
 
 use std::ops::Range;
 
-use crate::codec::deflate_reconstruct as dr;
+use adudiff_core::codec::deflate_reconstruct as dr;
 
 /// Most plain text of one gzip file the generator describes this way.
 pub const MAX_PLAIN: usize = 4 << 30;
@@ -177,7 +177,7 @@ const PROBE_PLAIN: usize = 1 << 20;
 /// the stream over all but the last 64 KiB (or wholly, for a short text) is the one; it is
 /// then checked over the whole stream with the applier's own reader.
 fn gnu_gzip_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> {
-    use crate::pardeflate::{deflate_as, Encoder, Wrapper};
+    use adudiff_core::pardeflate::{deflate_as, Encoder, Wrapper};
     let (plain, deflate_len) = inflate_raw_prefix(data, max_plain)?;
     let levels: &[u32] = match xfl {
         2 => &[9],

@@ -4,10 +4,10 @@
 //!
 //! The search reads what the frame header tells (checksum, whether the content size was
 //! known, the window log), keeps the levels whose window log matches, and compresses with each
-//! candidate in the applier's own way ([`crate::codec::zstd_compress::reproduces`]), most likely first,
+//! candidate in the applier's own way ([`adudiff_core::codec::zstd_compress::reproduces`]), most likely first,
 //! stopping at the first byte that differs. Its cost is bounded by [`SEARCH_BUDGET_FACTOR`].
 
-use crate::codec::zstd_compress::{
+use adudiff_core::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_LONG, FLAG_PLEDGED,
 };
 

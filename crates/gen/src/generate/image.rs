@@ -32,9 +32,9 @@ use super::ext4::{Ext4Image, FileEntry};
 use super::pool;
 use super::progress::Counter;
 use super::sha;
-use crate::format::{Item, RecipeKind, ZlibInit};
 use crate::tool::error::{ToolError, ToolResult};
 use crate::tool::gzip;
+use adudiff_core::format::{Item, RecipeKind, ZlibInit};
 
 /// Index of a node in a [`Graph`].
 pub type NodeId = usize;
@@ -569,7 +569,8 @@ pub fn plan(
         if bytes.len() as u64 >= min_gz && gzip::is_gzip(&bytes) {
             if let Ok((raw, used)) = gzip::gunzip_member(&bytes) {
                 if used == bytes.len() {
-                    if let Some(level) = crate::codec::find_zlib_level(&raw, &bytes, ZlibInit::Gzip)
+                    if let Some(level) =
+                        adudiff_core::codec::find_zlib_level(&raw, &bytes, ZlibInit::Gzip)
                     {
                         text = Some((raw, Regzip::Level(level)));
                     } else if settings.extended {
@@ -1217,9 +1218,12 @@ mod tests {
         b.graph.root = root;
         assert_eq!(b.bytes(root), b"45674567\0\0\0");
         let mut asm = Assembly::default();
-        let basis_item = crate::format::writer::item_of(&basis);
+        let basis_item = adudiff_core::format::writer::item_of(&basis);
         let item = emit(&b.graph, &mut asm, &basis_item);
-        assert_eq!(item, crate::format::writer::item_of(b"45674567\0\0\0"));
+        assert_eq!(
+            item,
+            adudiff_core::format::writer::item_of(b"45674567\0\0\0")
+        );
         let kinds: Vec<RecipeKind> = asm.recipes.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,

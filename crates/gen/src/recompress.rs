@@ -14,11 +14,11 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::format::hex;
 use crate::swu::cpio::{write_member, CpioArchive};
 use crate::swu::description;
 use crate::tool::gzip::{gunzip_member, is_gzip};
 use crate::tool::{fail, write_atomically, ToolError, ToolResult};
+use adudiff_core::format::hex;
 
 /// Name of the signed description member.
 pub const SW_DESCRIPTION: &str = "sw-description";
@@ -134,12 +134,12 @@ pub fn recompress_swu(
                             ));
                         }
                         // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
-                        // every core: see src/pardeflate.
-                        let gz = crate::pardeflate::deflate_parallel(
+                        // every core: see crates/core/src/pardeflate.
+                        let gz = adudiff_core::pardeflate::deflate_parallel(
                             &raw,
-                            crate::pardeflate::Wrapper::Gzip,
+                            adudiff_core::pardeflate::Wrapper::Gzip,
                             9,
-                            crate::codec::MEM_LEVEL as u32,
+                            adudiff_core::codec::MEM_LEVEL as u32,
                             0,
                         );
                         Ok((name.clone(), gz))
