@@ -144,7 +144,7 @@ fn no_chunking_changes_a_byte() {
         return;
     }
     let cases = env_u64("PARDEFLATE_PROPERTY_CASES").unwrap_or(64);
-    let mut seeds = Rng(0x5EED_0F_A11_C4A5E);
+    let mut seeds = Rng(0x005E_ED0F_A11C_4A5E);
     for _ in 0..cases {
         check_case(seeds.next());
     }
