@@ -770,16 +770,15 @@ fn packaged_man_pages_and_completions_are_current() {
     let dir = tempfile::tempdir().unwrap();
     let o = adudiff(&["man", "--dir", s(dir.path())]);
     assert!(o.status.success(), "{o:?}");
-    let mut printed: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    printed.sort();
-    let mut committed: Vec<String> = std::fs::read_dir(root.join("man"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    committed.sort();
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let (printed, committed) = (names(dir.path()), names(&root.join("man")));
     let stale = "run scripts/update-cli-docs.sh and commit pkg/";
     assert_eq!(printed, committed, "man pages: {stale}");
     for name in &printed {

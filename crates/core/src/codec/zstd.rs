@@ -19,13 +19,19 @@ pub const PREFIX_WINDOW_LOG_MAX: u32 = 28;
 /// Upper bound of the input buffer size.
 const MAX_IN_CHUNK: usize = 128 * 1024;
 
+/// Whether a libzstd error code is a failed allocation (its window or workspace under a
+/// memory limit): the apply reports those as 20301, like every other allocation the budget
+/// could not cover.
+pub fn is_allocation_failure(code: usize) -> bool {
+    get_error_name(code) == "Allocation error : not enough memory"
+}
+
 /// Upstream's error for a failed `ZSTD_decompressStream()` call. A failed allocation inside
-/// libzstd (its window or workspace under a memory limit) is the apply's out-of-memory code,
-/// 20301, like every other allocation the budget could not cover; the text stays libzstd's.
+/// libzstd is the apply's out-of-memory code, 20301 ([`is_allocation_failure`]); the text stays
+/// libzstd's.
 fn stream_failed(code: usize) -> Error {
-    let out_of_memory = get_error_name(code) == "Allocation error : not enough memory";
     Error::new(
-        if out_of_memory {
+        if is_allocation_failure(code) {
             code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN
         } else {
             code::IO_ZSTD_DECOMPRESS_STREAM_FAILED

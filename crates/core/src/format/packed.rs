@@ -117,15 +117,16 @@ pub fn unpack(cur: &mut Cursor) -> Result<SharedBytes> {
             )
         })?;
     let produced = zstd_safe::decompress(&mut plain, &frame).map_err(|c| {
-        let name = zstd_safe::get_error_name(c);
-        let out_of_memory = name == "Allocation error : not enough memory";
         Error::new(
-            if out_of_memory {
+            if crate::codec::zstd::is_allocation_failure(c) {
                 code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN
             } else {
                 code::EXT_COOKBOOK_MALFORMED
             },
-            format!("Extended delta: packed recipe sets: ZSTD_decompress() failed: {name}"),
+            format!(
+                "Extended delta: packed recipe sets: ZSTD_decompress() failed: {}",
+                zstd_safe::get_error_name(c)
+            ),
         )
     })?;
     if produced as u64 != unpacked_len {

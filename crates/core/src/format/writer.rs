@@ -312,22 +312,26 @@ mod tests {
         b
     }
 
-    /// The revision-1 form of a revision-2 delta whose type table ends with `last_type`: the
-    /// recipe sets unpacked in place, version `ADUDIFF\x01`.
-    fn as_revision_1(bytes: &[u8], last_type: &[u8]) -> Vec<u8> {
+    /// A revision-2 delta of [`extended_builder`]'s kind split at its packed section: the offset
+    /// where the section starts (after the type table, whose last name is
+    /// `deflate_reconstruct`), the unpacked recipe sets, and the offset after the section.
+    fn split_packed(bytes: &[u8]) -> (usize, Vec<u8>, usize) {
         use crate::format::reader::{Cursor, Endian};
-        let at = bytes
-            .windows(last_type.len())
-            .position(|w| w == last_type)
-            .unwrap()
-            + last_type.len();
+        let name = b"deflate_reconstruct";
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
         let mut cur = Cursor::new(
             crate::io::SharedBytes::from_vec(bytes.to_vec()),
             Endian::Big,
         );
         cur.bytes(at as u64).unwrap();
         let plain = crate::format::packed::unpack(&mut cur).unwrap();
-        let rest = cur.position() as usize;
+        (at, plain.to_vec(), cur.position() as usize)
+    }
+
+    /// The revision-1 form of a revision-2 delta: the recipe sets unpacked in place, version
+    /// `ADUDIFF\x01`.
+    fn as_revision_1(bytes: &[u8]) -> Vec<u8> {
+        let (at, plain, rest) = split_packed(bytes);
         let mut v1 = bytes[..at].to_vec();
         v1[4..12].copy_from_slice(b"ADUDIFF\x01");
         v1.extend_from_slice(&plain);
@@ -348,7 +352,7 @@ mod tests {
             .iter()
             .any(|r| r.kind == RecipeKind::DeflateReconstruct && r.numbers == [1, 1]));
         // Revision 1 (recipe sets not packed) is still read, to the same recipes.
-        let v1 = as_revision_1(&bytes, b"deflate_reconstruct");
+        let v1 = as_revision_1(&bytes);
         assert_eq!(parse(&v1).unwrap().recipes, delta.recipes);
         // The revision-1 bytes labelled version 2: id 8 is not a standard recipe.
         let mut v2 = v1.clone();
@@ -378,11 +382,7 @@ mod tests {
     #[test]
     fn packed_recipe_sets_are_checked() {
         let bytes = write_delta_to_vec(&extended_builder()).unwrap();
-        let at = bytes
-            .windows(19)
-            .position(|w| w == b"deflate_reconstruct")
-            .unwrap()
-            + 19;
+        let (at, mut plain, rest) = split_packed(&bytes);
         let parse = |b: Vec<u8>| crate::format::parse_delta(crate::io::SharedBytes::from_vec(b));
         // One byte more unpacked than the frame holds, and one less.
         for delta in [1i64, -1] {
@@ -392,23 +392,16 @@ mod tests {
             assert_eq!(parse(b).unwrap_err().code, code::EXT_COOKBOOK_MALFORMED);
         }
         // A packed cookbook with a byte after its last set.
-        let v1 = as_revision_1(&bytes, b"deflate_reconstruct");
-        let v1_end = v1.len() - (bytes.len() - (at + 16 + read_u64(&bytes, at + 8)));
-        let mut plain = v1[at..v1_end].to_vec();
         plain.push(0);
         let mut trailing = bytes[..at].to_vec();
         trailing.extend_from_slice(&crate::format::packed::pack(&plain).unwrap().unwrap());
-        trailing.extend_from_slice(&v1[v1_end..]);
+        trailing.extend_from_slice(&bytes[rest..]);
         let e = parse(trailing).unwrap_err();
         assert_eq!(e.code, code::EXT_COOKBOOK_MALFORMED);
         assert!(
             e.message.contains("after the last packed recipe set"),
             "{e}"
         );
-    }
-
-    fn read_u64(b: &[u8], at: usize) -> usize {
-        u64::from_be_bytes(b[at..at + 8].try_into().unwrap()) as usize
     }
 
     #[test]
