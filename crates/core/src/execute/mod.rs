@@ -184,15 +184,23 @@ impl<'a> Executor<'a> {
     }
 
     /// The node's bytes for a consumer inside the plan that needs them contiguous. When this
-    /// consumer is the node's last and its view is scattered (a chain of slices, say), the copy
-    /// into one buffer is left to the consumer's first read ([`Bytes::get`]), so the buffer
-    /// exists only while that consumer runs. Otherwise it is made (and cached) now.
+    /// consumer is the node's last, nothing is produced, copied or mapped now: a producing node
+    /// is spilled, a scattered view copied into one buffer and a temporary file mapped at the
+    /// consumer's first read ([`Bytes::get`]), so those bytes take scratch space and address
+    /// space only while that consumer runs — the executor builds the streams of the whole plan
+    /// before any is read, and a chain of zstd frames would otherwise hold every frame's prefix
+    /// at once. Otherwise they are made (and cached) now for the other consumers.
     fn take_bytes(&mut self, id: NodeId) -> Result<Bytes> {
-        let view = self.random_access(id)?;
-        let bytes = match one_piece(&view)? {
-            Some(bytes) => Bytes::Ready(bytes),
-            None if self.remaining[id] <= 1 => Bytes::Scattered(view),
-            None => Bytes::Ready(self.contiguous(id)?),
+        let bytes = if self.remaining[id] <= 1 {
+            match self.direct_view(id)? {
+                Some(view) => Bytes::Later(view),
+                None => Bytes::Produced {
+                    stream: self.producer(id)?,
+                    length: self.plan.nodes[id].item.length,
+                },
+            }
+        } else {
+            Bytes::Ready(self.contiguous(id)?)
         };
         self.consumed(id);
         Ok(bytes)
@@ -596,26 +604,36 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<V
     }
 }
 
-/// Bytes a consumer needs in one piece: available now, or still to be copied together from a
-/// scattered view (see [`Executor::take_bytes`]).
+/// Bytes a consumer needs in one piece: available now, or still to be produced, copied
+/// together or mapped when the consumer starts (see [`Executor::take_bytes`]).
 enum Bytes {
     /// One contiguous range.
     Ready(SharedBytes),
-    /// Pieces to copy into one buffer when the consumer starts.
-    Scattered(View),
+    /// A view to map (a temporary file's range) or copy into one buffer (scattered pieces, an
+    /// input file's range) when the consumer starts.
+    Later(View),
+    /// A producer to spill into scratch space when the consumer starts.
+    Produced {
+        /// The node's verified stream.
+        stream: Stream,
+        /// Its exact length.
+        length: u64,
+    },
 }
 
 impl Bytes {
-    /// The bytes in one piece, copying them into scratch space if they are scattered (`what`
-    /// names them in errors).
+    /// The bytes in one piece, producing, copying or mapping them now if they are not yet
+    /// (`what` names them in errors).
     fn get(self, scratch: &Scratch, what: &str) -> Result<SharedBytes> {
-        match self {
-            Bytes::Ready(bytes) => Ok(bytes),
-            Bytes::Scattered(view) => {
-                let copy = spill(scratch, Box::new(view.reader()), view.len(), what)?;
-                Ok(one_piece(&copy)?.expect("a spilled view is one piece"))
-            }
-        }
+        let copy = match self {
+            Bytes::Ready(bytes) => return Ok(bytes),
+            Bytes::Later(view) => match one_piece(&view)? {
+                Some(bytes) => return Ok(bytes),
+                None => spill(scratch, Box::new(view.reader()), view.len(), what)?,
+            },
+            Bytes::Produced { stream, length } => spill(scratch, stream, length, what)?,
+        };
+        Ok(one_piece(&copy)?.expect("a spilled view is one piece"))
     }
 }
 
@@ -964,6 +982,84 @@ mod tests {
         let stream = executor.stream(plan.root).unwrap();
         assert!(!executor.cached(3), "both frames took it");
         assert_eq!(read_all(stream).unwrap(), twice);
+    }
+
+    /// A chain of zstd frames whose prefixes must be produced (here inflated from the delta)
+    /// holds one prefix at a time: building the streams of the plan produces, copies and
+    /// charges nothing, and a memory budget with room for one frame's prefix and window, not
+    /// for two prefixes, is enough. (Before, every prefix of the chain was produced when the
+    /// chain was built: the corpus minor apply held three 15–40 MB prefixes mapped at once
+    /// and failed under a 128 MiB address-space limit.)
+    #[test]
+    fn a_chain_of_zstd_frames_holds_one_prefix_at_a_time() {
+        const PREFIX: usize = 300_000;
+        const OUTPUT: usize = 100_000;
+        let prefixes = [data(PREFIX, 40_503), data(PREFIX, 9_001)];
+        let mut blobs = Vec::new();
+        let mut outputs = Vec::new();
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let output = [
+                &prefix[1_000..1_000 + OUTPUT - 4_000],
+                &data(4_000, i as u32)[..],
+            ]
+            .concat();
+            let mut cctx = zstd_safe::CCtx::create();
+            cctx.ref_prefix(prefix).unwrap();
+            let mut frame = Vec::with_capacity(zstd_safe::compress_bound(output.len()));
+            cctx.compress2(&mut frame, &output).unwrap();
+            blobs.push(gzip(prefix));
+            blobs.push(frame);
+            outputs.push(output);
+        }
+        let delta = delta(&blobs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let mut nodes = Vec::new();
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let base = nodes.len();
+            nodes.push(node(&blobs[2 * i], Op::Blob(2 * i)));
+            nodes.push(node(
+                prefix,
+                Op::Inflate {
+                    input: base,
+                    init: ZlibInit::Gzip,
+                },
+            ));
+            nodes.push(node(&blobs[2 * i + 1], Op::Blob(2 * i + 1)));
+            nodes.push(node(
+                &outputs[i],
+                Op::Zstd {
+                    frame: base + 2,
+                    prefix: Some(base + 1),
+                },
+            ));
+        }
+        let target = outputs.concat();
+        nodes.push(node(&target, Op::Chain(vec![3, 7])));
+        let plan = Plan {
+            root: nodes.len() - 1,
+            nodes,
+        };
+        let one_frame = PREFIX as u64 + zstd_window_memory(OUTPUT as u64);
+        assert!(
+            one_frame + PREFIX as u64 > 800_000,
+            "two prefixes must not fit"
+        );
+        let temp = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(scratch::ScratchConfig {
+            dir: temp.path().to_path_buf(),
+            prefer: Prefer::Memory,
+            memory_budget: 800_000,
+            disk_budget: Some(0),
+            address_space_budget: None,
+        });
+        let mut executor = Executor::new(&plan, &delta, View::default(), scratch.clone());
+        let stream = executor.stream(plan.root).unwrap();
+        assert_eq!(
+            scratch.memory_used(),
+            0,
+            "nothing is held before the first read"
+        );
+        assert_eq!(read_all(stream).unwrap(), target);
+        assert_eq!(scratch.memory_used(), 0, "everything is given back");
     }
 
     /// A bsdiff patch's old file that lies in an input file is read there with `pread`: no
