@@ -16,6 +16,9 @@
  *                     agent does for every related file / every deployment); default 1
  *     --library NAME  name (or path) given to dlopen; default "libadudiffapi.so"
  *     --null WHICH    pass NULL instead of the source|delta|target path (repeatable)
+ *     --peaks         at the end, print the process's peak address space and peak resident set
+ *                     (VmPeak and VmHWM of /proc/self/status) to stderr: "peaks: VmPeak <n> kB
+ *                     VmHWM <n> kB" (scripts/bench-address-space.py)
  *
  * Output: one line per error, then exactly one final line "result: ok" or
  * "result: error <code>" (the last error code, as the agent keeps the last one), or
@@ -87,6 +90,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: agent_harness [--repeat N] [--library NAME] [--null source|delta|target]...\n"
+            "                     [--peaks]\n"
             "                     <source> <delta> <target>\n");
 }
 
@@ -233,6 +237,25 @@ static struct outcome run_once(const char *library, const char *source, const ch
     return out;
 }
 
+/* Prints VmPeak and VmHWM of /proc/self/status to stderr (see --peaks). */
+static void print_peaks(void)
+{
+    char line[256];
+    unsigned long vm_peak = 0, vm_hwm = 0;
+    FILE *status = fopen("/proc/self/status", "r");
+
+    if (status == NULL) {
+        fprintf(stderr, "peaks: /proc/self/status unreadable\n");
+        return;
+    }
+    while (fgets(line, sizeof line, status) != NULL) {
+        sscanf(line, "VmPeak: %lu", &vm_peak);
+        sscanf(line, "VmHWM: %lu", &vm_hwm);
+    }
+    fclose(status);
+    fprintf(stderr, "peaks: VmPeak %lu kB VmHWM %lu kB\n", vm_peak, vm_hwm);
+}
+
 int main(int argc, char **argv)
 {
     const char *library = "libadudiffapi.so";
@@ -244,6 +267,7 @@ int main(int argc, char **argv)
     int i;
     struct outcome out = {EXIT_USAGE, 0, 1, 0};
     int nnull = 0;
+    int peaks = 0;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
@@ -253,6 +277,8 @@ int main(int argc, char **argv)
                 usage();
                 return EXIT_USAGE;
             }
+        } else if (strcmp(argv[i], "--peaks") == 0) {
+            peaks = 1;
         } else if (strcmp(argv[i], "--library") == 0 && i + 1 < argc) {
             library = argv[++i];
         } else if (strcmp(argv[i], "--null") == 0 && i + 1 < argc) {
@@ -302,6 +328,9 @@ int main(int argc, char **argv)
         if (out.fatal) {
             break; /* the library itself is unusable: no point in repeating */
         }
+    }
+    if (peaks) {
+        print_peaks();
     }
     return out.exit_status;
 }
