@@ -25,18 +25,7 @@ use adudiff_gen::swu::cpio::CpioFormat;
 use swu_common::*;
 
 fn adudiff(args: &[&str]) -> Output {
-    // Under emulation (scripts/arm-ci.sh), the foreign binary runs through the runner's emulator.
-    let runner = std::env::var("ADUDIFFAPI_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut c = match words.next() {
-        Some(emulator) => {
-            let mut c = Command::new(emulator);
-            c.args(words).arg(env!("CARGO_BIN_EXE_adudiff"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_adudiff")),
-    };
-    c.args(args).output().expect("run adudiff")
+    adudiff_command().args(args).output().expect("run adudiff")
 }
 
 fn s(p: &Path) -> &str {

@@ -332,17 +332,7 @@ fn zstd_sources_are_decoded_bases() {
 }
 
 fn adudiff(args: &[&str]) -> std::process::Output {
-    let runner = std::env::var("ADUDIFFAPI_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut c = match words.next() {
-        Some(emulator) => {
-            let mut c = Command::new(emulator);
-            c.args(words).arg(env!("CARGO_BIN_EXE_adudiff"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_adudiff")),
-    };
-    c.args(args).output().expect("run adudiff")
+    adudiff_command().args(args).output().expect("run adudiff")
 }
 
 fn s(p: &Path) -> &str {

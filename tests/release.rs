@@ -7,7 +7,7 @@ mod common;
 mod swu_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use adudiff_gen::generate::import_manifest::validate;
 use adudiff_gen::swu::cpio::CpioFormat;
@@ -19,7 +19,7 @@ const EPOCH: &str = "1700000000";
 const EPOCH_ISO: &str = "2023-11-14T22:13:20Z";
 
 fn adudiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adudiff"))
+    adudiff_command()
         .args(args)
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .output()

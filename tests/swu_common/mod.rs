@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::process::Command;
 
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
@@ -122,4 +123,20 @@ pub fn assert_microsoft_readable(path: &std::path::Path) {
         .recipes
         .iter()
         .any(|r| r.kind == RecipeKind::ZlibCompression));
+}
+
+/// A command that runs this build's `adudiff` binary: directly, or under emulation
+/// (scripts/arm-ci.sh) through the emulator that `ADUDIFFAPI_TEST_RUNNER` names, since an
+/// emulated test cannot execute a foreign binary itself.
+pub fn adudiff_command() -> Command {
+    let runner = std::env::var("ADUDIFFAPI_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut c = Command::new(emulator);
+            c.args(words).arg(env!("CARGO_BIN_EXE_adudiff"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_adudiff")),
+    }
 }
