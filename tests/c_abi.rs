@@ -10,6 +10,7 @@
 mod c_harness;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -361,6 +362,39 @@ fn vectors_through_agent_harness() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// `agent_harness --peaks` (used by scripts/bench-address-space.py) reports the process's peak
+/// address space and resident set on stderr, after the final result line, which stays last on
+/// stdout; the peak address space is at least the peak resident set.
+#[test]
+fn harness_reports_its_peaks() {
+    let Some(h) = harness() else { return };
+    let case = vectors_dir().join("all_zeros_in_chain");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out");
+    let r = h.run(&[
+        OsStr::new("--peaks"),
+        case.join("source").as_os_str(),
+        case.join("delta").as_os_str(),
+        target.as_os_str(),
+    ]);
+    assert_eq!(r.result_line(), "result: ok", "{r}");
+    assert_eq!(r.stdout.lines().last(), Some("result: ok"), "{r}");
+    let words: Vec<&str> = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("peaks: "))
+        .unwrap_or_else(|| panic!("no peaks line: {r}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        (words[1], words[3], words[4], words[6]),
+        ("VmPeak", "kB", "VmHWM", "kB"),
+        "{r}"
+    );
+    let (peak, hwm): (u64, u64) = (words[2].parse().unwrap(), words[5].parse().unwrap());
+    assert!(hwm > 0 && peak >= hwm, "VmPeak {peak} kB, VmHWM {hwm} kB");
 }
 
 fn check_case(case: &Case, expect: &Expect, r: &HarnessRun, target: &Path) -> Result<(), String> {
