@@ -11,8 +11,11 @@
 # of the same version, unpacked into a private sysroot ($ARM_SYSROOT) — never installed as
 # foreign-architecture packages (no `dpkg --add-architecture`: the ARM indexes are kept in a
 # private apt state directory, $ARM_APT_DIR), so the machine's packages and apt configuration are
-# untouched. The version is the newest one that Debian ships for all three architectures
-# (override: ARM_RUST_VERSION).
+# untouched. The version is the newest one that Debian ships for all three architectures within
+# the workspace's declared MSRV (`rust-version` in Cargo.toml, 1.85: the ARM builds and
+# scripts/msrv.sh then check the version we promise, whatever newer Rust a Debian security update
+# brings — bookworm-security moved to 1.96 on 2026-12-06); the newest overall only when Debian no
+# longer ships that one (override: ARM_RUST_VERSION).
 #
 # Environment:
 #   ARM_TARGETS        default "aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf"
@@ -118,18 +121,26 @@ priv_apt() { # priv_apt <apt-get|apt-cache> <args...>, with amd64 + the targets'
     "$tool" "${opts[@]}" "$@"
 }
 
-# The newest libstd-rust-web-dev version available for amd64 and every ARM target's architecture
-# (security updates may reach amd64 before the other indexes download).
+# The libstd-rust-web-dev version to use: of the versions available for amd64 and every ARM
+# target's architecture (security updates may reach amd64 before the other indexes download), the
+# newest of the declared MSRV's minor version (rust-version = "1.85" takes 1.85.x), else the
+# newest.
 pick_version() {
     local archs=(amd64) t
     for t in $targets; do
         triple_info "$t"
         archs+=("$deb_arch")
     done
-    local a
-    for a in "${archs[@]}"; do
+    local a common msrv
+    common=$(for a in "${archs[@]}"; do
         priv_apt apt-cache madison "libstd-rust-web-dev:$a" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -u
-    done | sort | uniq -c | awk -v n="${#archs[@]}" '$1 == n { print $2 }' | sort -V | tail -n 1
+    done | sort | uniq -c | awk -v n="${#archs[@]}" '$1 == n { print $2 }' | sort -V)
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+    if [ -n "$msrv" ] && grep -q "^${msrv//./\\.}\." <<<"$common"; then
+        grep "^${msrv//./\\.}\." <<<"$common" | tail -n 1
+    else
+        tail -n 1 <<<"$common"
+    fi
 }
 
 # Debian's rustc/cargo (never the rustup ones earlier in PATH).
