@@ -98,8 +98,8 @@ def main():
             exact = os.path.exists(out) and sha256(out) == want
             if result != "ok":
                 err = next((line for line in output.splitlines() if "text=" in line), "")
-                text = err.split("text=", 1)[-1].split(";")[0]
-                result = f"{result}: {text[:90]}{'…' if len(text) > 90 else ''}" if err else result
+                why = err.split("text=", 1)[-1].split(";")[0]
+                result = f"{result}: {why[:90]}{'…' if len(why) > 90 else ''}" if err else result
             label = "none" if limit is None else f"{limit} MiB"
             print(
                 f"| {label} | {result} | {seconds:.1f} | {hwm // 1024} | {peak // 1024} | "

@@ -4,6 +4,9 @@
 use std::io::Write;
 use std::process::Command;
 
+#[path = "../c_harness/mod.rs"]
+mod c_harness;
+
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
 /// Deterministic, moderately compressible pseudo-text of `len` bytes.
@@ -126,17 +129,8 @@ pub fn assert_microsoft_readable(path: &std::path::Path) {
 }
 
 /// A command that runs this build's `adudiff` binary: directly, or under emulation
-/// (scripts/arm-ci.sh) through the emulator that `ADUDIFFAPI_TEST_RUNNER` names, since an
-/// emulated test cannot execute a foreign binary itself.
+/// (scripts/arm-ci.sh) through the emulator that `ADUDIFFAPI_TEST_RUNNER` names
+/// ([`c_harness::target_cmd`]).
 pub fn adudiff_command() -> Command {
-    let runner = std::env::var("ADUDIFFAPI_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(emulator) => {
-            let mut c = Command::new(emulator);
-            c.args(words).arg(env!("CARGO_BIN_EXE_adudiff"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_adudiff")),
-    }
+    c_harness::target_cmd(env!("CARGO_BIN_EXE_adudiff"))
 }

@@ -183,14 +183,26 @@ impl<'a> Executor<'a> {
         Ok(stream)
     }
 
-    /// The node's bytes for a consumer inside the plan that needs them contiguous. When this
-    /// consumer is the node's last, nothing is produced, copied or mapped now: a producing node
-    /// is spilled, a scattered view copied into one buffer and a temporary file mapped at the
-    /// consumer's first read ([`Bytes::get`]), so those bytes take scratch space and address
-    /// space only while that consumer runs — the executor builds the streams of the whole plan
-    /// before any is read, and a chain of zstd frames would otherwise hold every frame's prefix
-    /// at once. Otherwise they are made (and cached) now for the other consumers.
+    /// The node's bytes for a consumer inside the plan that needs them contiguous: as
+    /// [`Executor::take_view`] when this consumer is the node's last (mapped or copied into one
+    /// piece at its first read, [`Bytes::get`]); otherwise made contiguous (and cached) now for
+    /// the other consumers.
     fn take_bytes(&mut self, id: NodeId) -> Result<Bytes> {
+        if self.remaining[id] <= 1 {
+            return self.take_view(id);
+        }
+        let bytes = Bytes::Ready(self.contiguous(id)?);
+        self.consumed(id);
+        Ok(bytes)
+    }
+
+    /// The node's bytes for a consumer inside the plan that reads them at random. When this
+    /// consumer is the node's last, nothing is produced now: a producing node is spilled into
+    /// scratch space at the consumer's first read ([`Bytes::view`]), so its bytes take scratch
+    /// space only while that consumer runs — the executor builds the streams of the whole plan
+    /// before any is read, and a chain of zstd frames (or bsdiff patches) would otherwise hold
+    /// every frame's prefix (or old file) at once. Otherwise it is materialized (and cached) now.
+    fn take_view(&mut self, id: NodeId) -> Result<Bytes> {
         let bytes = if self.remaining[id] <= 1 {
             match self.direct_view(id)? {
                 Some(view) => Bytes::Later(view),
@@ -200,7 +212,7 @@ impl<'a> Executor<'a> {
                 },
             }
         } else {
-            Bytes::Ready(self.contiguous(id)?)
+            Bytes::Later(self.random_access(id)?)
         };
         self.consumed(id);
         Ok(bytes)
@@ -291,11 +303,11 @@ impl<'a> Executor<'a> {
                 let patch = self.take_bytes(patch)?;
                 // The old file is read at random where it is (an input or temporary file with
                 // `pread`), never copied or mapped in one piece: it can be a whole image.
-                let old_view = self.random_access(old)?;
-                self.consumed(old);
+                let old = self.take_view(old)?;
                 let scratch = self.scratch.clone();
                 deferred(move || {
                     let patch = patch.get(&scratch, "a bsdiff patch")?;
+                    let old_view = old.view(&scratch, "the old file of a bsdiff patch")?;
                     let reader = match old_view.in_memory() {
                         Some(bytes) => BspatchReader::new(patch, bytes, length)?,
                         None => {
@@ -604,13 +616,13 @@ fn spill(scratch: &Scratch, stream: Stream, length: u64, what: &str) -> Result<V
     }
 }
 
-/// Bytes a consumer needs in one piece: available now, or still to be produced, copied
-/// together or mapped when the consumer starts (see [`Executor::take_bytes`]).
+/// Bytes a consumer needs: available now, or still to be produced, copied together or mapped
+/// when the consumer starts (see [`Executor::take_bytes`] and [`Executor::take_view`]).
 enum Bytes {
     /// One contiguous range.
     Ready(SharedBytes),
-    /// A view to map (a temporary file's range) or copy into one buffer (scattered pieces, an
-    /// input file's range) when the consumer starts.
+    /// A view to read at random, or to map (a temporary file's range) or copy into one buffer
+    /// (scattered pieces, an input file's range) for a consumer that needs one piece.
     Later(View),
     /// A producer to spill into scratch space when the consumer starts.
     Produced {
@@ -622,17 +634,24 @@ enum Bytes {
 }
 
 impl Bytes {
+    /// The bytes as a random-access view, producing them into scratch space now if they are
+    /// not yet (`what` names them in errors).
+    fn view(self, scratch: &Scratch, what: &str) -> Result<View> {
+        match self {
+            Bytes::Ready(bytes) => Ok(View::bytes(bytes)),
+            Bytes::Later(view) => Ok(view),
+            Bytes::Produced { stream, length } => spill(scratch, stream, length, what),
+        }
+    }
+
     /// The bytes in one piece, producing, copying or mapping them now if they are not yet
     /// (`what` names them in errors).
     fn get(self, scratch: &Scratch, what: &str) -> Result<SharedBytes> {
-        let copy = match self {
-            Bytes::Ready(bytes) => return Ok(bytes),
-            Bytes::Later(view) => match one_piece(&view)? {
-                Some(bytes) => return Ok(bytes),
-                None => spill(scratch, Box::new(view.reader()), view.len(), what)?,
-            },
-            Bytes::Produced { stream, length } => spill(scratch, stream, length, what)?,
-        };
+        let view = self.view(scratch, what)?;
+        if let Some(bytes) = one_piece(&view)? {
+            return Ok(bytes);
+        }
+        let copy = spill(scratch, Box::new(view.reader()), view.len(), what)?;
         Ok(one_piece(&copy)?.expect("a spilled view is one piece"))
     }
 }
