@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::format::{parse_delta, Format, RecipeKind};
 use adudiffapi::io::SharedBytes;
@@ -154,11 +154,11 @@ fn case(gz: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Case> {
     })
 }
 
-fn options(c: &Case, name: &str) -> GenerateOptions {
+fn options(c: &Case, format: DeltaFormat) -> GenerateOptions {
     GenerateOptions {
         source: c.source.clone(),
         target: c.target.clone(),
-        output: c.dir.join(format!("{name}.delta")),
+        output: c.dir.join(format!("{}.delta", format.name())),
         log_dir: None,
         work_dir: Some(c.dir.join("work")),
         settings: DiffSettings::default(),
@@ -166,6 +166,8 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
         quiet: true,
         files: true,
         image: Default::default(),
+        format,
+        target_analysis: None,
     }
 }
 
@@ -183,11 +185,11 @@ fn check_codec(
     codec: Option<u64>,
 ) -> Option<(u64, u64)> {
     let c = case(gz)?;
-    let std_opts = options(&c, "standard");
-    let standard = generate_format(&std_opts, DeltaFormat::Standard).unwrap();
+    let std_opts = options(&c, DeltaFormat::Standard);
+    let standard = generate(&std_opts).and_then(Generated::written).unwrap();
     assert_eq!(standard.format, DeltaFormat::Standard);
-    let ext_opts = options(&c, "extended");
-    let extended = generate_format(&ext_opts, DeltaFormat::Extended).unwrap();
+    let ext_opts = options(&c, DeltaFormat::Extended);
+    let extended = generate(&ext_opts).and_then(Generated::written).unwrap();
     let reproducible = standard
         .members
         .iter()
@@ -341,10 +343,10 @@ fn multi_member_gzip() {
 #[test]
 fn reproducible_targets_stay_standard() {
     let c = case(&|d| Some(zlib_gzip(d, 9, 9, 0))).unwrap();
-    let s = options(&c, "standard");
-    let e = options(&c, "extended");
-    generate_format(&s, DeltaFormat::Standard).unwrap();
-    let r = generate_format(&e, DeltaFormat::Extended).unwrap();
+    let s = options(&c, DeltaFormat::Standard);
+    let e = options(&c, DeltaFormat::Extended);
+    generate(&s).and_then(Generated::written).unwrap();
+    let r = generate(&e).and_then(Generated::written).unwrap();
     assert_eq!(r.format, DeltaFormat::Standard);
     assert!(std::fs::read(&s.output).unwrap() == std::fs::read(&e.output).unwrap());
 }
@@ -381,8 +383,10 @@ fn check_fixture(
             quiet: true,
             files: true,
             image: Default::default(),
+            format: DeltaFormat::Extended,
+            target_analysis: None,
         };
-        let r = generate_format(&opts, DeltaFormat::Extended).unwrap();
+        let r = generate(&opts).and_then(Generated::written).unwrap();
         assert_eq!(r.format, DeltaFormat::Extended);
     }
     let delta = std::fs::read(dir.join("delta")).unwrap();
@@ -583,10 +587,10 @@ fn gz_files_inside_ext4_images() {
     };
     std::fs::write(&c.source, swu(&img1)).unwrap();
     std::fs::write(&c.target, swu(&img2)).unwrap();
-    let s = options(&c, "standard");
-    let e = options(&c, "extended");
-    let standard = generate_format(&s, DeltaFormat::Standard).unwrap();
-    let extended = generate_format(&e, DeltaFormat::Extended).unwrap();
+    let s = options(&c, DeltaFormat::Standard);
+    let e = options(&c, DeltaFormat::Extended);
+    let standard = generate(&s).and_then(Generated::written).unwrap();
+    let extended = generate(&e).and_then(Generated::written).unwrap();
     assert_eq!(extended.format, DeltaFormat::Extended);
     let stats = |r: &adudiff_gen::generate::GenerateReport| {
         r.members

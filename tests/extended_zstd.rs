@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_PLEDGED,
@@ -186,11 +186,11 @@ fn gz_source(d: &[u8]) -> (String, Vec<u8>) {
     ("rootfs.ext4.gz".into(), gz)
 }
 
-fn options(c: &Case, name: &str) -> GenerateOptions {
+fn options(c: &Case, format: DeltaFormat) -> GenerateOptions {
     GenerateOptions {
         source: c.source.clone(),
         target: c.target.clone(),
-        output: c.dir.path().join(format!("{name}.delta")),
+        output: c.dir.path().join(format!("{}.delta", format.name())),
         log_dir: None,
         work_dir: Some(c.dir.path().join("work")),
         settings: DiffSettings::default(),
@@ -198,6 +198,8 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
         quiet: true,
         files: true,
         image: Default::default(),
+        format,
+        target_analysis: None,
     }
 }
 
@@ -205,10 +207,10 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
 /// delta (format, recipe, apply through the C ABI byte-exact, far smaller than standard).
 /// Returns whether the frame was rebuilt.
 fn check(c: &Case, name: &str) -> bool {
-    let s = options(c, "standard");
-    let standard = generate_format(&s, DeltaFormat::Standard).unwrap();
-    let e = options(c, "extended");
-    let extended = generate_format(&e, DeltaFormat::Extended).unwrap();
+    let s = options(c, DeltaFormat::Standard);
+    let standard = generate(&s).and_then(Generated::written).unwrap();
+    let e = options(c, DeltaFormat::Extended);
+    let extended = generate(&e).and_then(Generated::written).unwrap();
     let rootfs = extended
         .members
         .iter()

@@ -3,7 +3,9 @@
 
 mod swu_common;
 
-use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Method, Strategy};
+use adudiff_gen::generate::{
+    generate, DeltaFormat, DiffSettings, GenerateOptions, Generated, Method, Strategy,
+};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
@@ -282,6 +284,8 @@ fn options(p: &Pair) -> GenerateOptions {
         quiet: true,
         files: true,
         image: Default::default(),
+        format: DeltaFormat::Standard,
+        target_analysis: None,
     }
 }
 
@@ -295,7 +299,7 @@ fn apply_and_compare(p: &Pair, delta: &std::path::Path) {
 fn round_trip_of_a_reproducible_swu_update() {
     let p = swu_pair(|d| deflate_exact(d, ZlibInit::Gzip, 9).unwrap());
     let opts = options(&p);
-    let r = generate(&opts).unwrap();
+    let r = generate(&opts).and_then(Generated::written).unwrap();
     apply_and_compare(&p, &opts.output);
     assert_eq!(std::fs::metadata(&opts.output).unwrap().len(), r.delta_size);
     assert!(
@@ -335,7 +339,7 @@ fn round_trip_of_a_reproducible_swu_update() {
 fn non_reproducible_gzip_is_reported_and_still_round_trips() {
     let p = swu_pair(foreign_gzip);
     let opts = options(&p);
-    let r = generate(&opts).unwrap();
+    let r = generate(&opts).and_then(Generated::written).unwrap();
     apply_and_compare(&p, &opts.output);
     assert_eq!(r.not_reproducible(), vec!["rootfs.ext4.gz"]);
     let rootfs = r
@@ -349,12 +353,15 @@ fn non_reproducible_gzip_is_reported_and_still_round_trips() {
 #[test]
 fn recompressing_the_target_shrinks_the_delta() {
     let p = swu_pair(foreign_gzip);
-    let plain = generate(&options(&p)).unwrap().delta_size;
+    let plain = generate(&options(&p))
+        .and_then(Generated::written)
+        .unwrap()
+        .delta_size;
     let recompressed = p.dir.join("v2r.swu");
     adudiff_gen::recompress::recompress_file(&p.target, &recompressed, None).unwrap();
     let mut opts = options(&p);
     opts.target = recompressed.clone();
-    let r = generate(&opts).unwrap();
+    let r = generate(&opts).and_then(Generated::written).unwrap();
     assert!(r.not_reproducible().is_empty());
     assert!(r.delta_size * 3 < plain, "{} vs {plain}", r.delta_size);
     let out = p.dir.join("applied.swu");
@@ -367,7 +374,7 @@ fn identical_swu_gives_slices_only_and_unrelated_target_is_refused() {
     let p = swu_pair(|d| deflate_exact(d, ZlibInit::Gzip, 9).unwrap());
     let mut opts = options(&p);
     opts.target = p.source.clone();
-    let r = generate(&opts).unwrap();
+    let r = generate(&opts).and_then(Generated::written).unwrap();
     assert!(r.members.iter().all(
         |m| m.strategy == Strategy::SourceSlice || matches!(m.strategy, Strategy::Remainder(_))
     ));
@@ -391,7 +398,7 @@ fn identical_swu_gives_slices_only_and_unrelated_target_is_refused() {
     let mut opts = options(&p);
     opts.target = t;
     opts.output = p.dir.join("noise.delta");
-    let err = generate(&opts).unwrap_err();
+    let err = generate(&opts).and_then(Generated::written).unwrap_err();
     assert!(err.0.contains("not smaller"), "{err}");
     assert!(!opts.output.exists());
     let _ = Method::Zstd;
@@ -430,7 +437,7 @@ fn segmented_round_trip_with_zero_segments() {
     let mut opts = options(&p);
     opts.settings.segment_size = 64 * 1024;
     opts.settings.segment_margin = 16 * 1024;
-    let r = generate(&opts).unwrap();
+    let r = generate(&opts).and_then(Generated::written).unwrap();
     apply_and_compare(&p, &opts.output);
     let img = r.members.iter().find(|m| m.name == "img.gz").unwrap();
     assert!(img.segment_log.len() > 10, "{}", img.segment_log.len());

@@ -6,7 +6,9 @@ mod swu_common;
 
 use std::io::Read;
 
-use adudiff_gen::generate::{generate, DiffSettings, GenerateOptions, Strategy};
+use adudiff_gen::generate::{
+    generate, DeltaFormat, DiffSettings, GenerateOptions, Generated, Strategy,
+};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::ZlibInit;
@@ -73,6 +75,8 @@ impl Case {
             quiet: true,
             files,
             image: Default::default(),
+            format: DeltaFormat::Standard,
+            target_analysis: None,
         }
     }
 
@@ -89,7 +93,7 @@ fn file_aware_delta_round_trips_and_beats_whole_image_diffing() {
     let target = std::fs::read(case.dir.path().join("v2.swu")).unwrap();
 
     let files = case.options(true);
-    let r = generate(&files).unwrap();
+    let r = generate(&files).and_then(Generated::written).unwrap();
     assert_eq!(case.apply(&files.output), target);
     let rootfs = r
         .members
@@ -108,7 +112,7 @@ fn file_aware_delta_round_trips_and_beats_whole_image_diffing() {
     assert!(st.frames.0 >= 1);
 
     let whole = case.options(false);
-    let w = generate(&whole).unwrap();
+    let w = generate(&whole).and_then(Generated::written).unwrap();
     assert_eq!(case.apply(&whole.output), target);
     let wroot = w
         .members
@@ -173,7 +177,9 @@ fn damaged_images_still_give_correct_deltas() {
             std::fs::write(dir.path().join("v2.swu"), swu(&v2, &kernel)).unwrap();
             let case = Case { dir };
             let opts = case.options(true);
-            generate(&opts).unwrap_or_else(|e| panic!("round {round} ({damage_target}): {e}"));
+            generate(&opts)
+                .and_then(Generated::written)
+                .unwrap_or_else(|e| panic!("round {round} ({damage_target}): {e}"));
             let target = std::fs::read(case.dir.path().join("v2.swu")).unwrap();
             assert_eq!(case.apply(&opts.output), target, "round {round}");
         }

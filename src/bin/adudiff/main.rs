@@ -59,7 +59,7 @@ fn main() -> ExitCode {
 /// The generator's options and format from `adudiff generate`'s arguments: the positional
 /// folders (DiffGenTool 3.0.0 forms) first, then --log-dir and --work-dir over them; numbers
 /// clamped as they always were.
-fn generate_options(a: &GenerateArgs) -> (GenerateOptions, DeltaFormat) {
+fn generate_options(a: &GenerateArgs) -> GenerateOptions {
     let (mut log_dir, mut work_dir) = match (&a.first_dir, &a.second_dir) {
         // DiffGenTool 3.0.0: <source> <target> <output> <working folder>
         (Some(work), None) => (Some(next_log_dir(work)), Some(work.clone())),
@@ -86,7 +86,7 @@ fn generate_options(a: &GenerateArgs) -> (GenerateOptions, DeltaFormat) {
         frame_size: (a.files_frame_mb.clamp(1, 128) as u64) << 20,
         ..Default::default()
     };
-    let options = GenerateOptions {
+    GenerateOptions {
         source: a.source.clone(),
         target: a.target.clone(),
         output: a.delta.clone(),
@@ -97,8 +97,9 @@ fn generate_options(a: &GenerateArgs) -> (GenerateOptions, DeltaFormat) {
         quiet: a.quiet,
         files: !a.no_files,
         image,
-    };
-    (options, a.format)
+        format: a.format,
+        target_analysis: None,
+    }
 }
 
 /// A zstd level option: clamped to 1–22.
@@ -118,9 +119,12 @@ fn count(n: i64) -> usize {
 
 /// `adudiff generate`: the delta, then its summary table and the reproducibility verdict.
 fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
-    let (o, format) = generate_options(a);
+    let o = generate_options(a);
+    let format = o.format;
     let started = std::time::Instant::now();
-    let r = generate::generate_format(&o, format).map_err(|e| e.to_string())?;
+    let r = generate::generate(&o)
+        .and_then(generate::Generated::written)
+        .map_err(|e| e.to_string())?;
     println!(
         "{:<28} {:>13}  {:<30} {:<34} {:>11}",
         "member", "size", "strategy", "basis", "delta bytes"
@@ -611,8 +615,8 @@ mod tests {
 
     #[test]
     fn generate_defaults_are_the_library_defaults() {
-        let (o, format) = generate_options(&generate_args(&["generate", "a", "b", "c"]));
-        assert_eq!(format, DeltaFormat::Standard);
+        let o = generate_options(&generate_args(&["generate", "a", "b", "c"]));
+        assert_eq!(o.format, DeltaFormat::Standard);
         assert_eq!(
             format!("{:?}", o.settings),
             format!("{:?}", DiffSettings::default())
@@ -633,7 +637,7 @@ mod tests {
 
     #[test]
     fn generate_numbers_are_clamped_as_before_and_the_last_one_wins() {
-        let (o, format) = generate_options(&generate_args(&[
+        let o = generate_options(&generate_args(&[
             "generate",
             "--zstd-level=30",
             "--zstd-level",
@@ -677,8 +681,8 @@ mod tests {
             (1, 22, 5, 128 << 20)
         );
         assert_eq!((o.threads, o.quiet, o.files), (0, true, false));
-        assert_eq!(format, DeltaFormat::Standard);
-        let (o, _) = generate_options(&generate_args(&[
+        assert_eq!(o.format, DeltaFormat::Standard);
+        let o = generate_options(&generate_args(&[
             "generate",
             "--files-frame-mb",
             "-7",
@@ -695,20 +699,20 @@ mod tests {
         let work = dir.path().join("work");
         let w = work.to_str().unwrap();
         // <work dir>: log folder <work dir>/logs/<smallest unused n>.
-        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
+        let o = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
         assert_eq!(o.work_dir.as_deref(), Some(work.as_path()));
         assert_eq!(o.log_dir, Some(work.join("logs/0")));
         std::fs::create_dir_all(work.join("logs/0")).unwrap();
-        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
+        let o = generate_options(&generate_args(&["generate", "a", "b", "c", w]));
         assert_eq!(o.log_dir, Some(work.join("logs/1")));
         // <log dir> <work dir>.
-        let (o, _) = generate_options(&generate_args(&["generate", "a", "b", "c", "L", w]));
+        let o = generate_options(&generate_args(&["generate", "a", "b", "c", "L", w]));
         assert_eq!(
             (o.log_dir, o.work_dir),
             (Some("L".into()), Some(work.clone()))
         );
         // The options override the positional folders.
-        let (o, _) = generate_options(&generate_args(&[
+        let o = generate_options(&generate_args(&[
             "generate",
             "a",
             "b",

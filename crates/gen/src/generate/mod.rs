@@ -50,8 +50,8 @@ pub const STRONG_ZSTD_LEVEL: i32 = 19;
 /// Members up to this size that changed go to the remainder without diffing (upstream: 512).
 pub const SMALL_MEMBER: u64 = 512;
 
-/// Which delta format a generation writes (the one place where the choice is made:
-/// [`generate_with_target_format`]).
+/// Which delta format a generation writes ([`GenerateOptions::format`]; [`generate`] makes the
+/// choice).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeltaFormat {
     /// PAMZ standard v2: what Microsoft's libadudiffapi.so 3.0.0 applies.
@@ -92,7 +92,8 @@ impl DeltaFormat {
     }
 }
 
-/// What `generate` needs.
+/// What [`generate`] needs: the inputs and output, the delta format, and optionally the target
+/// already analysed.
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
     /// Source SWU (what the device has).
@@ -115,6 +116,12 @@ pub struct GenerateOptions {
     pub files: bool,
     /// Tuning of the file-aware image planner.
     pub image: image::ImageSettings,
+    /// The delta format. The extended format is written only when it is smaller: when the
+    /// delta uses an extended recipe, the standard delta is generated too and wins ties.
+    pub format: DeltaFormat,
+    /// `target` already analysed, shared between several generations to the same target (as
+    /// `adudiff release` does); `None`: [`generate`] analyses `target` itself.
+    pub target_analysis: Option<Arc<TargetAnalysis>>,
 }
 
 /// How one target member is produced.
@@ -396,7 +403,16 @@ impl TargetAnalysis {
     }
 }
 
-/// What a generation against an analysed target produced.
+impl std::fmt::Debug for TargetAnalysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetAnalysis")
+            .field("size", &self.size())
+            .field("sha256", &hex(&self.sha256()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a generation produced.
 #[derive(Clone, Debug)]
 pub enum Generated {
     /// The delta was verified and written to the output path.
@@ -405,42 +421,44 @@ pub enum Generated {
     NotSmaller(GenerateReport),
 }
 
-/// Generates the delta described by `opts` (standard format).
-pub fn generate(opts: &GenerateOptions) -> ToolResult<GenerateReport> {
-    generate_format(opts, DeltaFormat::Standard)
-}
+impl Generated {
+    /// The report of the written delta; a delta that was not written because it is not
+    /// smaller than the target is an error saying so.
+    pub fn written(self) -> ToolResult<GenerateReport> {
+        match self {
+            Generated::Written(r) => Ok(r),
+            Generated::NotSmaller(r) => Err(ToolError(format!(
+                "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
+                r.delta_size, r.target_size
+            ))),
+        }
+    }
 
-/// Generates the delta described by `opts` in `format`.
-pub fn generate_format(opts: &GenerateOptions, format: DeltaFormat) -> ToolResult<GenerateReport> {
-    let target = TargetAnalysis::open(&opts.target)?;
-    match generate_with_target_format(opts, &target, format)? {
-        Generated::Written(r) => Ok(r),
-        Generated::NotSmaller(r) => Err(ToolError(format!(
-            "delta ({} bytes) is not smaller than the target archive ({} bytes); not written",
-            r.delta_size, r.target_size
-        ))),
+    /// The report, whether the delta was written or not.
+    pub fn report(&self) -> &GenerateReport {
+        match self {
+            Generated::Written(r) | Generated::NotSmaller(r) => r,
+        }
     }
 }
 
-/// Generates the delta described by `opts` against `target`, the analysis of `opts.target`
-/// (shared between several sources); a delta not smaller than the target is reported, not
-/// written.
-pub fn generate_with_target(
-    opts: &GenerateOptions,
-    target_analysis: &TargetAnalysis,
-) -> ToolResult<Generated> {
-    generate_with_target_format(opts, target_analysis, DeltaFormat::Standard)
-}
-
-/// [`generate_with_target`] in `format`. The extended format is written only when it is
-/// smaller: when the delta uses an extended recipe, the standard delta is generated too and
-/// wins ties.
-pub fn generate_with_target_format(
-    opts: &GenerateOptions,
-    target_analysis: &TargetAnalysis,
-    format: DeltaFormat,
-) -> ToolResult<Generated> {
-    if format == DeltaFormat::Standard {
+/// Generates, verifies and writes the delta described by `opts` in `opts.format`, against
+/// `opts.target_analysis` when given (otherwise `opts.target` is analysed here). A delta that is
+/// not smaller than the target is verified and reported ([`Generated::NotSmaller`]) but not
+/// written; [`Generated::written`] turns that into an error.
+///
+/// The extended format is written only when it is smaller: when the delta uses an extended
+/// recipe, the standard delta is generated too and wins ties.
+pub fn generate(opts: &GenerateOptions) -> ToolResult<Generated> {
+    let opened;
+    let target_analysis = match &opts.target_analysis {
+        Some(analysis) => analysis.as_ref(),
+        None => {
+            opened = TargetAnalysis::open(&opts.target)?;
+            &opened
+        }
+    };
+    if opts.format == DeltaFormat::Standard {
         return generate_in(opts, target_analysis, DeltaFormat::Standard);
     }
     let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
@@ -449,26 +467,26 @@ pub fn generate_with_target_format(
     }
     let mut standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
     if standard.report.delta_size <= extended.report.delta_size {
-        // What the extended run learnt about the zstd members stays in the report.
-        for (s, e) in standard
-            .report
-            .members
-            .iter_mut()
-            .zip(&extended.report.members)
-        {
-            if s.zstd_compressed {
-                s.zstd_not_reproducible = match (&e.zstd_rebuilt, &e.zstd_not_reproducible) {
-                    (Some(_), _) => Some("rebuilt, but the extended delta was not smaller".into()),
-                    (None, why) => why.clone(),
-                };
-            }
-        }
+        keep_zstd_findings(&mut standard.report, &extended.report);
         finish_delta(opts, standard)
     } else {
         finish_delta(opts, extended)
     }
 }
 
+/// What the extended run learnt about the zstd members stays in the standard report that won.
+fn keep_zstd_findings(standard: &mut GenerateReport, extended: &GenerateReport) {
+    for (s, e) in standard.members.iter_mut().zip(&extended.members) {
+        if s.zstd_compressed {
+            s.zstd_not_reproducible = match (&e.zstd_rebuilt, &e.zstd_not_reproducible) {
+                (Some(_), _) => Some("rebuilt, but the extended delta was not smaller".into()),
+                (None, why) => why.clone(),
+            };
+        }
+    }
+}
+
+/// One generation in `format`, written when smaller than the target.
 fn generate_in(
     opts: &GenerateOptions,
     target_analysis: &TargetAnalysis,
@@ -662,101 +680,128 @@ fn parse_source(opts: &GenerateOptions, progress: &Progress) -> ToolResult<Sourc
     })
 }
 
-fn plan_members<'t>(
-    src: &SourceSide,
-    target_analysis: &'t TargetAnalysis,
-    threads: usize,
-    progress: &Progress,
-    format: DeltaFormat,
-) -> MemberPlans<'t> {
-    let (source, src_members, src_gz, by_hash) = (&src.swu, &src.members, &src.gz, &src.by_hash);
-    let src_zst = &src.zst;
-    let target = &target_analysis.swu;
+/// A target member before its content is decoded: settled already (`plan`), or to be built
+/// from a basis (gzip or zstd members are decoded first).
+struct PreMember {
+    /// Settled without decoding: empty, unchanged, small or a signature.
+    plan: Option<Plan>,
+    /// The payload is gzip.
+    gz: bool,
+    /// The payload is one zstd frame.
+    zst: bool,
+    /// The best-matching source member and the matching rule.
+    basis: Option<(usize, &'static str)>,
+}
 
-    let tarch = target.archive.as_ref().expect("target is cpio");
-    let tmembers: Vec<&CpioMember> = tarch.files().collect();
-    let candidates: Vec<matching::Candidate> = src_members
+/// A decoding job's result (stage 2).
+enum Decoded {
+    /// A target gzip member decoded, and described for `deflate_reconstruct` (extended format,
+    /// not reproducible by zlib).
+    Target(usize, DecodedMember, RebuiltMember),
+    /// A target zstd member decoded and its parameters searched (extended format).
+    TargetZstd(usize, ZstdMember),
+    /// A source basis decoded (gzip or zstd).
+    Source(usize, Option<Vec<u8>>),
+}
+
+/// The decoded contents of stage 2, by member index.
+#[derive(Default)]
+struct DecodedContents {
+    /// Target gzip members: content and reproducing zlib level.
+    target_raw: HashMap<usize, (SharedBytes, Option<i32>)>,
+    /// Target gzip members zlib does not reproduce, described for `deflate_reconstruct`.
+    target_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)>,
+    /// Target zstd members (extended format).
+    target_zstd: HashMap<usize, ZstdMember>,
+    /// Decoded source bases.
+    source_raw: HashMap<usize, SharedBytes>,
+}
+
+/// Uncompressed size of a member payload as far as its header or trailer tell: gzip ISIZE,
+/// a zstd frame's content size, otherwise the stored length.
+fn content_size(payload: &[u8], gz: bool, zst: bool, stored_len: u64) -> u64 {
+    if gz {
+        gz_isize(payload)
+    } else if zst {
+        zst_content_size(payload).unwrap_or(stored_len)
+    } else {
+        stored_len
+    }
+}
+
+/// The source members as basis candidates (name and content size).
+fn basis_candidates(src: &SourceSide) -> Vec<matching::Candidate<'_>> {
+    src.members
         .iter()
-        .zip(src_gz)
-        .zip(src_zst)
+        .zip(&src.gz)
+        .zip(&src.zst)
         .map(|((m, gz), zst)| matching::Candidate {
             name: &m.name,
-            size: if *gz {
-                gz_isize(&source.payload(m))
-            } else if *zst {
-                zst_content_size(&source.payload(m)).unwrap_or(m.data_len)
-            } else {
-                m.data_len
-            },
+            size: content_size(&src.swu.payload(m), *gz, *zst, m.data_len),
         })
-        .collect();
-    struct Pre {
-        plan: Option<Plan>,
-        gz: bool,
-        zst: bool,
-        basis: Option<(usize, &'static str)>,
-    }
-    let mut pre: Vec<Pre> = Vec::new();
-    for m in &tmembers {
-        let payload = target.payload(m);
-        let mut p = Pre {
-            plan: None,
-            gz: false,
-            zst: false,
-            basis: None,
-        };
-        if m.data_len == 0 {
-            p.plan = Some(Plan::Remainder("empty".into()));
-        } else if let Some(&off) = by_hash.get(&sha(&payload)) {
-            p.plan = Some(Plan::Slice { source_offset: off });
-        } else if m.data_len <= SMALL_MEMBER || m.name == "sw-description" {
-            p.plan = Some(Plan::Remainder("small".into()));
-        } else if m.name == "sw-description.sig" {
-            p.plan = Some(Plan::Remainder("signature".into()));
-        } else {
-            p.gz = gzip::is_gzip(&payload);
-            p.zst = zstdrebuild::is_zstd(&payload);
-            let size = if p.gz {
-                gz_isize(&payload)
-            } else if p.zst {
-                zst_content_size(&payload).unwrap_or(m.data_len)
-            } else {
-                m.data_len
-            };
-            p.basis = matching::best_basis(&m.name, size, &candidates);
-        }
-        pre.push(p);
-    }
+        .collect()
+}
 
-    // Decompress target gzip members (and find their level) and the source bases, in parallel.
-    let mut src_needed: Vec<usize> = pre
+/// What can be settled about target member `m` before decoding anything.
+fn pre_plan(
+    m: &CpioMember,
+    payload: &[u8],
+    by_hash: &HashMap<[u8; 32], u64>,
+    candidates: &[matching::Candidate<'_>],
+) -> PreMember {
+    let mut p = PreMember {
+        plan: None,
+        gz: false,
+        zst: false,
+        basis: None,
+    };
+    if m.data_len == 0 {
+        p.plan = Some(Plan::Remainder("empty".into()));
+    } else if let Some(&off) = by_hash.get(&sha(payload)) {
+        p.plan = Some(Plan::Slice { source_offset: off });
+    } else if m.data_len <= SMALL_MEMBER || m.name == "sw-description" {
+        p.plan = Some(Plan::Remainder("small".into()));
+    } else if m.name == "sw-description.sig" {
+        p.plan = Some(Plan::Remainder("signature".into()));
+    } else {
+        p.gz = gzip::is_gzip(payload);
+        p.zst = zstdrebuild::is_zstd(payload);
+        let size = content_size(payload, p.gz, p.zst, m.data_len);
+        p.basis = matching::best_basis(&m.name, size, candidates);
+    }
+    p
+}
+
+/// Source members used as a basis that must be decoded first (gzip or zstd), sorted, once each.
+fn source_bases_to_decode(src: &SourceSide, pre: &[PreMember]) -> Vec<usize> {
+    let mut needed: Vec<usize> = pre
         .iter()
         .filter_map(|p| p.basis.map(|(i, _)| i))
-        .filter(|&i| src_gz[i] || src_zst[i])
+        .filter(|&i| src.gz[i] || src.zst[i])
         .collect();
-    src_needed.sort_unstable();
-    src_needed.dedup();
-    enum Decoded {
-        Target(usize, DecodedMember, RebuiltMember),
-        TargetZstd(usize, ZstdMember),
-        Source(usize, Option<Vec<u8>>),
-    }
-    let total: u64 = pre
-        .iter()
-        .zip(&tmembers)
-        .filter(|(p, _)| p.gz || (p.zst && format == DeltaFormat::Extended))
-        .map(|(_, m)| m.data_len)
-        .sum::<u64>()
-        + src_needed
-            .iter()
-            .map(|&i| src_members[i].data_len)
-            .sum::<u64>();
-    let stage = progress.stage("analyse", total);
+    needed.sort_unstable();
+    needed.dedup();
+    needed
+}
+
+/// Stage 2's decoding jobs: target gzip members (with their zlib level, and in the extended
+/// format their `deflate_reconstruct` description), target zstd frames (extended format) and
+/// the source bases, each weighted by its cost.
+fn decode_jobs<'j>(
+    src: &'j SourceSide,
+    target_analysis: &'j TargetAnalysis,
+    tmembers: &[&CpioMember],
+    pre: &[PreMember],
+    src_needed: &[usize],
+    format: DeltaFormat,
+    counter: &progress::Counter,
+) -> Vec<(u64, pool::Job<'j, Decoded>)> {
+    let target = &target_analysis.swu;
     let mut jobs: Vec<(u64, pool::Job<'_, Decoded>)> = Vec::new();
-    for (i, (p, m)) in pre.iter().zip(&tmembers).enumerate() {
+    for (i, (p, m)) in pre.iter().zip(tmembers).enumerate() {
         if p.gz {
             let payload = target.payload(m);
-            let counter = stage.counter.clone();
+            let counter = counter.clone();
             jobs.push((
                 m.data_len,
                 Box::new(move || {
@@ -775,11 +820,11 @@ fn plan_members<'t>(
             ));
         }
     }
-    for (i, (p, m)) in pre.iter().zip(&tmembers).enumerate() {
+    for (i, (p, m)) in pre.iter().zip(tmembers).enumerate() {
         // Extended format: a zstd frame this library's libzstd makes travels as its content.
         if p.zst && format == DeltaFormat::Extended {
             let payload = target.payload(m);
-            let counter = stage.counter.clone();
+            let counter = counter.clone();
             jobs.push((
                 m.data_len * 4,
                 Box::new(move || {
@@ -790,10 +835,10 @@ fn plan_members<'t>(
             ));
         }
     }
-    for &si in &src_needed {
-        let payload = source.payload(&src_members[si]);
-        let counter = stage.counter.clone();
-        let zst = src_zst[si];
+    for &si in src_needed {
+        let payload = src.swu.payload(&src.members[si]);
+        let counter = counter.clone();
+        let zst = src.zst[si];
         jobs.push((
             payload.len() as u64,
             Box::new(move || {
@@ -807,37 +852,41 @@ fn plan_members<'t>(
             }),
         ));
     }
-    let mut t_raw: HashMap<usize, (SharedBytes, Option<i32>)> = HashMap::new();
-    let mut t_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)> = HashMap::new();
-    let mut s_raw: HashMap<usize, SharedBytes> = HashMap::new();
-    let mut t_zstd: HashMap<usize, ZstdMember> = HashMap::new();
-    for d in pool::run(threads, jobs) {
-        match d {
-            Decoded::Target(i, Some((raw, level)), rebuilt) => {
-                t_raw.insert(i, (raw, level));
-                if let Some(rebuilt) = rebuilt {
-                    t_rebuilt.insert(i, rebuilt);
-                }
-            }
-            Decoded::Target(_, None, _) => {}
-            Decoded::TargetZstd(i, z) => {
-                t_zstd.insert(i, z);
-            }
-            Decoded::Source(i, Some(raw)) => {
-                s_raw.insert(i, SharedBytes::from_vec(raw));
-            }
-            Decoded::Source(_, None) => {}
-        }
-    }
-    stage.finish();
+    jobs
+}
 
-    // Final plans.
-    let mut reports: Vec<MemberReport> = Vec::new();
-    let mut plans: Vec<Plan> = Vec::new();
-    for (i, (p, m)) in pre.into_iter().zip(&tmembers).enumerate() {
-        let mut r = MemberReport {
-            name: m.name.clone(),
-            size: m.data_len,
+impl DecodedContents {
+    /// Sorts the decoding jobs' results by kind (members that do not decode are left out).
+    fn collect(results: Vec<Decoded>) -> Self {
+        let mut d = DecodedContents::default();
+        for r in results {
+            match r {
+                Decoded::Target(i, Some((raw, level)), rebuilt) => {
+                    d.target_raw.insert(i, (raw, level));
+                    if let Some(rebuilt) = rebuilt {
+                        d.target_rebuilt.insert(i, rebuilt);
+                    }
+                }
+                Decoded::Target(_, None, _) => {}
+                Decoded::TargetZstd(i, z) => {
+                    d.target_zstd.insert(i, z);
+                }
+                Decoded::Source(i, Some(raw)) => {
+                    d.source_raw.insert(i, SharedBytes::from_vec(raw));
+                }
+                Decoded::Source(_, None) => {}
+            }
+        }
+        d
+    }
+}
+
+impl MemberReport {
+    /// A report with nothing known yet but the member's name and stored size.
+    fn new(name: &str, size: u64) -> Self {
+        MemberReport {
+            name: name.to_string(),
+            size,
             zlib_level: None,
             gzip_not_reproducible: false,
             reconstructed: None,
@@ -853,62 +902,131 @@ fn plan_members<'t>(
             cpu_seconds: vec![],
             segment_log: vec![],
             image: None,
-        };
+        }
+    }
+}
+
+/// Bytes of deflate corrections a member rebuilt by `deflate_reconstruct` carries.
+fn correction_bytes(pieces: &[gzrebuild::Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            gzrebuild::Piece::Deflate { corrections, .. } => corrections.len() as u64,
+            gzrebuild::Piece::Literal(_) => 0,
+        })
+        .sum()
+}
+
+/// The build plan of target member `i` (not settled before decoding), filling in its report:
+/// what content is diffed (decoded gzip or zstd content, the plain text of a rebuilt gzip
+/// member, or the payload itself), how the payload is made from it and against which basis.
+fn build_plan(
+    i: usize,
+    p: &PreMember,
+    m: &CpioMember,
+    src: &SourceSide,
+    target: &Swu,
+    decoded: &mut DecodedContents,
+    r: &mut MemberReport,
+) -> Plan {
+    let level = decoded.target_raw.get(&i).and_then(|(_, l)| *l);
+    r.zlib_level = level;
+    r.gzip_not_reproducible = p.gz && level.is_none();
+    r.basis = p.basis.map(|(b, why)| (src.members[b].name.clone(), why));
+    let mut zstd = None;
+    match decoded.target_zstd.remove(&i) {
+        Some((Some(content), Ok(params))) => {
+            r.zstd_rebuilt = Some(zstdrebuild::describe(&params));
+            zstd = Some((content, params));
+        }
+        Some((_, Err(why))) => r.zstd_not_reproducible = Some(why),
+        _ => {}
+    }
+    r.zstd_compressed = p.zst && zstd.is_none();
+    let (content, gz_level, rebuild) = match (
+        level,
+        decoded.target_raw.get(&i),
+        decoded.target_rebuilt.get(&i),
+    ) {
+        _ if zstd.is_some() => (zstd.as_ref().expect("some").0.clone(), None, None),
+        (Some(l), Some((raw, _)), _) => (raw.clone(), Some(l), None),
+        (None, _, Some((plain, pieces))) => {
+            r.reconstructed = Some(correction_bytes(pieces));
+            r.rebuilt_by = Some(gzrebuild::rebuilt_by(pieces));
+            (plain.clone(), None, Some(pieces.clone()))
+        }
+        _ => (target.payload(m), None, None),
+    };
+    // A reproducible target is diffed uncompressed (against the uncompressed source
+    // when it can be had); otherwise raw bytes against raw bytes.
+    // (A zstd target carried compressed is diffed as its compressed bytes, against
+    // the raw bytes of its basis.)
+    let plain = gz_level.is_some() || rebuild.is_some() || zstd.is_some() || (!p.gz && !p.zst);
+    let basis = p.basis.map(|(b, _)| Basis {
+        member: b,
+        decompressed: (src.gz[b] || src.zst[b]) && decoded.source_raw.contains_key(&b) && plain,
+    });
+    Plan::Build(Box::new(BuildPlan {
+        gz_level,
+        rebuild,
+        zstd: zstd.map(|(_, params)| params),
+        content,
+        basis,
+    }))
+}
+
+/// Stage 2 (analyse): how each target member is produced. Members settled without decoding
+/// (empty, unchanged, small) are planned first; then target gzip/zstd members and the source
+/// bases are decoded in parallel, and the remaining members get their build plans.
+fn plan_members<'t>(
+    src: &SourceSide,
+    target_analysis: &'t TargetAnalysis,
+    threads: usize,
+    progress: &Progress,
+    format: DeltaFormat,
+) -> MemberPlans<'t> {
+    let target = &target_analysis.swu;
+    let tarch = target.archive.as_ref().expect("target is cpio");
+    let tmembers: Vec<&CpioMember> = tarch.files().collect();
+    let candidates = basis_candidates(src);
+    let pre: Vec<PreMember> = tmembers
+        .iter()
+        .map(|m| pre_plan(m, &target.payload(m), &src.by_hash, &candidates))
+        .collect();
+
+    // Decompress target gzip members (and find their level) and the source bases, in parallel.
+    let src_needed = source_bases_to_decode(src, &pre);
+    let total: u64 = pre
+        .iter()
+        .zip(&tmembers)
+        .filter(|(p, _)| p.gz || (p.zst && format == DeltaFormat::Extended))
+        .map(|(_, m)| m.data_len)
+        .sum::<u64>()
+        + src_needed
+            .iter()
+            .map(|&i| src.members[i].data_len)
+            .sum::<u64>();
+    let stage = progress.stage("analyse", total);
+    let jobs = decode_jobs(
+        src,
+        target_analysis,
+        &tmembers,
+        &pre,
+        &src_needed,
+        format,
+        &stage.counter,
+    );
+    let mut decoded = DecodedContents::collect(pool::run(threads, jobs));
+    stage.finish();
+
+    // Final plans.
+    let mut reports: Vec<MemberReport> = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
+    for (i, (p, m)) in pre.into_iter().zip(&tmembers).enumerate() {
+        let mut r = MemberReport::new(&m.name, m.data_len);
         let plan = match p.plan {
             Some(plan) => plan,
-            None => {
-                let level = t_raw.get(&i).and_then(|(_, l)| *l);
-                r.zlib_level = level;
-                r.gzip_not_reproducible = p.gz && level.is_none();
-                r.basis = p.basis.map(|(b, why)| (src_members[b].name.clone(), why));
-                let mut zstd = None;
-                match t_zstd.remove(&i) {
-                    Some((Some(content), Ok(params))) => {
-                        r.zstd_rebuilt = Some(zstdrebuild::describe(&params));
-                        zstd = Some((content, params));
-                    }
-                    Some((_, Err(why))) => r.zstd_not_reproducible = Some(why),
-                    _ => {}
-                }
-                r.zstd_compressed = p.zst && zstd.is_none();
-                let (content, gz_level, rebuild) = match (level, t_raw.get(&i), t_rebuilt.get(&i)) {
-                    _ if zstd.is_some() => (zstd.as_ref().expect("some").0.clone(), None, None),
-                    (Some(l), Some((raw, _)), _) => (raw.clone(), Some(l), None),
-                    (None, _, Some((plain, pieces))) => {
-                        r.reconstructed = Some(
-                            pieces
-                                .iter()
-                                .map(|p| match p {
-                                    gzrebuild::Piece::Deflate { corrections, .. } => {
-                                        corrections.len() as u64
-                                    }
-                                    gzrebuild::Piece::Literal(_) => 0,
-                                })
-                                .sum(),
-                        );
-                        r.rebuilt_by = Some(gzrebuild::rebuilt_by(pieces));
-                        (plain.clone(), None, Some(pieces.clone()))
-                    }
-                    _ => (target.payload(m), None, None),
-                };
-                // A reproducible target is diffed uncompressed (against the uncompressed source
-                // when it can be had); otherwise raw bytes against raw bytes.
-                // (A zstd target carried compressed is diffed as its compressed bytes, against
-                // the raw bytes of its basis.)
-                let plain =
-                    gz_level.is_some() || rebuild.is_some() || zstd.is_some() || (!p.gz && !p.zst);
-                let basis = p.basis.map(|(b, _)| Basis {
-                    member: b,
-                    decompressed: (src_gz[b] || src_zst[b]) && s_raw.contains_key(&b) && plain,
-                });
-                Plan::Build(Box::new(BuildPlan {
-                    gz_level,
-                    rebuild,
-                    zstd: zstd.map(|(_, params)| params),
-                    content,
-                    basis,
-                }))
-            }
+            None => build_plan(i, &p, m, src, target, &mut decoded, &mut r),
         };
         reports.push(r);
         plans.push(plan);
@@ -917,10 +1035,118 @@ fn plan_members<'t>(
         tmembers,
         plans,
         reports,
-        s_raw,
+        s_raw: decoded.source_raw,
     }
 }
 
+/// Diff jobs of one stage-3 pass.
+type DiffJobs<'a> = Vec<(u64, pool::Job<'a, DiffOutcome>)>;
+
+/// Queues the diff candidates of every non-zero segment of member `i` (content `b.content`,
+/// basis bytes `basis`): zstd at the configured level (and at [`STRONG_ZSTD_LEVEL`] when the
+/// content is one segment), and bsdiff when the segment has a basis window small enough.
+fn queue_segment_diffs<'a>(
+    i: usize,
+    b: &BuildPlan,
+    basis: Option<&SharedBytes>,
+    segs: &[segment::Segment],
+    settings: &DiffSettings,
+    counter: &progress::Counter,
+    diff_jobs: &mut DiffJobs<'a>,
+) {
+    for (k, seg) in segs.iter().enumerate() {
+        let content = b
+            .content
+            .slice(seg.start, seg.len)
+            .expect("segment inside content");
+        if seg.zeros {
+            counter.add(seg.len * 2);
+            continue;
+        }
+        let window = match (basis, seg.window) {
+            (Some(bb), Some((off, len))) => Some(bb.slice(off, len).expect("window inside basis")),
+            _ => None,
+        };
+        // Unsegmented contents (≤ 1.5 segments) also get a strong zstd try: cheap at that
+        // size, and it wins on already-compressed payloads such as kernels.
+        let mut levels = vec![settings.zstd_level];
+        if segs.len() == 1 && settings.zstd_level < STRONG_ZSTD_LEVEL {
+            levels.push(STRONG_ZSTD_LEVEL);
+        }
+        for level in levels {
+            let counter = counter.clone();
+            let (c, w) = (content.clone(), window.clone());
+            diff_jobs.push((
+                seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
+                Box::new(move || {
+                    let t = Instant::now();
+                    let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
+                    (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
+                }),
+            ));
+        }
+        match window {
+            Some(w)
+                if seg.len <= settings.bsdiff_max && (w.len() as u64) <= settings.bsdiff_max =>
+            {
+                let counter = counter.clone();
+                let small_match = settings.bsdiff_small_match;
+                diff_jobs.push((
+                    seg.len + w.len() as u64 * 2,
+                    Box::new(move || {
+                        let t = Instant::now();
+                        let r = diff::bsdiff_delta(&content, &w, small_match, &counter);
+                        (i, k, Method::Bsdiff, r, t.elapsed().as_secs_f64())
+                    }),
+                ));
+            }
+            _ => counter.add(seg.len),
+        }
+    }
+}
+
+/// Runs diff jobs and returns their payloads as `(member, segment, method, payload)` in job
+/// order, adding each job's CPU time to `cpu`; the first failure names its member.
+fn run_diff_jobs(
+    threads: usize,
+    jobs: DiffJobs<'_>,
+    reports: &[MemberReport],
+    cpu: &mut HashMap<(usize, Method), f64>,
+) -> ToolResult<Vec<(usize, usize, Method, Vec<u8>)>> {
+    let mut payloads = Vec::new();
+    for (i, k, method, r, secs) in pool::run(threads, jobs) {
+        *cpu.entry((i, method)).or_default() += secs;
+        match r {
+            Ok(bytes) => payloads.push((i, k, method, bytes)),
+            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
+        }
+    }
+    Ok(payloads)
+}
+
+/// The wide basis window `(offset, length)` a poorly matching segment gets a second zstd try
+/// against: [`WIDE_WINDOW`] bytes (at most the basis) centred on its aligned window. `None`
+/// when the segment matched well (best candidate under a quarter of it), has no window or its
+/// window is not clearly smaller than the wide one.
+fn wide_window(seg: &segment::Segment, best: Option<u64>, basis_len: u64) -> Option<(u64, u64)> {
+    let (Some(best), Some((woff, wlen))) = (best, seg.window) else {
+        return None;
+    };
+    if best * 4 < seg.len {
+        return None;
+    }
+    let want = WIDE_WINDOW.min(basis_len);
+    if want < wlen + wlen / 2 {
+        return None;
+    }
+    let center = woff + wlen / 2;
+    let lo = center.saturating_sub(want / 2).min(basis_len - want);
+    Some((lo, want))
+}
+
+/// Stage 3 (diff): the file-aware plans of image members, and the diff candidates of every
+/// segment of the other changed contents; then a second zstd try against a wide basis window
+/// for segments that matched poorly in their aligned window.
 fn diff_members(
     opts: &GenerateOptions,
     src: &SourceSide,
@@ -931,7 +1157,7 @@ fn diff_members(
     let (plans, reports, s_raw) = (&planned.plans, &mut planned.reports, &planned.s_raw);
     let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
 
-    let mut diff_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
+    let mut diff_jobs: DiffJobs<'_> = Vec::new();
     let mut segments: HashMap<usize, Vec<segment::Segment>> = HashMap::new();
     let mut images: HashMap<usize, (image::Graph, image::ImageStats)> = HashMap::new();
     let total: u64 = plans
@@ -959,72 +1185,25 @@ fn diff_members(
             }
         }
         let segs = segment::split(&b.content, basis.as_deref(), &opts.settings);
-        for (k, seg) in segs.iter().enumerate() {
-            let content = b
-                .content
-                .slice(seg.start, seg.len)
-                .expect("segment inside content");
-            if seg.zeros {
-                stage.counter.add(seg.len * 2);
-                continue;
-            }
-            let window = match (&basis, seg.window) {
-                (Some(bb), Some((off, len))) => {
-                    Some(bb.slice(off, len).expect("window inside basis"))
-                }
-                _ => None,
-            };
-            // Unsegmented contents (≤ 1.5 segments) also get a strong zstd try: cheap at that
-            // size, and it wins on already-compressed payloads such as kernels.
-            let mut levels = vec![opts.settings.zstd_level];
-            if segs.len() == 1 && opts.settings.zstd_level < STRONG_ZSTD_LEVEL {
-                levels.push(STRONG_ZSTD_LEVEL);
-            }
-            for level in levels {
-                let counter = stage.counter.clone();
-                let (c, w) = (content.clone(), window.clone());
-                diff_jobs.push((
-                    seg.len * 3 + window.as_ref().map_or(0, |w| w.len() as u64),
-                    Box::new(move || {
-                        let t = Instant::now();
-                        let r = diff::zstd_delta(&c, w.as_deref(), level, &counter);
-                        (i, k, Method::Zstd, r, t.elapsed().as_secs_f64())
-                    }),
-                ));
-            }
-            match window {
-                Some(w)
-                    if seg.len <= opts.settings.bsdiff_max
-                        && (w.len() as u64) <= opts.settings.bsdiff_max =>
-                {
-                    let counter = stage.counter.clone();
-                    let small_match = opts.settings.bsdiff_small_match;
-                    diff_jobs.push((
-                        seg.len + w.len() as u64 * 2,
-                        Box::new(move || {
-                            let t = Instant::now();
-                            let r = diff::bsdiff_delta(&content, &w, small_match, &counter);
-                            (i, k, Method::Bsdiff, r, t.elapsed().as_secs_f64())
-                        }),
-                    ));
-                }
-                _ => stage.counter.add(seg.len),
-            }
-        }
+        queue_segment_diffs(
+            i,
+            b,
+            basis.as_ref(),
+            &segs,
+            &opts.settings,
+            &stage.counter,
+            &mut diff_jobs,
+        );
         segments.insert(i, segs);
     }
     let mut found: HashMap<(usize, usize), Vec<Candidate>> = HashMap::new();
     let mut cpu: HashMap<(usize, Method), f64> = HashMap::new();
-    for (i, k, method, r, secs) in pool::run(threads, diff_jobs) {
-        *cpu.entry((i, method)).or_default() += secs;
-        match r {
-            Ok(bytes) => found.entry((i, k)).or_default().push((method, bytes)),
-            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
-        }
+    for (i, k, method, bytes) in run_diff_jobs(threads, diff_jobs, reports, &mut cpu)? {
+        found.entry((i, k)).or_default().push((method, bytes));
     }
     // Second pass: segments that matched poorly in their aligned window (major rewrites move
     // content far) get one more zstd try against a wide window of the basis.
-    let mut wide_jobs: Vec<(u64, pool::Job<'_, DiffOutcome>)> = Vec::new();
+    let mut wide_jobs: DiffJobs<'_> = Vec::new();
     let mut wide_windows: HashMap<(usize, usize), (u64, u64)> = HashMap::new();
     for (i, plan) in plans.iter().enumerate() {
         let (Plan::Build(b), Some(segs)) = (plan, segments.get(&i)) else {
@@ -1040,19 +1219,9 @@ fn diff_members(
             let best = found
                 .get(&(i, k))
                 .and_then(|c| c.iter().map(|(_, d)| d.len() as u64).min());
-            let (Some(best), Some((woff, wlen))) = (best, seg.window) else {
+            let Some((lo, want)) = wide_window(seg, best, basis.len() as u64) else {
                 continue;
             };
-            if best * 4 < seg.len {
-                continue;
-            }
-            let blen = basis.len() as u64;
-            let want = WIDE_WINDOW.min(blen);
-            if want < wlen + wlen / 2 {
-                continue;
-            }
-            let center = woff + wlen / 2;
-            let lo = center.saturating_sub(want / 2).min(blen - want);
             wide_windows.insert((i, k), (lo, want));
             let c = b.content.slice(seg.start, seg.len).expect("segment");
             let w = basis.slice(lo, want).expect("window");
@@ -1069,14 +1238,8 @@ fn diff_members(
         }
     }
     let mut wide: HashMap<(usize, usize), Vec<u8>> = HashMap::new();
-    for (i, k, method, r, secs) in pool::run(threads, wide_jobs) {
-        *cpu.entry((i, method)).or_default() += secs;
-        match r {
-            Ok(bytes) => {
-                wide.insert((i, k), bytes);
-            }
-            Err(e) => return Err(fail(format!("{} ({})", reports[i].name, method.name()), e)),
-        }
+    for (i, k, _, bytes) in run_diff_jobs(threads, wide_jobs, reports, &mut cpu)? {
+        wide.insert((i, k), bytes);
     }
     for ((i, m), secs) in cpu {
         reports[i].cpu_seconds.push((m, secs));
@@ -1091,285 +1254,390 @@ fn diff_members(
     })
 }
 
-fn assemble(
-    src: &SourceSide,
-    target_analysis: &TargetAnalysis,
-    planned: &mut MemberPlans<'_>,
-    diffs: Diffs,
-) -> ToolResult<Assembled> {
-    let (source, src_members, source_item) = (&src.swu, &src.members, &src.item);
-    let target = &target_analysis.swu;
-    let target_item = &target_analysis.item;
-    let (tmembers, plans, reports, s_raw) = (
-        &planned.tmembers,
-        &planned.plans,
-        &mut planned.reports,
-        &planned.s_raw,
-    );
-    let basis_bytes = |b: &Basis| src.basis_bytes(s_raw, b);
-    let Diffs {
-        mut segments,
-        mut images,
-        mut found,
-        mut wide,
-        wide_windows,
-    } = diffs;
+/// Stage 4's state: the recipes being assembled and the basis items made so far.
+struct Assembler<'s> {
+    src: &'s SourceSide,
+    s_raw: &'s HashMap<usize, SharedBytes>,
+    asm: Assembly,
+    /// Items of the bases already produced, by (source member, decompressed).
+    basis_items: HashMap<(usize, bool), Item>,
+}
 
-    let mut asm = Assembly::default();
-    let source_slice = |asm: &mut Assembly, offset: u64, bytes: &[u8]| -> Item {
+/// The chosen candidate of every segment of one content.
+struct SegmentPicks<'a> {
+    picks: Vec<Pick<'a>>,
+    /// Sum of the chosen payloads.
+    best_total: u64,
+    /// Whether every non-zero segment has a candidate.
+    complete: bool,
+}
+
+/// Chooses the best candidate of each segment of member `i` (the smallest; ties keep bsdiff;
+/// the wide-window zstd candidate when strictly smaller) and logs them in `r`
+/// (`segment_log`, and per method the candidate sizes summed in `candidates`).
+fn pick_segments<'a>(
+    i: usize,
+    segs: &'a [segment::Segment],
+    diffs: &mut Diffs,
+    r: &mut MemberReport,
+) -> SegmentPicks<'a> {
+    let mut picks: Vec<Pick<'_>> = Vec::new();
+    let mut sums: HashMap<Method, u64> = HashMap::new();
+    let mut best_total = 0u64;
+    let mut complete = true;
+    for (k, seg) in segs.iter().enumerate() {
+        let mut cands = diffs.found.remove(&(i, k)).unwrap_or_default();
+        for (m, d) in &cands {
+            *sums.entry(*m).or_default() += d.len() as u64;
+        }
+        cands.sort_by_key(|(m, d)| (d.len(), *m != Method::Bsdiff));
+        let mut window = seg.window;
+        let mut log_window = seg.window;
+        let mut pick = cands.first().cloned();
+        let wide_cand = diffs.wide.remove(&(i, k));
+        if let Some(wd) = &wide_cand {
+            let better = match &pick {
+                None => true,
+                Some((_, d)) => wd.len() < d.len(),
+            };
+            if better {
+                window = diffs.wide_windows.get(&(i, k)).copied();
+                log_window = window;
+                pick = Some((Method::Zstd, wd.clone()));
+            }
+        }
+        let mut logged: Vec<(Method, u64)> =
+            cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect();
+        if let Some(wd) = &wide_cand {
+            logged.push((Method::Zstd, wd.len() as u64));
+        }
+        r.segment_log.push(SegmentLog {
+            start: seg.start,
+            len: seg.len,
+            window: log_window,
+            candidates: logged,
+            chosen: pick.as_ref().map(|(m, _)| *m),
+        });
+        match &pick {
+            Some((_, d)) => best_total += d.len() as u64,
+            None if seg.zeros => {}
+            None => complete = false,
+        }
+        picks.push((pick, window, seg));
+    }
+    let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
+    sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
+    r.candidates = sums;
+    SegmentPicks {
+        picks,
+        best_total,
+        complete,
+    }
+}
+
+impl Assembler<'_> {
+    /// A `slice` recipe of the source at `offset` producing `bytes`; returns its item.
+    fn source_slice(&mut self, offset: u64, bytes: &[u8]) -> Item {
         let item = item_of(bytes);
-        asm.recipe(
+        self.asm.recipe(
             RecipeKind::Slice,
             &item,
             vec![offset],
-            vec![source_item.clone()],
+            vec![self.src.item.clone()],
         );
         item
-    };
-    let mut basis_items: HashMap<(usize, bool), Item> = HashMap::new();
-    let mut cursor = 0u64;
-    let tdata = &target.data;
-    for (i, (m, plan)) in tmembers.iter().zip(plans.iter()).enumerate() {
-        // Header chunk (and anything before it) from the remainder.
-        asm.literal(&tdata[cursor as usize..m.data_offset as usize]);
-        let payload = target.payload(m);
-        let r = &mut reports[i];
+    }
+
+    /// The item of basis `bs`: a slice of the source, decompressed (`zstd_decompression` or
+    /// `zlib_decompression`) when the basis is the decoded content; made once per basis.
+    fn basis_item(&mut self, bs: &Basis) -> Item {
+        let key = (bs.member, bs.decompressed);
+        if let Some(it) = self.basis_items.get(&key) {
+            return it.clone();
+        }
+        let src = self.src;
+        let sm = &src.members[bs.member];
+        let raw_item = self.source_slice(sm.data_offset, &src.swu.payload(sm));
+        let it = if bs.decompressed {
+            let unz = item_of(&self.s_raw[&bs.member]);
+            let (kind, numbers) = if src.zst[bs.member] {
+                (RecipeKind::ZstdDecompression, vec![])
+            } else {
+                (RecipeKind::ZlibDecompression, vec![ZlibInit::Gzip as u64])
+            };
+            self.asm.recipe(kind, &unz, numbers, vec![raw_item]);
+            unz
+        } else {
+            raw_item
+        };
+        self.basis_items.insert(key, it.clone());
+        it
+    }
+
+    /// Emits the recipes of target member `i`'s payload (plan `plan`) and adds it to the
+    /// target's parts, recording the strategy and cost in `r`.
+    fn member(
+        &mut self,
+        i: usize,
+        plan: &Plan,
+        payload: &[u8],
+        diffs: &mut Diffs,
+        r: &mut MemberReport,
+    ) -> ToolResult<()> {
         match plan {
             Plan::Remainder(why) => {
-                asm.literal(&payload);
+                self.asm.literal(payload);
                 r.strategy = Strategy::Remainder(why.clone());
                 r.cost = payload.len() as u64;
             }
             Plan::Slice { source_offset } => {
-                let item = source_slice(&mut asm, *source_offset, &payload);
-                asm.part(item);
+                let item = self.source_slice(*source_offset, payload);
+                self.asm.part(item);
                 r.strategy = Strategy::SourceSlice;
             }
-            Plan::Build(b) => {
-                let basis = b.basis.as_ref().map(|bs| {
-                    let key = (bs.member, bs.decompressed);
-                    if let Some(it) = basis_items.get(&key) {
-                        return it.clone();
-                    }
-                    let sm = &src_members[bs.member];
-                    let raw_item = source_slice(&mut asm, sm.data_offset, &source.payload(sm));
-                    let it = if bs.decompressed {
-                        let unz = item_of(&s_raw[&bs.member]);
-                        let (kind, numbers) = if src.zst[bs.member] {
-                            (RecipeKind::ZstdDecompression, vec![])
-                        } else {
-                            (RecipeKind::ZlibDecompression, vec![ZlibInit::Gzip as u64])
-                        };
-                        asm.recipe(kind, &unz, numbers, vec![raw_item]);
-                        unz
+            Plan::Build(b) => self.built_member(i, b, payload, diffs, r)?,
+        }
+        Ok(())
+    }
+
+    /// A member built from its content: the content is produced (same as the basis, from
+    /// the file-aware image plan, or from segment deltas) and then compressed or rebuilt into
+    /// the payload. A content no delta makes smaller than the payload goes to the remainder.
+    fn built_member(
+        &mut self,
+        i: usize,
+        b: &BuildPlan,
+        payload: &[u8],
+        diffs: &mut Diffs,
+        r: &mut MemberReport,
+    ) -> ToolResult<()> {
+        let basis = b.basis.as_ref().map(|bs| self.basis_item(bs));
+        let content_item = item_of(&b.content);
+        let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
+        let planned_image = diffs.images.remove(&i);
+        let segs = diffs.segments.remove(&i).unwrap_or_default();
+        let picked = pick_segments(i, &segs, diffs, r);
+        let image_cost = planned_image.as_ref().map(|(g, _)| image::payload_bytes(g));
+        let usable = same
+            || image_cost.is_some()
+            || (picked.complete && !segs.is_empty() && picked.best_total < payload.len() as u64);
+        if !usable {
+            self.asm.literal(payload);
+            r.strategy = Strategy::Remainder("no smaller delta".into());
+            r.cost = payload.len() as u64;
+            return Ok(());
+        }
+        if same {
+            r.strategy = Strategy::SameContent;
+        } else if let Some((graph, stats)) = planned_image {
+            let root = image::emit(&graph, &mut self.asm, basis.as_ref().expect("basis"));
+            if !root.same_as(&content_item) {
+                return Err(fail(&r.name, "image plan does not rebuild the image"));
+            }
+            r.cost = image_cost.unwrap_or(0);
+            r.candidates = vec![(Method::Zstd, r.cost)];
+            r.strategy = Strategy::Files;
+            r.image = Some(stats);
+        } else {
+            self.segment_deltas(b, basis.as_ref(), &content_item, picked.picks, r);
+            r.segments = segs.len();
+        }
+        match &b.rebuild {
+            Some(pieces) => self.rebuilt_payload(b, pieces, payload, &content_item, r),
+            None => {
+                let part = self.compressed_payload(b, payload, content_item);
+                self.asm.part(part);
+            }
+        }
+        Ok(())
+    }
+
+    /// The content of `b` from its segments' chosen deltas (`all_zeros` for zero segments,
+    /// each delta against its basis window), chained when there are several; sets the
+    /// strategy and adds the payload bytes to the cost.
+    fn segment_deltas(
+        &mut self,
+        b: &BuildPlan,
+        basis: Option<&Item>,
+        content_item: &Item,
+        picks: Vec<Pick<'_>>,
+        r: &mut MemberReport,
+    ) {
+        let mut parts = Vec::new();
+        let mut methods: Vec<Method> = Vec::new();
+        for (pick, window, seg) in picks {
+            let bytes = b.content.slice(seg.start, seg.len).expect("segment");
+            let seg_item = if parts.is_empty() && seg.len == b.content.len() as u64 {
+                content_item.clone()
+            } else {
+                item_of(&bytes)
+            };
+            if seg.zeros {
+                self.asm
+                    .recipe(RecipeKind::AllZeros, &seg_item, vec![], vec![]);
+                parts.push(seg_item);
+                continue;
+            }
+            let (method, delta) = pick.expect("complete");
+            let window_item = self.window_item(b, basis, window);
+            if window_item.as_ref().is_some_and(|w| w.same_as(&seg_item)) {
+                parts.push(seg_item); // the window already is this segment
+                continue;
+            }
+            let asset = self.asm.inline_asset(&delta);
+            let mut items = vec![asset];
+            items.extend(window_item);
+            let kind = match method {
+                Method::Bsdiff => RecipeKind::BspatchDecompression,
+                Method::Zstd => RecipeKind::ZstdDecompression,
+            };
+            self.asm.recipe(kind, &seg_item, vec![], items);
+            r.cost += delta.len() as u64;
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+            parts.push(seg_item);
+        }
+        if !(parts.len() == 1 && parts[0].same_as(content_item)) {
+            self.asm
+                .recipe(RecipeKind::Chain, content_item, vec![], parts);
+        }
+        r.strategy = match methods.as_slice() {
+            [m] => Strategy::Delta(*m),
+            _ => Strategy::Mixed,
+        };
+    }
+
+    /// The item of a segment's basis window `(offset, length)`: the basis itself when the
+    /// window is all of it, otherwise a slice of it.
+    fn window_item(
+        &mut self,
+        b: &BuildPlan,
+        basis: Option<&Item>,
+        window: Option<(u64, u64)>,
+    ) -> Option<Item> {
+        match (basis, window) {
+            (Some(bi), Some((off, len))) if len == bi.length && off == 0 => Some(bi.clone()),
+            (Some(bi), Some((off, len))) => {
+                let bb = self
+                    .src
+                    .basis_bytes(self.s_raw, b.basis.as_ref().expect("basis"));
+                let w = item_of(&bb[off as usize..(off + len) as usize]);
+                self.asm
+                    .recipe(RecipeKind::Slice, &w, vec![off], vec![bi.clone()]);
+                Some(w)
+            }
+            _ => None,
+        }
+    }
+
+    /// Extended format: the payload rebuilt piece by piece, literal pieces from the remainder
+    /// and deflate streams by `deflate_reconstruct` of their plain text (a slice of the
+    /// content) and corrections; adds the corrections to the cost.
+    fn rebuilt_payload(
+        &mut self,
+        b: &BuildPlan,
+        pieces: &[gzrebuild::Piece],
+        payload: &[u8],
+        content_item: &Item,
+        r: &mut MemberReport,
+    ) {
+        for piece in pieces {
+            match piece {
+                gzrebuild::Piece::Literal(range) => self.asm.literal(&payload[range.clone()]),
+                gzrebuild::Piece::Deflate {
+                    plain,
+                    stream,
+                    codec,
+                    corrections,
+                } => {
+                    let plain_item = if plain.len() == b.content.len() {
+                        content_item.clone()
                     } else {
-                        raw_item
+                        let it = item_of(&b.content[plain.clone()]);
+                        self.asm.recipe(
+                            RecipeKind::Slice,
+                            &it,
+                            vec![plain.start as u64],
+                            vec![content_item.clone()],
+                        );
+                        it
                     };
-                    basis_items.insert(key, it.clone());
-                    it
-                });
-                let content_item = item_of(&b.content);
-                let same = basis.as_ref().is_some_and(|bi| bi.same_as(&content_item));
-                let planned_image = images.remove(&i);
-                let segs = segments.remove(&i).unwrap_or_default();
-                // Best candidate per segment (ties keep bsdiff).
-                let mut picks: Vec<Pick<'_>> = Vec::new();
-                let mut sums: HashMap<Method, u64> = HashMap::new();
-                let mut best_total = 0u64;
-                let mut complete = true;
-                for (k, seg) in segs.iter().enumerate() {
-                    let mut cands = found.remove(&(i, k)).unwrap_or_default();
-                    for (m, d) in &cands {
-                        *sums.entry(*m).or_default() += d.len() as u64;
-                    }
-                    cands.sort_by_key(|(m, d)| (d.len(), *m != Method::Bsdiff));
-                    let mut window = seg.window;
-                    let mut log_window = seg.window;
-                    let mut pick = cands.first().cloned();
-                    let wide_cand = wide.remove(&(i, k));
-                    if let Some(wd) = &wide_cand {
-                        let better = match &pick {
-                            None => true,
-                            Some((_, d)) => wd.len() < d.len(),
-                        };
-                        if better {
-                            window = wide_windows.get(&(i, k)).copied();
-                            log_window = window;
-                            pick = Some((Method::Zstd, wd.clone()));
-                        }
-                    }
-                    let mut logged: Vec<(Method, u64)> =
-                        cands.iter().map(|(m, d)| (*m, d.len() as u64)).collect();
-                    if let Some(wd) = &wide_cand {
-                        logged.push((Method::Zstd, wd.len() as u64));
-                    }
-                    r.segment_log.push(SegmentLog {
-                        start: seg.start,
-                        len: seg.len,
-                        window: log_window,
-                        candidates: logged,
-                        chosen: pick.as_ref().map(|(m, _)| *m),
-                    });
-                    match &pick {
-                        Some((_, d)) => best_total += d.len() as u64,
-                        None if seg.zeros => {}
-                        None => complete = false,
-                    }
-                    picks.push((pick, window, seg));
-                }
-                let mut sums: Vec<(Method, u64)> = sums.into_iter().collect();
-                sums.sort_by_key(|(m, n)| (*n, *m != Method::Bsdiff));
-                r.candidates = sums;
-                let image_cost = planned_image.as_ref().map(|(g, _)| image::payload_bytes(g));
-                let usable = same
-                    || image_cost.is_some()
-                    || (complete && !segs.is_empty() && best_total < m.data_len);
-                if !usable {
-                    asm.literal(&payload);
-                    r.strategy = Strategy::Remainder("no smaller delta".into());
-                    r.cost = payload.len() as u64;
-                } else {
-                    if same {
-                        r.strategy = Strategy::SameContent;
-                    } else if let Some((graph, stats)) = planned_image {
-                        let root = image::emit(&graph, &mut asm, basis.as_ref().expect("basis"));
-                        if !root.same_as(&content_item) {
-                            return Err(fail(&r.name, "image plan does not rebuild the image"));
-                        }
-                        r.cost = image_cost.unwrap_or(0);
-                        r.candidates = vec![(Method::Zstd, r.cost)];
-                        r.strategy = Strategy::Files;
-                        r.image = Some(stats);
-                    } else {
-                        let mut parts = Vec::new();
-                        let mut methods: Vec<Method> = Vec::new();
-                        for (pick, window, seg) in picks {
-                            let bytes = b.content.slice(seg.start, seg.len).expect("segment");
-                            let seg_item = if parts.is_empty() && seg.len == b.content.len() as u64
-                            {
-                                content_item.clone()
-                            } else {
-                                item_of(&bytes)
-                            };
-                            if seg.zeros {
-                                asm.recipe(RecipeKind::AllZeros, &seg_item, vec![], vec![]);
-                                parts.push(seg_item);
-                                continue;
-                            }
-                            let (method, delta) = pick.expect("complete");
-                            let window_item = match (&basis, window) {
-                                (Some(bi), Some((off, len))) if len == bi.length && off == 0 => {
-                                    Some(bi.clone())
-                                }
-                                (Some(bi), Some((off, len))) => {
-                                    let bb = basis_bytes(b.basis.as_ref().expect("basis"));
-                                    let w = item_of(&bb[off as usize..(off + len) as usize]);
-                                    asm.recipe(RecipeKind::Slice, &w, vec![off], vec![bi.clone()]);
-                                    Some(w)
-                                }
-                                _ => None,
-                            };
-                            if window_item.as_ref().is_some_and(|w| w.same_as(&seg_item)) {
-                                parts.push(seg_item); // the window already is this segment
-                                continue;
-                            }
-                            let asset = asm.inline_asset(&delta);
-                            let mut items = vec![asset];
-                            items.extend(window_item);
-                            let kind = match method {
-                                Method::Bsdiff => RecipeKind::BspatchDecompression,
-                                Method::Zstd => RecipeKind::ZstdDecompression,
-                            };
-                            asm.recipe(kind, &seg_item, vec![], items);
-                            r.cost += delta.len() as u64;
-                            if !methods.contains(&method) {
-                                methods.push(method);
-                            }
-                            parts.push(seg_item);
-                        }
-                        if !(parts.len() == 1 && parts[0].same_as(&content_item)) {
-                            asm.recipe(RecipeKind::Chain, &content_item, vec![], parts);
-                        }
-                        r.segments = segs.len();
-                        r.strategy = match methods.as_slice() {
-                            [m] => Strategy::Delta(*m),
-                            _ => Strategy::Mixed,
-                        };
-                    }
-                    if let Some(pieces) = &b.rebuild {
-                        for piece in pieces.iter() {
-                            match piece {
-                                gzrebuild::Piece::Literal(range) => {
-                                    asm.literal(&payload[range.clone()])
-                                }
-                                gzrebuild::Piece::Deflate {
-                                    plain,
-                                    stream,
-                                    codec,
-                                    corrections,
-                                } => {
-                                    let plain_item = if plain.len() == b.content.len() {
-                                        content_item.clone()
-                                    } else {
-                                        let it = item_of(&b.content[plain.clone()]);
-                                        asm.recipe(
-                                            RecipeKind::Slice,
-                                            &it,
-                                            vec![plain.start as u64],
-                                            vec![content_item.clone()],
-                                        );
-                                        it
-                                    };
-                                    let corrections_item = asm.inline_asset(corrections);
-                                    let stream_item = item_of(&payload[stream.clone()]);
-                                    asm.recipe(
-                                        RecipeKind::DeflateReconstruct,
-                                        &stream_item,
-                                        vec![codec.0, codec.1],
-                                        vec![plain_item, corrections_item],
-                                    );
-                                    asm.part(stream_item);
-                                    r.cost += corrections.len() as u64;
-                                }
-                            }
-                        }
-                        cursor = m.data_offset + m.data_len;
-                        continue;
-                    }
-                    let part = match (b.gz_level, b.zstd) {
-                        (_, Some(params)) => {
-                            let zst_item = item_of(&payload);
-                            asm.recipe(
-                                RecipeKind::ZstdCompressionExact,
-                                &zst_item,
-                                params.to_numbers(),
-                                vec![content_item],
-                            );
-                            zst_item
-                        }
-                        (Some(level), None) => {
-                            let gz_item = item_of(&payload);
-                            let level_number = if level < 0 { 0xFFFF_FFFF } else { level as u64 };
-                            asm.recipe(
-                                RecipeKind::ZlibCompression,
-                                &gz_item,
-                                vec![ZlibInit::Gzip as u64, level_number],
-                                vec![content_item],
-                            );
-                            gz_item
-                        }
-                        (None, None) => content_item,
-                    };
-                    asm.part(part);
+                    let corrections_item = self.asm.inline_asset(corrections);
+                    let stream_item = item_of(&payload[stream.clone()]);
+                    self.asm.recipe(
+                        RecipeKind::DeflateReconstruct,
+                        &stream_item,
+                        vec![codec.0, codec.1],
+                        vec![plain_item, corrections_item],
+                    );
+                    self.asm.part(stream_item);
+                    r.cost += corrections.len() as u64;
                 }
             }
         }
+    }
+
+    /// The payload from the content: `zstd_compression_exact` or `zlib_compression` when the
+    /// plan compresses it, otherwise the content itself.
+    fn compressed_payload(&mut self, b: &BuildPlan, payload: &[u8], content_item: Item) -> Item {
+        match (b.gz_level, b.zstd) {
+            (_, Some(params)) => {
+                let zst_item = item_of(payload);
+                self.asm.recipe(
+                    RecipeKind::ZstdCompressionExact,
+                    &zst_item,
+                    params.to_numbers(),
+                    vec![content_item],
+                );
+                zst_item
+            }
+            (Some(level), None) => {
+                let gz_item = item_of(payload);
+                let level_number = if level < 0 { 0xFFFF_FFFF } else { level as u64 };
+                self.asm.recipe(
+                    RecipeKind::ZlibCompression,
+                    &gz_item,
+                    vec![ZlibInit::Gzip as u64, level_number],
+                    vec![content_item],
+                );
+                gz_item
+            }
+            (None, None) => content_item,
+        }
+    }
+}
+
+/// Stage 4 (assemble): the recipes of the whole target, member by member in archive order;
+/// cpio headers, paddings and the trailer go to the remainder.
+fn assemble(
+    src: &SourceSide,
+    target_analysis: &TargetAnalysis,
+    planned: &mut MemberPlans<'_>,
+    mut diffs: Diffs,
+) -> ToolResult<Assembled> {
+    let target = &target_analysis.swu;
+    let mut asm = Assembler {
+        src,
+        s_raw: &planned.s_raw,
+        asm: Assembly::default(),
+        basis_items: HashMap::new(),
+    };
+    let mut cursor = 0u64;
+    let tdata = &target.data;
+    for (i, (m, plan)) in planned.tmembers.iter().zip(&planned.plans).enumerate() {
+        // Header chunk (and anything before it) from the remainder.
+        asm.asm
+            .literal(&tdata[cursor as usize..m.data_offset as usize]);
+        let payload = target.payload(m);
+        asm.member(i, plan, &payload, &mut diffs, &mut planned.reports[i])?;
         cursor = m.data_offset + m.data_len;
     }
+    let mut asm = asm.asm;
     asm.literal(&tdata[cursor as usize..]);
     let remainder_size = asm.remainder_len() as u64;
     let inline_size = asm.inline_len() as u64;
-    let builder = asm.finish(target_item.clone(), source_item.clone());
+    let builder = asm.finish(target_analysis.item.clone(), src.item.clone());
     Ok(Assembled {
         builder,
         remainder_size,

@@ -5,7 +5,7 @@
 //! The target is analysed once ([`TargetAnalysis`]) and shared by every source's generation;
 //! sources are generated [`ReleaseOptions::jobs`] at a time (default from the available memory,
 //! see [`default_jobs`]). Each delta is verified by applying it with the library's applier
-//! (inside [`generate_with_target_format`]); a delta that is not smaller than the target is left out of
+//! (inside [`generate`]); a delta that is not smaller than the target is left out of
 //! the manifest (devices on that source then download the full target) and reported.
 
 use std::path::{Path, PathBuf};
@@ -17,10 +17,7 @@ use super::import_manifest::{
     self, DeltaFile, FileInfo, ImportManifest, UpdateId, MAX_FILES, MAX_RELATED_FILES,
 };
 use super::manifest::hash_file;
-use super::{
-    generate_with_target_format, image, pool, DiffSettings, GenerateOptions, Generated,
-    TargetAnalysis,
-};
+use super::{generate, image, pool, DiffSettings, GenerateOptions, Generated, TargetAnalysis};
 use crate::tool::error::{fail, ToolError, ToolResult};
 use crate::tool::write_atomically;
 
@@ -322,7 +319,7 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
     // ---- analyse the target once; hash the sources
     let t = Instant::now();
     note(opts.quiet, &format!("analysing target {target_name}"));
-    let analysis = TargetAnalysis::open(&shipped_target)?;
+    let analysis = std::sync::Arc::new(TargetAnalysis::open(&shipped_target)?);
     let target_info = FileInfo {
         filename: target_name.clone(),
         size: analysis.size(),
@@ -404,7 +401,6 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
         ),
     );
     let total = opts.sources.len();
-    let analysis_ref = &analysis;
     let work: Vec<(u64, pool::Job<'_, JobOutcome>)> = opts
         .sources
         .iter()
@@ -421,16 +417,17 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
                 quiet: opts.quiet || jobs > 1,
                 files: opts.files,
                 image: opts.image,
+                format: opts.format,
+                target_analysis: Some(analysis.clone()),
             };
             let quiet = opts.quiet;
-            let format = opts.format;
             let job: pool::Job<'_, _> = Box::new(move || {
                 note(
                     quiet,
                     &format!("[{}/{total}] {}: generating", i + 1, src.display()),
                 );
                 let t = Instant::now();
-                let r = generate_with_target_format(&g, analysis_ref, format);
+                let r = generate(&g);
                 let secs = t.elapsed().as_secs_f64();
                 let what = match &r {
                     Ok(Generated::Written(rep)) => {
