@@ -473,7 +473,7 @@ fn adudiff_on_a_terminal(args: &[&str]) -> Option<(bool, String)> {
     let line: Vec<String> = runner
         .split_whitespace()
         .map(quote)
-        .chain(std::iter::once(quote(env!("CARGO_BIN_EXE_adudiff"))))
+        .chain(std::iter::once(quote(&adudiff_exe().to_string_lossy())))
         .chain(args.iter().map(|a| quote(a)))
         .collect();
     let o = Command::new("script")

@@ -301,18 +301,18 @@ fn cmd_recompress(input: &Path, output: &Path, sign: Option<&str>) -> Result<(),
 
 /// `adudiff apply`: the library's apply; a failure carries its error code.
 fn cmd_apply(source: &Path, delta: &Path, target: &Path) -> Result<(), String> {
-    adudiffapi::apply::apply_files(source, delta, target)
+    adudiff_core::apply::apply_files(source, delta, target)
         .map_err(|e| format!("code {}: {}", e.code, e.message))
 }
 
 /// An item as `dump` prints it.
-fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
+fn item_json(i: &adudiff_core::format::Item) -> serde_json::Value {
     let mut v = serde_json::json!({ "length": i.length });
     if let Some(h) = &i.sha256 {
-        v["sha256"] = adudiffapi::format::hex(h).into();
+        v["sha256"] = adudiff_core::format::hex(h).into();
     }
     if let Some(h) = &i.md5 {
-        v["md5"] = adudiffapi::format::hex(h).into();
+        v["md5"] = adudiff_core::format::hex(h).into();
     }
     if let Some(id) = i.internal {
         v["internal"] = id.into();
@@ -324,10 +324,10 @@ fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
 fn cmd_dump(path: &Path) -> Result<(), String> {
     use serde_json::json;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = adudiffapi::io::SharedBytes::map_file(&f)
+    let bytes = adudiff_core::io::SharedBytes::map_file(&f)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let size = bytes.len();
-    let d = adudiffapi::format::parse_delta(bytes)
+    let d = adudiff_core::format::parse_delta(bytes)
         .map_err(|e| format!("{}: code {}: {}", path.display(), e.code, e.message))?;
     let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
     for r in &d.recipes {
