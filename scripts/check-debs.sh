@@ -44,11 +44,12 @@ expected_files() {
             printf '%s\n' ./usr/include/adudiffapi.h ./usr/include/legacy_adudiffapply.h \
                 ./usr/lib/cmake/adudiffapi/adudiffapiConfig.cmake \
                 ./usr/lib/cmake/adudiffapi/adudiffapiConfigVersion.cmake \
-                ./usr/lib/pkgconfig/adudiffapi.pc ;;
+                ./usr/lib/pkgconfig/adudiffapi.pc ./usr/share/lintian/overrides/libadudiffapi-dev ;;
         adudiff)
             printf '%s\n' ./usr/bin/adudiff \
                 ./usr/share/bash-completion/completions/adudiff \
                 ./usr/share/fish/vendor_completions.d/adudiff.fish \
+                ./usr/share/lintian/overrides/adudiff \
                 ./usr/share/zsh/vendor-completions/_adudiff
             (cd "$root/pkg/man" && ls -- *.1) | sed 's|^|./usr/share/man/man1/|; s|$|.gz|' ;;
         *) fail "unexpected package $1" ;;
@@ -167,8 +168,9 @@ scratch_install() {
     # No libc6 in the scratch database (--force-depends), foreign architectures
     # (--force-architecture); the packages have no maintainer scripts, and the ldconfig trigger
     # has no interested package in the scratch database.
-    dpkg --root="$scratch" --force-depends --force-architecture --force-script-chrootless \
-        -i "$@" >/dev/null || fail "dpkg -i ($arch)"
+    local log
+    log=$(dpkg --root="$scratch" --force-depends --force-architecture --force-script-chrootless \
+        -i "$@" 2>&1) || fail "dpkg -i ($arch): $log"
     for deb in "$@"; do
         p=$(dpkg-deb -f "$deb" Package)
         for f in $(expected_files "$p"); do

@@ -338,7 +338,14 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
             "30 is not in 1..=22",
         ),
         (
-            &["generate", "--files-frame-mib", "500", s(&v1), s(&v2), s(&d)],
+            &[
+                "generate",
+                "--files-frame-mib",
+                "500",
+                s(&v1),
+                s(&v2),
+                s(&d),
+            ],
             "500 is not in 1..=128",
         ),
         (&["frobnicate"], "frobnicate"),
@@ -766,7 +773,10 @@ fn man_pages() {
     let version = env!("CARGO_PKG_VERSION");
     for name in &pages {
         let page = std::fs::read_to_string(man.join(name)).unwrap();
-        let header = page.lines().find(|l| l.starts_with(".TH ")).unwrap_or_default();
+        let header = page
+            .lines()
+            .find(|l| l.starts_with(".TH "))
+            .unwrap_or_default();
         assert!(
             header.trim_end().ends_with(&format!(" {version}\""))
                 && page.contains(&format!(".SH VERSION\nv{version}\n")),

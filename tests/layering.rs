@@ -500,7 +500,10 @@ fn manifests_depend_downwards_only() {
         cli.contains("adudiff-core") && cli.contains("adudiff-gen") && cli.contains("clap"),
         "{cli:?}"
     );
-    assert!(!cli.contains("adudiffapi"), "adudiff (the CLI) depends on adudiffapi");
+    assert!(
+        !cli.contains("adudiffapi"),
+        "adudiff (the CLI) depends on adudiffapi"
+    );
     // The parser sees dotted keys, inline tables and `[dependencies.x]` tables.
     let parsed = manifest_dependencies(
         "[dependencies]\na.workspace = true\nb = \"1\"\n# c = 1\n[dev-dependencies]\nd = { path = \"x\" }\n\

@@ -36,13 +36,28 @@ fn release_dir() -> &'static Path {
     RELEASE.get_or_init(|| {
         run_ok(
             Command::new(cargo())
-                .args(["build", "--release", "--locked", "-p", "adudiffapi", "--lib"])
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "-p",
+                    "adudiffapi",
+                    "--lib",
+                ])
                 .env("CARGO_TARGET_DIR", target_dir())
                 .current_dir(manifest_dir()),
         );
         run_ok(
             Command::new(cargo())
-                .args(["build", "--release", "--locked", "-p", "adudiff", "--bin", "adudiff"])
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "-p",
+                    "adudiff",
+                    "--bin",
+                    "adudiff",
+                ])
                 .env("CARGO_TARGET_DIR", target_dir())
                 .current_dir(manifest_dir()),
         );
@@ -330,20 +345,27 @@ fn build_debs(out: &Path) -> [PathBuf; 3] {
     );
     let packages: [(&str, &[&str]); 3] = [
         ("libadudiffapi", &["-p", "adudiffapi"]),
-        ("libadudiffapi-dev", &["-p", "adudiffapi", "--variant", "dev"]),
+        (
+            "libadudiffapi-dev",
+            &["-p", "adudiffapi", "--variant", "dev"],
+        ),
         ("adudiff", &["-p", "adudiff"]),
     ];
     packages.map(|(name, args)| {
-        let deb = out.join(format!("{name}.deb"));
-        run_ok(
+        // Into a folder: cargo-deb names the file <package>_<version>_<arch>.deb and prints
+        // its path.
+        let o = run_ok(
             Command::new(cargo())
                 .args(["deb", "--no-build", "--strip", "--fast"])
                 .args(args)
                 .arg("--output")
-                .arg(&deb)
+                .arg(format!("{}/", out.display()))
                 .env("CARGO_TARGET_DIR", release.parent().unwrap())
                 .current_dir(manifest_dir()),
         );
+        let deb = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        let file = deb.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file.starts_with(&format!("{name}_{VERSION}-1_")), "{file}");
         deb
     })
 }
@@ -381,7 +403,11 @@ fn dpkg_install_in_scratch_root(dpkg: &Path, root: &Path, debs: &[&Path]) {
 fn dpkg_owner(dpkg: &Path, root: &Path, path: &str) -> String {
     let o = dpkg_in(dpkg, root, &["-S".as_ref(), path.as_ref()]);
     let text = String::from_utf8_lossy(&o.stdout);
-    text.split(':').next().unwrap_or_default().trim().to_string()
+    text.split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -433,7 +459,10 @@ fn debian_packages() {
     files.retain(|f| !f.starts_with("share/doc/"));
     assert_eq!(
         files,
-        ["lib/libadudiffapi.so", "share/lintian/overrides/libadudiffapi"]
+        [
+            "lib/libadudiffapi.so",
+            "share/lintian/overrides/libadudiffapi"
+        ]
     );
     harness_smoke(&runtime.join("usr/lib"));
 

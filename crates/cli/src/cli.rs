@@ -248,11 +248,7 @@ pub struct ReleaseArgs {
     #[arg(long)]
     pub recompress: bool,
     /// Signing command for the recompressed sw-description (see `adudiff recompress`)
-    #[arg(
-        long,
-        value_name = "COMMAND",
-        requires = "recompress"
-    )]
+    #[arg(long, value_name = "COMMAND", requires = "recompress")]
     pub sign: Option<String>,
     /// Sources generated at once (0: by available memory, estimated as 512 MiB + 6 x (source +
     /// target size) per job)
@@ -285,35 +281,19 @@ pub struct ReleaseArgs {
 #[derive(Debug, Args)]
 pub struct IdentityArgs {
     /// updateId.provider (letters, digits, '.', '-'; 1-64)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "PROVIDER"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "PROVIDER")]
     pub provider: Option<String>,
     /// updateId.name (same rules); also names the manifest file
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "NAME"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "NAME")]
     pub name: Option<String>,
     /// updateId.version (2-4 numbers, e.g. 1.2.0)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "VERSION"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "VERSION")]
     pub version: Option<String>,
     /// One compatibility set (1-5 properties); repeat for more sets (≤ 10)
     #[arg(long, help_heading = "Identity", value_name = "NAME=VALUE,…", value_parser = parse_compat)]
     pub compat: Vec<CompatSet>,
     /// Update description (≤ 512 characters)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "TEXT"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "TEXT")]
     pub description: Option<String>,
     /// Step handler
     #[arg(long, help_heading = "Identity", value_name = "HANDLER", default_value = DEFAULT_HANDLER)]
@@ -325,18 +305,10 @@ pub struct IdentityArgs {
     #[arg(long, help_heading = "Identity", value_name = "JSON", value_parser = parse_properties)]
     pub handler_properties: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Shorthand for --handler-property installedCriteria=<s>
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "CRITERIA"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "CRITERIA")]
     pub installed_criteria: Vec<String>,
     /// Another payload file of the step (e.g. an install script); repeatable
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "PATH"
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "PATH")]
     pub file: Vec<PathBuf>,
 }
 
@@ -384,11 +356,7 @@ pub struct ManifestArgs {
           requires_all = ["delta", "provider", "name", "version", "compat"])]
     pub target: Option<PathBuf>,
     /// The delta from <SOURCE> to the target (whole-manifest form)
-    #[arg(
-        long,
-        value_name = "DELTA",
-        requires = "target"
-    )]
+    #[arg(long, value_name = "DELTA", requires = "target")]
     pub delta: Option<PathBuf>,
     /// The update's identity and installation step.
     #[command(flatten)]

@@ -710,9 +710,16 @@ mod tests {
             let e = parse(&["generate", &arg, "a", "b", "c"]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
             let text = e.to_string();
-            assert!(text.contains(range) && text.contains(option), "{arg}: {text}");
+            assert!(
+                text.contains(range) && text.contains(option),
+                "{arg}: {text}"
+            );
         }
-        for arg in ["--threads=-2", "--bsdiff-small-match=-9", "--bsdiff-max-mib=-1"] {
+        for arg in [
+            "--threads=-2",
+            "--bsdiff-small-match=-9",
+            "--bsdiff-max-mib=-1",
+        ] {
             let e = parse(&["generate", arg, "a", "b", "c"]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
         }
