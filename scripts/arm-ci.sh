@@ -222,7 +222,9 @@ step_build() {
     for t in $targets; do
         (
             cross_env "$t"
-            timed "build-release-$t" "$DEB_CARGO" build --locked --ignore-rust-version --release --target "$t" --lib --bin adudiff
+            # Each package on its own (-p), as the .debs are built from these artifacts: a
+            # workspace-wide build could unify dependency features differently.
+            timed "build-release-$t" build_release "$DEB_CARGO" --ignore-rust-version --target "$t"
             local test_args=() x
             for x in $(tests_for "$t"); do
                 if [ "$x" = lib ]; then test_args+=(--lib); else test_args+=(--test "$x"); fi
@@ -233,6 +235,15 @@ step_build() {
             readelf -h "$target_dir/$t/release/adudiff" | grep -q "Machine:.*$machine" || die "adudiff is not $machine"
         )
     done
+}
+
+# build_release <cargo> <args...>: the release library (package adudiffapi) and the CLI (package
+# adudiff), each built with -p for its own package.
+build_release() {
+    local cargo=$1
+    shift
+    "$cargo" build --locked --release "$@" -p adudiffapi --lib
+    "$cargo" build --locked --release "$@" -p adudiff --bin adudiff
 }
 
 # check_elf <cdylib> <readelf Machine>: SONAME, NODELETE, no RPATH, exactly the map's exports.
@@ -295,26 +306,44 @@ step_test() {
     done
 }
 
+# make_debs <out dir> [cargo-deb args...]: the three packages from the release builds (no new
+# build), each with -p for its own crate: libadudiffapi, libadudiffapi-dev (variant dev of the
+# library's crate), adudiff. --strip: the release profile keeps line tables (debug = 1); the
+# packages carry none. deb_env: extra environment for cargo-deb (the target's strip).
+deb_env=()
+make_debs() {
+    local out=$1
+    shift
+    env "${deb_env[@]}" cargo deb --no-build --strip "$@" -p adudiffapi --output "$out/"
+    env "${deb_env[@]}" cargo deb --no-build --strip "$@" -p adudiffapi --variant dev --output "$out/"
+    env "${deb_env[@]}" cargo deb --no-build --strip "$@" -p adudiff --output "$out/"
+}
+
 step_deb() {
     local t
     command -v cargo-deb >/dev/null || die "cargo-deb not installed (cargo install cargo-deb --locked)"
     local out=$target_dir/debian-all
     rm -rf "$out"
     mkdir -p "$out"
-    # amd64 with the project's own toolchain (the one `cargo test` uses).
+    # amd64 with the project's own toolchain (the one `cargo test` uses; its packaging test has
+    # made this release build already).
     (
         unset RUSTC
-        timed "build-release-amd64" cargo build --locked --release --lib --bin adudiff
-        timed "deb-amd64" cargo deb --no-build --output "$out/"
+        timed "build-release-amd64" build_release cargo
+        timed "deb-amd64" make_debs "$out"
     )
     for t in $targets; do
         (
             cross_env "$t"
             [ -f "$target_dir/$t/release/libadudiffapi.so" ] || die "no $t release build (run the build step)"
-            timed "deb-$deb_arch" cargo deb --no-build --target "$t" --output "$out/"
+            [ -f "$target_dir/$t/release/adudiff" ] || die "no $t adudiff build (run the build step)"
+            # The target's strip (cargo-deb looks up STRIP_<debian triple>).
+            deb_env=("STRIP_$gnu=/usr/bin/$gnu-strip")
+            timed "deb-$deb_arch" make_debs "$out" --target "$t"
         )
     done
-    scripts/check-debs.sh "$out"/*.deb || die "scripts/check-debs.sh"
+    # Every package: fields, files, ELF, lintian (no errors), scratch-root dpkg install.
+    timed "check-debs" scripts/check-debs.sh "$out"/*.deb || die "scripts/check-debs.sh"
 }
 
 : >"$timings"

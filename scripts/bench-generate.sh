@@ -35,7 +35,7 @@ if [ ! -f "$CORPUS/out/minor/v2.swu" ] || [ ! -f "$CORPUS/out/firmware/v2.swu" ]
 fi
 
 echo "== building adudiff (release)" >&2
-(cd "$REPO" && cargo build --release --quiet --bin adudiff)
+(cd "$REPO" && cargo build --release --quiet -p adudiff --bin adudiff)
 BIN=$REPO/target/release/adudiff
 KEY=$CORPUS/cache/keys/swupdate-priv.pem
 cat > "$WORK/sign.sh" <<EOS

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case_dir="${1:-tests/vectors/swu_realistic_rootfs}"
 
-cargo build --release --lib
+cargo build --release -p adudiffapi --lib
 cc -std=c99 -O2 -o target/release/agent_harness examples/agent_harness.c -ldl
 
 out="$(mktemp -d)/target.swu"

@@ -39,7 +39,10 @@ release=$target_dir/release
 version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 if [ "$build" = 1 ]; then
-    "$CARGO" build --release --locked --lib --bin adudiff
+    # Each package on its own (-p), as the Debian packages are built: a workspace-wide build
+    # could unify dependency features differently.
+    "$CARGO" build --release --locked -p adudiffapi --lib
+    "$CARGO" build --release --locked -p adudiff --bin adudiff
 fi
 for f in "$release/libadudiffapi.so" "$release/adudiff"; do
     [ -f "$f" ] || { echo "install.sh: $f is missing (build first)" >&2; exit 1; }

@@ -24,6 +24,6 @@ export RUSTC=$rustc
 export RUSTDOC=${MSRV_RUSTDOC:-$(dirname "$rustc")/rustdoc}
 # Its own target directory: artifacts of two compilers must not mix.
 export CARGO_TARGET_DIR=${MSRV_TARGET_DIR:-$PWD/target/msrv}
-# The workspace's default members: adudiffapi (library + adudiff), adudiff-core, adudiff-gen.
+# The workspace's default members: adudiffapi (the library), adudiff-core, adudiff-gen, adudiff (the CLI).
 "$cargo" build --locked --ignore-rust-version --lib --bins
 "$cargo" test --locked --ignore-rust-version --lib --test ffi_sessions --test layering

@@ -6,7 +6,7 @@
 #   scripts/update-cli-docs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --bin adudiff
+cargo build --quiet -p adudiff --bin adudiff
 bin=${CARGO_TARGET_DIR:-target}/debug/adudiff
 rm -rf pkg/man pkg/completions
 mkdir -p pkg/man pkg/completions

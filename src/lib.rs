@@ -12,8 +12,8 @@
 //!   target; [`codec`] holds the byte transforms recipes use (stock-zlib deflate, inflate, zstd,
 //!   bspatch);
 //! * `adudiff-gen` (`crates/gen`) — the host tools (SWU archives, recompress, the generator),
-//!   used by the `adudiff` binary of this package (feature `cli`); the library never depends
-//!   on it.
+//!   used by the `adudiff` command line (`crates/cli`, package `adudiff`); this package never
+//!   depends on it.
 //!
 //! The core's modules are re-exported here (`adudiffapi::format`, `adudiffapi::apply`, …) for
 //! Rust users of this crate and for its tests; they are `adudiff_core`'s modules, not copies.

@@ -7,12 +7,12 @@
 //! | command | forms |
 //! |---|---|
 //! | (none) | no arguments: usage on stderr, 2; `-h`, `--help`, `help [<command>]`: 0; `-V`, `--version`; unknown command: 2 |
-//! | generate | `<source> <target> <delta>` [`<work dir>` → log `<work dir>/logs/<n>`] or [`<log dir> <work dir>`]; options before, between or after them, `--opt value` or `--opt=value`, the last one wins, values may start with `-`; `-q`/`--quiet`, `--no-files`, `--format standard\|extended`, `--log-dir`, `--work-dir`, `--zstd-level`, `--bsdiff-max`, `--segment-mb`, `--margin-mb`, `--bsdiff-small-match`, `--files-diff-level`, `--files-new-level`, `--files-frame-level`, `--files-frame-mb`, `--threads`; `--help` anywhere |
+//! | generate | `<SOURCE> <TARGET> <DELTA>` [`<WORK_DIR>` → log `<WORK_DIR>/logs/<n>`] or [`<LOG_DIR> <WORK_DIR>`]; options before, between or after them, `--opt VALUE` or `--opt=VALUE`, the last one wins, a value starting with `-` only as `--opt=-value`; `-q`/`--quiet`, `--no-files`, `--format standard\|extended`, `--log-dir`, `--work-dir`, `--zstd-level`, `--bsdiff-max-mib`, `--segment-mib`, `--margin-mib` (hidden aliases `--bsdiff-max`, `--segment-mb`, `--margin-mb`, `--files-frame-mb`), `--bsdiff-small-match`, `--files-diff-level`, `--files-new-level`, `--files-frame-level`, `--files-frame-mib`, `--threads`; out-of-range numbers: usage error; `--help` anywhere |
 //! | release | `<target> <source>…` with `--out`, identity options (`--provider`, `--name`, `--version`, `--compat`…, `--description`, `--handler`, `--handler-property`…, `--handler-properties`…, `--installed-criteria`, `--file`…), `--format`, `--recompress`, `--sign` (only with `--recompress`), `--jobs`, `--threads`, `--zstd-level`, `--no-files`, `-q`/`--quiet` |
-//! | recompress | `<in> <out>`, `<in> <out> "<signing command>"` |
+//! | recompress | `<IN> <OUT>`, `<IN> <OUT> "<SIGN_COMMAND>"` |
 //! | apply | `<source> <delta> <target>` |
 //! | dump | `<delta>` |
-//! | manifest | `[--provider <p>] <source>`; `--target <t> --delta <d>` + identity options `<source>` |
+//! | manifest | `[--provider <PROVIDER>] <SOURCE>`; `--target <TARGET> --delta <DELTA>` + identity options `<SOURCE>` |
 //!
 //! Usage errors exit with 2, failures with 1 (`adudiff <command>: error: …` on stderr).
 
@@ -235,10 +235,10 @@ fn top_level_forms() {
     // Help after positional arguments, and in the short form.
     let o = adudiff(&["generate", "a.swu", "b.swu", "--help"]);
     assert!(o.status.success());
-    assert!(text_of(&o).0.contains("<log dir> <work dir>"));
+    assert!(text_of(&o).0.contains("<LOG_DIR> <WORK_DIR>"));
     let o = adudiff(&["release", "-h"]);
     assert!(o.status.success());
-    assert!(text_of(&o).0.contains("--provider <p>"));
+    assert!(text_of(&o).0.contains("--provider <PROVIDER>"));
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     let (v1, v2) = make_pair(dir.path());
     let d = dir.path().join("x.delta");
     let cases: &[(&[&str], &str)] = &[
-        (&["generate", s(&v1), s(&v2)], "<delta>"),
+        (&["generate", s(&v1), s(&v2)], "<DELTA>"),
         (
             &["generate", "--frobnicate", s(&v1), s(&v2), s(&d)],
             "--frobnicate",
@@ -264,9 +264,9 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
             &["generate", s(&v1), s(&v2), s(&d), "--threads"],
             "--threads",
         ),
-        (&["apply", s(&v1), s(&d)], "<target>"),
-        (&["dump"], "<delta>"),
-        (&["recompress", s(&v1)], "<out.swu>"),
+        (&["apply", s(&v1), s(&d)], "<TARGET>"),
+        (&["dump"], "<DELTA>"),
+        (&["recompress", s(&v1)], "<OUT>"),
         (&["recompress", s(&v1), s(&d), "sign", "extra"], "extra"),
         (&["manifest", "--target", s(&v2), s(&v1)], "--delta"),
         (&["manifest", "--delta", s(&d), s(&v1)], "--target"),
@@ -286,7 +286,7 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
                 "a=1",
                 s(&v2),
             ],
-            "<source.swu>",
+            "<SOURCE>",
         ),
         (
             &[
@@ -327,6 +327,27 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
             "name=value",
         ),
         (&["completions", "tcsh"], "tcsh"),
+        // An option never takes the next option as its value.
+        (
+            &["release", "--out", "--quiet", s(&v2), s(&v1)],
+            "a value is required for '--out <DIR>'",
+        ),
+        // Out-of-range numbers are rejected with the range, never clamped.
+        (
+            &["generate", "--zstd-level=30", s(&v1), s(&v2), s(&d)],
+            "30 is not in 1..=22",
+        ),
+        (
+            &[
+                "generate",
+                "--files-frame-mib",
+                "500",
+                s(&v1),
+                s(&v2),
+                s(&d),
+            ],
+            "500 is not in 1..=128",
+        ),
         (&["frobnicate"], "frobnicate"),
     ];
     for (args, says) in cases {
@@ -357,19 +378,19 @@ fn generate_three_argument_form_with_every_option() {
     let logs = dir.path().join("logs");
     let work = dir.path().join("work");
     let log_arg = format!("--log-dir={}", s(&logs));
-    // Options before, between and after the positional arguments; `=` and separate values;
-    // negative values; the last of a repeated option wins.
+    // Options before, between and after the positional arguments; `=` and separate values; the
+    // earlier MiB spellings (hidden aliases); the last of a repeated option wins.
     let o = adudiff(&[
         "generate",
-        "--zstd-level=30",
+        "--zstd-level=22",
         s(&v1),
         "--zstd-level",
-        "-5",
+        "1",
         "--bsdiff-max",
         "1",
         s(&v2),
         "--segment-mb=0",
-        "--margin-mb",
+        "--margin-mib",
         "1",
         "--bsdiff-small-match",
         "8",
@@ -378,7 +399,7 @@ fn generate_three_argument_form_with_every_option() {
         "--files-new-level=3",
         "--files-frame-level",
         "1",
-        "--files-frame-mb",
+        "--files-frame-mib",
         "1",
         "--threads",
         "1",
@@ -397,7 +418,7 @@ fn generate_three_argument_form_with_every_option() {
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("format: standard v2; Microsoft's"), "{out}");
     assert!(err.is_empty(), "{err}");
-    // Clamped as before: level -5 -> 1; bsdiff max in MiB.
+    // The last level; bsdiff max in MiB.
     assert_eq!(logged_settings(&logs), (1, 1 << 20));
     let applied = dir.path().join("applied.swu");
     let o = adudiff(&["apply", s(&v1), s(&delta), s(&applied)]);
@@ -428,7 +449,7 @@ fn generate_three_argument_form_with_every_option() {
         "--log-dir",
         s(&logs),
         "--zstd-level",
-        "99",
+        "22",
     ]);
     assert!(o.status.success());
     assert_eq!(logged_settings(&logs), (22, 512 << 20));
@@ -473,7 +494,7 @@ fn adudiff_on_a_terminal(args: &[&str]) -> Option<(bool, String)> {
     let line: Vec<String> = runner
         .split_whitespace()
         .map(quote)
-        .chain(std::iter::once(quote(env!("CARGO_BIN_EXE_adudiff"))))
+        .chain(std::iter::once(quote(&adudiff_exe().to_string_lossy())))
         .chain(args.iter().map(|a| quote(a)))
         .collect();
     let o = Command::new("script")
@@ -748,6 +769,20 @@ fn man_pages() {
         generate.contains("DiffGenTool") && generate.contains("zstd\\-level"),
         "{generate}"
     );
+    // Every page, the subcommands' too, names the version in its header and VERSION section.
+    let version = env!("CARGO_PKG_VERSION");
+    for name in &pages {
+        let page = std::fs::read_to_string(man.join(name)).unwrap();
+        let header = page
+            .lines()
+            .find(|l| l.starts_with(".TH "))
+            .unwrap_or_default();
+        assert!(
+            header.trim_end().ends_with(&format!(" {version}\""))
+                && page.contains(&format!(".SH VERSION\nv{version}\n")),
+            "{name} lacks the version {version}:\n{page}"
+        );
+    }
 }
 
 /// The man pages and completions the Debian package installs (`pkg/man`, `pkg/completions`,

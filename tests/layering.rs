@@ -6,8 +6,9 @@
 //! itself, the C boundary (`adudiffapi`, layer 9) only the core, the tools (`adudiff-gen`,
 //! layers 10–12) only the core (never `adudiffapi::`). So the module graph is a DAG and the
 //! device library's core never reaches up into the tools. The manifests are checked too: the
-//! core depends on neither other crate, the tools not on `adudiffapi` (Cargo forbids cycles
-//! anyway; the test documents the direction).
+//! core depends on neither other crate, the tools not on `adudiffapi`, the C boundary on the core
+//! alone, and the CLI (`crates/cli`, package `adudiff`, above everything) on the core and the
+//! tools, never on `adudiffapi` (Cargo forbids cycles anyway; the test documents the direction).
 //!
 //! Sources are tokenized with `proc-macro2` (so comments, doc links and string contents are not
 //! paths); items under `#[cfg(test)]` are skipped, since tests may use anything.
@@ -23,7 +24,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 enum Crate {
     /// `crates/core`, package `adudiff-core`.
     Core,
-    /// The root package `adudiffapi` (its library; the binary is above everything).
+    /// The root package `adudiffapi`, the C boundary (the CLI, crates/cli, is above everything).
     Api,
     /// `crates/gen`, package `adudiff-gen`.
     Gen,
@@ -482,16 +483,27 @@ fn manifests_depend_downwards_only() {
         !gen.contains("adudiffapi"),
         "adudiff-gen depends on adudiffapi"
     );
-    // The root's normal dependency on the tools is the `adudiff` binary's (feature `cli`).
+    // The C boundary's package builds the library only: its normal dependencies are the core
+    // alone (the CLI is crates/cli, package `adudiff`, which uses the core and the tools).
     let api = read("Cargo.toml");
-    let gen_dep = api
-        .lines()
-        .skip_while(|l| l.trim() != "[dependencies]")
-        .skip(1)
-        .take_while(|l| !l.starts_with('['))
-        .find(|l| l.starts_with("adudiff-gen ") || l.starts_with("adudiff-gen."))
-        .expect("the root package's [dependencies] name adudiff-gen (feature cli)");
-    assert!(gen_dep.contains("optional = true"), "{gen_dep}");
+    let api_normal = manifest_dependencies(
+        &api.lines()
+            .skip_while(|l| l.trim() != "[dependencies]")
+            .take_while(|l| l.trim() == "[dependencies]" || !l.starts_with('['))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let only_core: BTreeSet<String> = ["adudiff-core".to_string()].into();
+    assert_eq!(api_normal, only_core, "the root package's [dependencies]");
+    let cli = manifest_dependencies(&read("crates/cli/Cargo.toml"));
+    assert!(
+        cli.contains("adudiff-core") && cli.contains("adudiff-gen") && cli.contains("clap"),
+        "{cli:?}"
+    );
+    assert!(
+        !cli.contains("adudiffapi"),
+        "adudiff (the CLI) depends on adudiffapi"
+    );
     // The parser sees dotted keys, inline tables and `[dependencies.x]` tables.
     let parsed = manifest_dependencies(
         "[dependencies]\na.workspace = true\nb = \"1\"\n# c = 1\n[dev-dependencies]\nd = { path = \"x\" }\n\

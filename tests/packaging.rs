@@ -1,10 +1,13 @@
 //! Packaging: the install script (into a temporary DESTDIR, then a separate CMake project and a
-//! pkg-config compile line against it) and the Debian package built by `cargo deb` (extracted
-//! with `dpkg-deb -x`, never installed into the real /usr).
+//! pkg-config compile line against it) and the three Debian packages built by `cargo deb -p`
+//! (checked by scripts/check-debs.sh, lintian included, and installed with `dpkg --root` into
+//! scratch roots, never into the real /usr or the machine's dpkg database).
 //!
-//! Both use one release build (`cargo build --release --lib --bin adudiff`, run once per test
-//! process in the same target directory as this test run). Tools that are missing — cargo-deb,
-//! dpkg-deb, dpkg, cmake, pkg-config, cc — make the parts that need them print a reason and pass.
+//! Both use one release build (`cargo build --release -p adudiffapi --lib`, then `-p adudiff
+//! --bin adudiff`, each package on its own as the packages are built; run once per test
+//! process in the same target directory as this test run). The Debian test fails when a tool CI
+//! installs is missing (cargo-deb, dpkg, lintian); cmake, pkg-config and cc missing make the
+//! install-script parts that need them print a reason and pass.
 
 mod c_harness;
 
@@ -37,7 +40,21 @@ fn release_dir() -> &'static Path {
                     "build",
                     "--release",
                     "--locked",
+                    "-p",
+                    "adudiffapi",
                     "--lib",
+                ])
+                .env("CARGO_TARGET_DIR", target_dir())
+                .current_dir(manifest_dir()),
+        );
+        run_ok(
+            Command::new(cargo())
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "-p",
+                    "adudiff",
                     "--bin",
                     "adudiff",
                 ])
@@ -127,6 +144,18 @@ fn versioned_files_follow_cargo_toml() {
             .replace("@VERSION@", VERSION),
         "pkg/deb/adudiffapi.pc must be pkg/adudiffapi.pc.in rendered with prefix /usr, version \
          {VERSION}"
+    );
+    // The Debian revision cargo-deb adds is 1: the changelog's newest entry and the -dev
+    // package's exact dependency on the library follow the crate version.
+    let changelog = fs::read_to_string(manifest_dir().join("pkg/deb/changelog")).unwrap();
+    assert!(
+        changelog.starts_with(&format!("adudiffapi ({VERSION}-1) ")),
+        "pkg/deb/changelog must start with an entry for {VERSION}-1"
+    );
+    let manifest = fs::read_to_string(manifest_dir().join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("depends = \"libadudiffapi (= {VERSION}-1)\"")),
+        "Cargo.toml: libadudiffapi-dev must depend on libadudiffapi (= {VERSION}-1)"
     );
 }
 
@@ -295,133 +324,157 @@ fn cmake_consumer(root: &Path, tmp: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// cargo deb → .deb, inspected and extracted with dpkg-deb
+// cargo deb → three .debs, checked by scripts/check-debs.sh and installed in scratch roots
 
-fn cargo_deb_available() -> bool {
-    Command::new(cargo())
+/// The path of a tool CI installs; panics (the test fails, never skips) when it is missing.
+fn required_tool(name: &str, package: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| panic!("{name} not found (CI installs it: {package})"))
+}
+
+/// The three packages, each built with `cargo deb -p` for its own crate from the release
+/// build: [libadudiffapi, libadudiffapi-dev, adudiff].
+fn build_debs(out: &Path) -> [PathBuf; 3] {
+    let release = release_dir();
+    let has_cargo_deb = Command::new(cargo())
         .args(["deb", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_cargo_deb,
+        "cargo-deb not installed (cargo install cargo-deb --locked; CI installs it)"
+    );
+    let packages: [(&str, &[&str]); 3] = [
+        ("libadudiffapi", &["-p", "adudiffapi"]),
+        (
+            "libadudiffapi-dev",
+            &["-p", "adudiffapi", "--variant", "dev"],
+        ),
+        ("adudiff", &["-p", "adudiff"]),
+    ];
+    packages.map(|(name, args)| {
+        // Into a folder: cargo-deb names the file <package>_<version>_<arch>.deb and prints
+        // its path.
+        let o = run_ok(
+            Command::new(cargo())
+                .args(["deb", "--no-build", "--strip", "--fast"])
+                .args(args)
+                .arg("--output")
+                .arg(format!("{}/", out.display()))
+                .env("CARGO_TARGET_DIR", release.parent().unwrap())
+                .current_dir(manifest_dir()),
+        );
+        let deb = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        let file = deb.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file.starts_with(&format!("{name}_{VERSION}-1_")), "{file}");
+        deb
+    })
+}
+
+/// An empty dpkg database in the scratch root `root` (`<root>/var/lib/dpkg`), for `dpkg --root`.
+fn scratch_dpkg_database(root: &Path) {
+    let admin = root.join("var/lib/dpkg");
+    for d in ["updates", "info", "triggers"] {
+        fs::create_dir_all(admin.join(d)).unwrap();
+    }
+    fs::write(admin.join("status"), "").unwrap();
+    fs::write(admin.join("available"), "").unwrap();
+}
+
+/// `dpkg --root <root> <args>` (as root or not; the packages have no maintainer scripts).
+fn dpkg_in(dpkg: &Path, root: &Path, args: &[&OsStr]) -> std::process::Output {
+    run_ok(
+        Command::new(dpkg)
+            .arg(format!("--root={}", root.display()))
+            .arg("--force-not-root")
+            .args(args),
+    )
+}
+
+/// A scratch root into which `debs` are installed with `dpkg --root … -i` (libc6 is not in its
+/// database: --force-depends). Never the machine's database.
+fn dpkg_install_in_scratch_root(dpkg: &Path, root: &Path, debs: &[&Path]) {
+    scratch_dpkg_database(root);
+    let mut args: Vec<&OsStr> = vec!["--force-depends".as_ref(), "-i".as_ref()];
+    args.extend(debs.iter().map(|d| d.as_os_str()));
+    dpkg_in(dpkg, root, &args);
+}
+
+/// `dpkg --root <root> -S <path>`: the package that owns `path`.
+fn dpkg_owner(dpkg: &Path, root: &Path, path: &str) -> String {
+    let o = dpkg_in(dpkg, root, &["-S".as_ref(), path.as_ref()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 #[test]
-fn debian_package() {
-    if !cargo_deb_available() {
-        eprintln!("skipping: cargo-deb not installed (cargo install cargo-deb)");
-        return;
-    }
-    let Some(dpkg_deb) = which("dpkg-deb") else {
-        eprintln!("skipping: dpkg-deb not found");
-        return;
-    };
-    let release = release_dir();
+fn debian_packages() {
+    let dpkg = required_tool("dpkg", "dpkg");
+    required_tool("lintian", "lintian");
     let tmp = tempfile::tempdir().unwrap();
-    let deb = tmp.path().join("adudiffapi.deb");
+    let [lib, dev, cli] = build_debs(tmp.path());
+
+    // Control fields, exact file lists, stripped ELF files, the library's SONAME, NODELETE
+    // and exports, lintian without errors, a scratch-root install of all three with the
+    // owner of every file: the same script CI runs for arm64 and armhf.
     run_ok(
-        Command::new(cargo())
-            .args(["deb", "--no-build", "--fast", "--output"])
-            .arg(&deb)
-            .env("CARGO_TARGET_DIR", release.parent().unwrap())
-            .current_dir(manifest_dir()),
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/check-debs.sh"))
+            .args([&lib, &dev, &cli]),
     );
 
-    let field = |name: &str| {
-        let o = run_ok(Command::new(&dpkg_deb).arg("-f").arg(&deb).arg(name));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    assert_eq!(field("Package"), "adudiffapi");
-    assert!(field("Version").starts_with(VERSION));
-    // Microsoft's package is `ms-adu_diffs` (docs/PACKAGING.md): replace it on install.
-    assert!(field("Provides").contains("ms-adu_diffs"));
-    assert_eq!(field("Conflicts"), "ms-adu_diffs");
-    assert_eq!(field("Replaces"), "ms-adu_diffs");
-    // `depends = "$auto"` is computed by dpkg-shlibdeps (package dpkg-dev).
-    if which("dpkg-shlibdeps").is_some() {
-        let depends = field("Depends");
-        assert!(depends.contains("libc6"), "Depends: {depends}");
-    }
-
-    // File list.
-    let root = tmp.path().join("root");
-    run_ok(Command::new(&dpkg_deb).arg("-x").arg(&deb).arg(&root));
-    let files = files_under(&root);
-    for f in [
-        "usr/lib/libadudiffapi.so",
-        "usr/bin/adudiff",
-        "usr/include/adudiffapi.h",
-        "usr/include/legacy_adudiffapply.h",
-        "usr/lib/pkgconfig/adudiffapi.pc",
-        "usr/lib/cmake/adudiffapi/adudiffapiConfig.cmake",
-        "usr/lib/cmake/adudiffapi/adudiffapiConfigVersion.cmake",
-        "usr/share/man/man1/adudiff.1.gz",
-        "usr/share/man/man1/adudiff-generate.1.gz",
-        "usr/share/bash-completion/completions/adudiff",
-        "usr/share/zsh/vendor-completions/_adudiff",
-        "usr/share/fish/vendor_completions.d/adudiff.fish",
+    // All three in one scratch root: who owns what.
+    let all = tmp.path().join("all");
+    dpkg_install_in_scratch_root(&dpkg, &all, &[&lib, &dev, &cli]);
+    for (path, owner) in [
+        ("/usr/lib/libadudiffapi.so", "libadudiffapi"),
+        ("/usr/include/adudiffapi.h", "libadudiffapi-dev"),
+        ("/usr/include/legacy_adudiffapply.h", "libadudiffapi-dev"),
+        ("/usr/lib/pkgconfig/adudiffapi.pc", "libadudiffapi-dev"),
+        (
+            "/usr/lib/cmake/adudiffapi/adudiffapiConfig.cmake",
+            "libadudiffapi-dev",
+        ),
+        ("/usr/bin/adudiff", "adudiff"),
+        ("/usr/share/man/man1/adudiff-generate.1.gz", "adudiff"),
+        ("/usr/share/bash-completion/completions/adudiff", "adudiff"),
     ] {
-        assert!(
-            files.iter().any(|x| x == f),
-            "{f} missing from the .deb: {files:?}"
-        );
+        assert_eq!(dpkg_owner(&dpkg, &all, path), owner, "{path}");
     }
-    for f in &files {
-        assert!(
-            f.starts_with("usr/lib/")
-                || f.starts_with("usr/bin/")
-                || f.starts_with("usr/include/")
-                || f.starts_with("usr/share/doc/adudiffapi/")
-                || f.starts_with("usr/share/man/man1/adudiff")
-                || f.starts_with("usr/share/bash-completion/completions/")
-                || f.starts_with("usr/share/zsh/vendor-completions/")
-                || f.starts_with("usr/share/fish/vendor_completions.d/"),
-            "unexpected file in the .deb: {f}"
-        );
-    }
-    // Every man page of pkg/man is installed (gzipped by cargo-deb).
-    for page in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("pkg/man")).unwrap() {
-        let name = page.unwrap().file_name().into_string().unwrap();
-        let installed = format!("usr/share/man/man1/{name}.gz");
-        assert!(files.contains(&installed), "{installed} missing: {files:?}");
-    }
+    // The installed adudiff runs and is this version.
+    let o = run_ok(Command::new(all.join("usr/bin/adudiff")).arg("--version"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("adudiff {VERSION}\n")
+    );
 
-    // Maintainer scripts: ldconfig after install and removal.
-    let control = tmp.path().join("control");
-    run_ok(Command::new(&dpkg_deb).arg("-e").arg(&deb).arg(&control));
-    use std::os::unix::fs::PermissionsExt;
-    for script in ["postinst", "postrm"] {
-        let p = control.join(script);
-        let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{script}: {e}"));
-        assert!(text.contains("ldconfig"), "{script}:\n{text}");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o111,
-            0o111
-        );
-    }
+    // The runtime package alone is what the agent needs: the harness dlopens the bare name
+    // libadudiffapi.so from that root's /usr/lib and applies through it.
+    let runtime = tmp.path().join("runtime");
+    dpkg_install_in_scratch_root(&dpkg, &runtime, &[&lib]);
+    let mut files = files_under(&runtime.join("usr"));
+    files.retain(|f| !f.starts_with("share/doc/"));
+    assert_eq!(
+        files,
+        [
+            "lib/libadudiffapi.so",
+            "share/lintian/overrides/libadudiffapi"
+        ]
+    );
+    harness_smoke(&runtime.join("usr/lib"));
 
-    // The packaged library is the agent-compatible one.
-    let lib = root.join("usr/lib/libadudiffapi.so");
-    if let Some(readelf) = which("readelf") {
-        let o = run_ok(Command::new(readelf).arg("-d").arg(&lib));
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            text.contains("[libadudiffapi.so]") && text.contains("NODELETE"),
-            "{text}"
-        );
-    }
-    harness_smoke(&root.join("usr/lib"));
-
-    dpkg_replaces_microsoft_package(&deb, tmp.path());
+    dpkg_replaces_microsoft_package(&dpkg, &lib, tmp.path());
 }
 
-/// In a scratch dpkg database (never the real one): with a stand-in for Microsoft's
-/// `ms-adu_diffs` installed, unpacking our package removes it and takes over its files.
-fn dpkg_replaces_microsoft_package(deb: &Path, tmp: &Path) {
-    let (Some(dpkg), Some(dpkg_deb)) = (which("dpkg"), which("dpkg-deb")) else {
-        eprintln!("skipping the dpkg replacement check: dpkg not found");
-        return;
-    };
+/// In a scratch root (never the real one): with a stand-in for Microsoft's `ms-adu_diffs`
+/// installed, unpacking our runtime package removes it and takes over its files.
+fn dpkg_replaces_microsoft_package(dpkg: &Path, deb: &Path, tmp: &Path) {
+    let dpkg_deb = required_tool("dpkg-deb", "dpkg");
     let arch = {
-        let o = run_ok(Command::new(&dpkg).arg("--print-architecture"));
+        let o = run_ok(Command::new(dpkg).arg("--print-architecture"));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     // Microsoft's package as CPack writes it (dpkg-deb --build refuses '_' in a new package
@@ -446,31 +499,12 @@ fn dpkg_replaces_microsoft_package(deb: &Path, tmp: &Path) {
             .arg(&ms_deb),
     );
 
-    let admin = tmp.join("dpkg-admin");
-    let inst = tmp.join("dpkg-root");
-    for d in ["updates", "info", "triggers"] {
-        fs::create_dir_all(admin.join(d)).unwrap();
-    }
-    fs::write(admin.join("status"), "").unwrap();
-    fs::write(admin.join("available"), "").unwrap();
-    fs::create_dir_all(&inst).unwrap();
-    let dpkg_cmd = |args: &[&OsStr]| {
-        let mut c = Command::new(&dpkg);
-        c.arg(format!("--admindir={}", admin.display()))
-            .arg(format!("--instdir={}", inst.display()))
-            .args([
-                "--force-not-root",
-                "--force-script-chrootless",
-                "--force-bad-path",
-            ])
-            .args(args);
-        run_ok(&mut c)
-    };
-    // --unpack runs no postinst, so nothing touches the host's loader cache.
-    dpkg_cmd(&["--unpack".as_ref(), ms_deb.as_os_str()]);
-    dpkg_cmd(&["--unpack".as_ref(), deb.as_os_str()]);
-    let status = fs::read_to_string(admin.join("status")).unwrap();
-    assert!(status.contains("Package: adudiffapi\n"), "{status}");
+    let root = tmp.join("replace");
+    scratch_dpkg_database(&root);
+    dpkg_in(dpkg, &root, &["--unpack".as_ref(), ms_deb.as_os_str()]);
+    dpkg_in(dpkg, &root, &["--unpack".as_ref(), deb.as_os_str()]);
+    let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    assert!(status.contains("Package: libadudiffapi\n"), "{status}");
     let ms_still_installed = status
         .split("\n\n")
         .filter(|stanza| stanza.contains("Package: ms-adu_diffs\n"))
@@ -484,7 +518,7 @@ fn dpkg_replaces_microsoft_package(deb: &Path, tmp: &Path) {
         "ms-adu_diffs still installed:\n{status}"
     );
     assert_ne!(
-        fs::read(inst.join("usr/lib/libadudiffapi.so")).unwrap(),
+        fs::read(root.join("usr/lib/libadudiffapi.so")).unwrap(),
         b"microsoft",
         "our library did not replace Microsoft's"
     );

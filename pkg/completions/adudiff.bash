@@ -133,7 +133,7 @@ _adudiff() {
             return 0
             ;;
         adudiff__subcmd__generate)
-            opts="-q -h --format --log-dir --work-dir --zstd-level --bsdiff-max --segment-mb --margin-mb --bsdiff-small-match --no-files --files-diff-level --files-new-level --files-frame-level --files-frame-mb --threads --quiet --help"
+            opts="-q -h --format --log-dir --work-dir --zstd-level --bsdiff-max-mib --segment-mib --margin-mib --bsdiff-small-match --no-files --files-diff-level --files-new-level --files-frame-level --files-frame-mib --threads --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,15 +155,15 @@ _adudiff() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --bsdiff-max)
+                --bsdiff-max-mib)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --segment-mb)
+                --segment-mib)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --margin-mb)
+                --margin-mib)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -183,7 +183,7 @@ _adudiff() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --files-frame-mb)
+                --files-frame-mib)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -91,6 +91,66 @@ pub fn target_cmd(program: impl AsRef<OsStr>) -> Command {
     }
 }
 
+/// The `adudiff` binary (package `adudiff`, crates/cli) for this test run, as a path.
+///
+/// The tests run it from the root package, whose test targets get no `CARGO_BIN_EXE_adudiff`
+/// (that is only set for a binary of the test's own package), so it is located the way cargo
+/// lays it out: `<profile dir>/adudiff`, next to this test's `deps/`. Natively it is built (or
+/// found up to date) once per test process with `cargo build -p adudiff --bin adudiff` in the
+/// same target directory, profile and target triple, so a narrow `cargo test --test NAME` never
+/// runs a stale or missing binary. Under an emulator (`ADUDIFFAPI_TEST_RUNNER`, set by
+/// scripts/arm-ci.sh, whose build step builds the binary for the target) nothing is built here.
+/// `ADUDIFF_TEST_BIN` overrides the path (e.g. an installed adudiff).
+pub fn adudiff_exe() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(p) = std::env::var_os("ADUDIFF_TEST_BIN") {
+            return PathBuf::from(p);
+        }
+        let profile = profile_dir();
+        let exe = profile.join("adudiff");
+        if target_runner().is_none() {
+            build_adudiff(&profile);
+        }
+        assert!(
+            exe.is_file(),
+            "{} not built (cargo build -p adudiff --bin adudiff, with the test run's --target \
+             and profile)",
+            exe.display()
+        );
+        exe
+    })
+    .clone()
+}
+
+/// `cargo build -p adudiff --bin adudiff` into `profile` (`<target dir>/[<triple>/]<profile>`).
+fn build_adudiff(profile: &Path) {
+    let parent = profile.parent().expect("target dir");
+    let name = profile.file_name().unwrap().to_string_lossy().into_owned();
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.args(["build", "--quiet", "-p", "adudiff", "--bin", "adudiff"])
+        .current_dir(manifest_dir());
+    // Cargo marks the target directory's root with CACHEDIR.TAG; `<root>/<triple>/<profile>`
+    // is a --target build.
+    if parent.join("CACHEDIR.TAG").is_file() {
+        c.env("CARGO_TARGET_DIR", parent);
+    } else {
+        let triple = parent.file_name().unwrap().to_string_lossy().into_owned();
+        c.env("CARGO_TARGET_DIR", parent.parent().expect("target dir"))
+            .args(["--target", &triple]);
+    }
+    match name.as_str() {
+        "debug" => {}
+        "release" => {
+            c.arg("--release");
+        }
+        other => {
+            c.args(["--profile", other]);
+        }
+    }
+    run_ok(&mut c);
+}
+
 /// Runs `c` and panics with its output unless it exits with status 0.
 pub fn run_ok(c: &mut Command) -> Output {
     let o = c

@@ -7,6 +7,8 @@ use std::process::Command;
 #[path = "../c_harness/mod.rs"]
 mod c_harness;
 
+pub use c_harness::adudiff_exe;
+
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
 /// Deterministic, moderately compressible pseudo-text of `len` bytes.
@@ -132,5 +134,5 @@ pub fn assert_microsoft_readable(path: &std::path::Path) {
 /// (scripts/arm-ci.sh) through the emulator that `ADUDIFFAPI_TEST_RUNNER` names
 /// ([`c_harness::target_cmd`]).
 pub fn adudiff_command() -> Command {
-    c_harness::target_cmd(env!("CARGO_BIN_EXE_adudiff"))
+    c_harness::target_cmd(c_harness::adudiff_exe())
 }

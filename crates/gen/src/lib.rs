@@ -2,8 +2,8 @@
 //!
 //! The host-side tools of `adudiffapi`: SWU archives, the tools' errors, gzip and output, the
 //! recompress tool and the delta generator. They build on the apply core, `adudiff-core`, through
-//! its public API (`adudiff_core::…`); the `adudiff` binary (the root package's feature `cli`)
-//! sits above them. The device library (`libadudiffapi.so`) does not depend on this crate.
+//! its public API (`adudiff_core::…`); the `adudiff` command line (`crates/cli`, package
+//! `adudiff`) sits above them. The device library (`libadudiffapi.so`) does not depend on this crate.
 //!
 //! ## Layers
 //!

@@ -2,10 +2,13 @@
 //! that `adudiff` accepts, and the help text, usage errors, completions and man page derived
 //! from them.
 //!
-//! Compatibility with the earlier hand-written parser (tests/cli.rs checks each form):
-//! `--opt value` and `--opt=value`; the last of a repeated single-value option or flag wins;
-//! option values may start with `-` (`--zstd-level -3`, `--description "-beta"`), numbers are
-//! parsed as before and clamped to the same ranges; usage errors exit with status 2.
+//! Conventions (clap's and cargo's; tests/cli.rs checks each form): `--opt VALUE` and
+//! `--opt=VALUE`; the last of a repeated single-value option or flag wins; upper-case value
+//! names; an option never takes the next option as its value (`--out --quiet` is an error; a
+//! value that starts with `-` is written `--description=-beta`); a number outside an option's
+//! range is a usage error that names the range; sizes are whole MiB, in options named `…-mib`
+//! (the earlier `--bsdiff-max`, `--segment-mb`, `--margin-mb` and `--files-frame-mb` are hidden
+//! aliases); usage errors exit with status 2.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -33,7 +36,7 @@ Examples:
 
 Run `adudiff <command> --help` for details.";
 
-/// Azure Device Update delta tool (PAMZ standard v2)
+/// Make, apply and inspect delta updates for Azure Device Update
 ///
 /// Makes, applies and inspects the delta updates that Microsoft's libadudiffapi.so and this
 /// project's drop-in replacement apply on devices, and turns build output into an importable
@@ -54,21 +57,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make a verified standard-v2 delta from <source.swu> to <target.swu>.
+    /// Make a verified standard-v2 delta from <SOURCE> to <TARGET>.
     ///
-    /// Makes a standard-v2 delta that turns <source.swu> into <target.swu>, verifies it with the
-    /// library's applier (SHA-256 of the result must equal the target) and writes it to <delta>.
+    /// Makes a standard-v2 delta that turns <SOURCE> into <TARGET>, verifies it with the
+    /// library's applier (SHA-256 of the result must equal the target) and writes it to <DELTA>.
     ///
-    /// Positional forms (DiffGenTool 3.0.0 compatible): with one folder after <delta>, it is the
-    /// working folder and the log folder is <work dir>/logs/<n> (the smallest unused n); with
+    /// Positional forms (DiffGenTool 3.0.0 compatible): with one folder after <DELTA>, it is the
+    /// working folder and the log folder is <WORK_DIR>/logs/<n> (the smallest unused n); with
     /// two, they are the log folder and the working folder. --log-dir and --work-dir override
     /// the positional folders.
     #[command(
         args_override_self = true,
         override_usage = "\
-adudiff generate [OPTIONS] <source.swu> <target.swu> <delta>
-       adudiff generate [OPTIONS] <source.swu> <target.swu> <delta> <work dir>
-       adudiff generate [OPTIONS] <source.swu> <target.swu> <delta> <log dir> <work dir>",
+adudiff generate [OPTIONS] <SOURCE> <TARGET> <DELTA>
+       adudiff generate [OPTIONS] <SOURCE> <TARGET> <DELTA> <WORK_DIR>
+       adudiff generate [OPTIONS] <SOURCE> <TARGET> <DELTA> <LOG_DIR> <WORK_DIR>",
         after_help = "Exit status: 0 delta written; 1 failure (including a delta not smaller \
                       than the target); 2 usage."
     )]
@@ -77,12 +80,12 @@ adudiff generate [OPTIONS] <source.swu> <target.swu> <delta>
     /// From build output to an importable update: deltas from 1–4 sources + import manifest.
     ///
     /// Generates one delta per source (1 to 4 sources; the target is analysed once, sources run
-    /// in parallel as memory allows), verifies each by applying it, and writes to <dir>: the
+    /// in parallel as memory allows), verifies each by applying it, and writes to <DIR> (--out): the
     /// target (recompressed with --recompress), the deltas (<source>-to-<target>.delta) and
     /// <name>.importmanifest.json (Device Update import manifest 5.0, checked against the
     /// schema's rules before it is written). A delta that is not smaller than the target is left
     /// out of the manifest with a warning: devices on that source download the target. Import
-    /// with `az iot du update import` or the Azure portal, uploading every file of <dir>.
+    /// with `az iot du update import` or the Azure portal, uploading every file of <DIR>.
     #[command(
         args_override_self = true,
         mut_arg("provider", |a| a.required(true)),
@@ -121,20 +124,20 @@ adudiff generate [OPTIONS] <source.swu> <target.swu> <delta>
     /// Print import-manifest data for a delta: relatedFiles properties or the whole manifest.
     ///
     /// Without --target and --delta: prints the import-manifest relatedFiles properties for a
-    /// delta made against <source.swu> (microsoft.sourceFileHashAlgorithm,
+    /// delta made against <SOURCE> (microsoft.sourceFileHashAlgorithm,
     /// microsoft.sourceFileHash = base64 SHA-256) and the path where the Device Update agent
     /// caches that source (/var/lib/adu/sdc/<provider>/sha256-<encoded hash>).
     ///
-    /// With --target and --delta: prints the whole version 5.0 import manifest for <target.swu>
-    /// with <delta> as its related file for <source.swu> (files are hashed, nothing is
+    /// With --target and --delta: prints the whole version 5.0 import manifest for <TARGET>
+    /// with <DELTA> as its related file for <SOURCE> (files are hashed, nothing is
     /// generated), checked against Device Update's schema rules; --provider, --name, --version
     /// and --compat are then required, the other identity options are as for `adudiff release`.
     #[command(
         args_override_self = true,
         override_usage = "\
-adudiff manifest [--provider <p>] <source.swu>
-       adudiff manifest --target <target.swu> --delta <delta> --provider <p> --name <n> \
---version <v> --compat <k=v,…> [IDENTITY OPTIONS] <source.swu>"
+adudiff manifest [--provider <PROVIDER>] <SOURCE>
+       adudiff manifest --target <TARGET> --delta <DELTA> --provider <PROVIDER> --name <NAME> \
+--version <VERSION> --compat <NAME=VALUE,…> [IDENTITY OPTIONS] <SOURCE>"
     )]
     Manifest(ManifestArgs),
 
@@ -148,8 +151,8 @@ adudiff manifest [--provider <p>] <source.swu>
 
     /// Print adudiff's man page (roff), or write one page per command into a folder.
     ///
-    /// `adudiff man | man -l -` shows it; `adudiff man --dir <dir>` writes adudiff.1 and
-    /// adudiff-<command>.1 for every command into <dir> (e.g. /usr/local/share/man/man1).
+    /// `adudiff man | man -l -` shows it; `adudiff man --dir <DIR>` writes adudiff.1 and
+    /// adudiff-<command>.1 for every command into <DIR> (e.g. /usr/local/share/man/man1).
     Man(ManArgs),
 }
 
@@ -157,78 +160,73 @@ adudiff manifest [--provider <p>] <source.swu>
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// What the device has
-    #[arg(value_name = "source.swu")]
+    #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
     /// What the device must end up with
-    #[arg(value_name = "target.swu")]
+    #[arg(value_name = "TARGET")]
     pub target: PathBuf,
     /// Where the delta is written
-    #[arg(value_name = "delta")]
+    #[arg(value_name = "DELTA")]
     pub delta: PathBuf,
-    /// Alone: DiffGenTool's working folder (log folder <work dir>/logs/<n>); followed by a work
+    /// Alone: DiffGenTool's working folder (log folder <WORK_DIR>/logs/<n>); followed by a work
     /// dir: the log folder
-    #[arg(value_name = "log dir | work dir")]
+    #[arg(value_name = "LOG_DIR|WORK_DIR")]
     pub first_dir: Option<PathBuf>,
     /// The working folder, after the log folder
-    #[arg(value_name = "work dir")]
+    #[arg(value_name = "WORK_DIR")]
     pub second_dir: Option<PathBuf>,
     /// Delta format
-    #[arg(long, value_name = "f", value_parser = FormatParser, default_value = "standard",
-          allow_hyphen_values = true)]
+    #[arg(long, value_name = "FORMAT", value_parser = FormatParser, default_value = "standard")]
     pub format: DeltaFormat,
     /// Write diff.json there
-    #[arg(long, value_name = "dir", allow_hyphen_values = true)]
+    #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// Temporary files (default: the delta's folder)
-    #[arg(long, value_name = "dir", allow_hyphen_values = true)]
+    #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// zstd level for patch-from candidates (clamped to 1–22)
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = i64::from(DiffSettings::default().zstd_level))]
-    pub zstd_level: i64,
-    /// Skip bsdiff for segments/windows larger than this (MiB)
-    #[arg(long, value_name = "MiB", allow_hyphen_values = true,
+    /// zstd level for patch-from candidates (1–22)
+    #[arg(long, value_name = "N", value_parser = zstd_level_value(),
+          default_value_t = DiffSettings::default().zstd_level)]
+    pub zstd_level: i32,
+    /// Skip bsdiff for segments/windows larger than this many MiB
+    #[arg(long, value_name = "MIB", alias = "bsdiff-max", value_parser = mib_value(),
           default_value_t = mib(DiffSettings::default().bsdiff_max))]
-    pub bsdiff_max: i64,
-    /// Diff large contents in segments of this size (MiB; 0 = whole)
-    #[arg(long, value_name = "MiB", allow_hyphen_values = true,
+    pub bsdiff_max_mib: u32,
+    /// Diff large contents in segments of this many MiB (0 = whole)
+    #[arg(long, value_name = "MIB", alias = "segment-mb", value_parser = mib_value(),
           default_value_t = mib(DiffSettings::default().segment_size))]
-    pub segment_mb: i64,
-    /// Basis window margin around each aligned segment (MiB)
-    #[arg(long, value_name = "MiB", allow_hyphen_values = true,
+    pub segment_mib: u32,
+    /// Basis window margin around each aligned segment, in MiB
+    #[arg(long, value_name = "MIB", alias = "margin-mb", value_parser = mib_value(),
           default_value_t = mib(DiffSettings::default().segment_margin))]
-    pub margin_mb: i64,
+    pub margin_mib: u32,
     /// qbsdiff's small-match threshold
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = DiffSettings::default().bsdiff_small_match as i64)]
-    pub bsdiff_small_match: i64,
+    #[arg(long, value_name = "N",
+          default_value_t = DiffSettings::default().bsdiff_small_match)]
+    pub bsdiff_small_match: usize,
     /// Diff ext2/3/4 images as a whole instead of file by file
     #[arg(long)]
     pub no_files: bool,
-    /// zstd level for changed files and metadata (clamped to 1–22)
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = i64::from(ImageSettings::default().diff_level))]
-    pub files_diff_level: i64,
-    /// zstd level for new files (clamped to 1–22)
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = i64::from(ImageSettings::default().new_level))]
-    pub files_new_level: i64,
-    /// zstd level of the image assembly frames (clamped to 1–22)
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = i64::from(ImageSettings::default().frame_level))]
-    pub files_frame_level: i64,
-    /// Image bytes per assembly frame (MiB, clamped to 1–128)
-    #[arg(long, value_name = "MiB", allow_hyphen_values = true,
+    /// zstd level for changed files and metadata (1–22)
+    #[arg(long, value_name = "N", value_parser = zstd_level_value(),
+          default_value_t = ImageSettings::default().diff_level)]
+    pub files_diff_level: i32,
+    /// zstd level for new files (1–22)
+    #[arg(long, value_name = "N", value_parser = zstd_level_value(),
+          default_value_t = ImageSettings::default().new_level)]
+    pub files_new_level: i32,
+    /// zstd level of the image assembly frames (1–22)
+    #[arg(long, value_name = "N", value_parser = zstd_level_value(),
+          default_value_t = ImageSettings::default().frame_level)]
+    pub files_frame_level: i32,
+    /// Image bytes per assembly frame, in MiB (1–128)
+    #[arg(long, value_name = "MIB", alias = "files-frame-mb",
+          value_parser = clap::value_parser!(u32).range(1..=128),
           default_value_t = mib(ImageSettings::default().frame_size))]
-    pub files_frame_mb: i64,
+    pub files_frame_mib: u32,
     /// Worker threads (0 = all cores)
-    #[arg(
-        long,
-        value_name = "n",
-        allow_hyphen_values = true,
-        default_value_t = 0
-    )]
-    pub threads: i64,
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
     /// No progress bars
     #[arg(short, long)]
     pub quiet: bool,
@@ -241,44 +239,28 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
     /// Output folder (created)
-    #[arg(long, value_name = "dir", allow_hyphen_values = true)]
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Delta format (written per source only where smaller than standard)
-    #[arg(long, value_name = "f", value_parser = FormatParser, default_value = "standard",
-          allow_hyphen_values = true)]
+    #[arg(long, value_name = "FORMAT", value_parser = FormatParser, default_value = "standard")]
     pub format: DeltaFormat,
     /// Recompress the target (as `adudiff recompress`) and ship that
     #[arg(long)]
     pub recompress: bool,
     /// Signing command for the recompressed sw-description (see `adudiff recompress`)
-    #[arg(
-        long,
-        value_name = "command",
-        requires = "recompress",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "COMMAND", requires = "recompress")]
     pub sign: Option<String>,
     /// Sources generated at once (0: by available memory, estimated as 512 MiB + 6 x (source +
     /// target size) per job)
-    #[arg(
-        long,
-        value_name = "n",
-        allow_hyphen_values = true,
-        default_value_t = 0
-    )]
-    pub jobs: i64,
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub jobs: usize,
     /// Worker threads per generation (0 = cores / jobs)
-    #[arg(
-        long,
-        value_name = "n",
-        allow_hyphen_values = true,
-        default_value_t = 0
-    )]
-    pub threads: i64,
-    /// zstd level for patch-from candidates (clamped to 1–22)
-    #[arg(long, value_name = "n", allow_hyphen_values = true,
-          default_value_t = i64::from(DiffSettings::default().zstd_level))]
-    pub zstd_level: i64,
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// zstd level for patch-from candidates (1–22)
+    #[arg(long, value_name = "N", value_parser = zstd_level_value(),
+          default_value_t = DiffSettings::default().zstd_level)]
+    pub zstd_level: i32,
     /// Diff ext2/3/4 images as a whole instead of file by file
     #[arg(long)]
     pub no_files: bool,
@@ -286,10 +268,10 @@ pub struct ReleaseArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// The update
-    #[arg(value_name = "target.swu")]
+    #[arg(value_name = "TARGET")]
     pub target: PathBuf,
     /// Versions devices run now (1 to 4)
-    #[arg(value_name = "source.swu", required = true, num_args = 1..)]
+    #[arg(value_name = "SOURCE", required = true, num_args = 1..)]
     pub sources: Vec<PathBuf>,
 }
 
@@ -299,65 +281,34 @@ pub struct ReleaseArgs {
 #[derive(Debug, Args)]
 pub struct IdentityArgs {
     /// updateId.provider (letters, digits, '.', '-'; 1-64)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "p",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "PROVIDER")]
     pub provider: Option<String>,
     /// updateId.name (same rules); also names the manifest file
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "n",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "NAME")]
     pub name: Option<String>,
     /// updateId.version (2-4 numbers, e.g. 1.2.0)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "v",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "VERSION")]
     pub version: Option<String>,
     /// One compatibility set (1-5 properties); repeat for more sets (≤ 10)
-    #[arg(long, help_heading = "Identity", value_name = "k=v,…", value_parser = parse_compat, allow_hyphen_values = true)]
+    #[arg(long, help_heading = "Identity", value_name = "NAME=VALUE,…", value_parser = parse_compat)]
     pub compat: Vec<CompatSet>,
     /// Update description (≤ 512 characters)
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "text",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "TEXT")]
     pub description: Option<String>,
     /// Step handler
-    #[arg(long, help_heading = "Identity", value_name = "id", default_value = DEFAULT_HANDLER, allow_hyphen_values = true)]
+    #[arg(long, help_heading = "Identity", value_name = "HANDLER", default_value = DEFAULT_HANDLER)]
     pub handler: String,
     /// A string handler property; repeatable
-    #[arg(long, help_heading = "Identity", value_name = "k=v", value_parser = parse_property, allow_hyphen_values = true)]
+    #[arg(long, help_heading = "Identity", value_name = "NAME=VALUE", value_parser = parse_property)]
     pub handler_property: Vec<(String, String)>,
     /// Handler properties as a JSON object (merged; later options win)
-    #[arg(long, help_heading = "Identity", value_name = "json", value_parser = parse_properties,
-          allow_hyphen_values = true)]
+    #[arg(long, help_heading = "Identity", value_name = "JSON", value_parser = parse_properties)]
     pub handler_properties: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Shorthand for --handler-property installedCriteria=<s>
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "s",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "CRITERIA")]
     pub installed_criteria: Vec<String>,
     /// Another payload file of the step (e.g. an install script); repeatable
-    #[arg(
-        long,
-        help_heading = "Identity",
-        value_name = "path",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, help_heading = "Identity", value_name = "PATH")]
     pub file: Vec<PathBuf>,
 }
 
@@ -365,13 +316,13 @@ pub struct IdentityArgs {
 #[derive(Debug, Args)]
 pub struct RecompressArgs {
     /// The SWU as built
-    #[arg(value_name = "in.swu")]
+    #[arg(value_name = "IN")]
     pub input: PathBuf,
     /// Where the recompressed SWU is written
-    #[arg(value_name = "out.swu")]
+    #[arg(value_name = "OUT")]
     pub output: PathBuf,
     /// Shell command that signs sw-description (one argument: quote it)
-    #[arg(value_name = "signing command")]
+    #[arg(value_name = "SIGN_COMMAND")]
     pub sign: Option<String>,
 }
 
@@ -379,13 +330,13 @@ pub struct RecompressArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The file the device has
-    #[arg(value_name = "source")]
+    #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
     /// The delta
-    #[arg(value_name = "delta")]
+    #[arg(value_name = "DELTA")]
     pub delta: PathBuf,
     /// Where the result is written
-    #[arg(value_name = "target")]
+    #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 }
 
@@ -393,7 +344,7 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// The delta to describe
-    #[arg(value_name = "delta")]
+    #[arg(value_name = "DELTA")]
     pub delta: PathBuf,
 }
 
@@ -401,22 +352,17 @@ pub struct DumpArgs {
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
     /// The update (whole-manifest form)
-    #[arg(long, value_name = "target.swu", allow_hyphen_values = true,
+    #[arg(long, value_name = "TARGET",
           requires_all = ["delta", "provider", "name", "version", "compat"])]
     pub target: Option<PathBuf>,
-    /// The delta from <source.swu> to the target (whole-manifest form)
-    #[arg(
-        long,
-        value_name = "delta",
-        allow_hyphen_values = true,
-        requires = "target"
-    )]
+    /// The delta from <SOURCE> to the target (whole-manifest form)
+    #[arg(long, value_name = "DELTA", requires = "target")]
     pub delta: Option<PathBuf>,
     /// The update's identity and installation step.
     #[command(flatten)]
     pub identity: IdentityArgs,
     /// The version the delta applies to
-    #[arg(value_name = "source.swu")]
+    #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
 }
 
@@ -424,7 +370,7 @@ pub struct ManifestArgs {
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete in
-    #[arg(value_name = "shell")]
+    #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
 }
 
@@ -432,7 +378,7 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Write adudiff.1 and adudiff-<command>.1 into this folder instead of printing adudiff.1
-    #[arg(long, value_name = "dir")]
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
@@ -468,8 +414,22 @@ fn parse_properties(v: &str) -> Result<serde_json::Map<String, serde_json::Value
 }
 
 /// Bytes → whole MiB, for the defaults shown in the help.
-fn mib(bytes: u64) -> i64 {
-    (bytes >> 20) as i64
+fn mib(bytes: u64) -> u32 {
+    u32::try_from(bytes >> 20).unwrap_or(u32::MAX)
+}
+
+/// The largest MiB value an option takes (1 TiB): far above any image, and its byte count
+/// fits every platform's `u64` arithmetic with room to spare.
+const MAX_MIB: i64 = 1 << 20;
+
+/// A MiB option: 0 to [`MAX_MIB`]; anything else is a usage error that names the range.
+fn mib_value() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(0..=MAX_MIB)
+}
+
+/// A zstd compression level option: 1–22; anything else is a usage error that names the range.
+fn zstd_level_value() -> clap::builder::RangedI64ValueParser<i32> {
+    clap::value_parser!(i32).range(1..=22)
 }
 
 /// `--format`: the library's [`DeltaFormat::parse`] (and its message), with the possible values
@@ -493,8 +453,10 @@ impl TypedValueParser for FormatParser {
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(
             [
-                PossibleValue::new(DeltaFormat::Standard.name())
-                    .help("PAMZ standard v2: applies on Microsoft's libadudiffapi.so too"),
+                PossibleValue::new(DeltaFormat::Standard.name()).help(
+                    "the format Microsoft's delta processor reads: applies on every device \
+                     (Microsoft's libadudiffapi.so or this one)",
+                ),
                 PossibleValue::new(DeltaFormat::Extended.name()).help(
                     "the target as built (no recompress, no re-sign): gzip data zlib does not \
                      reproduce travels as text and is rebuilt exactly (GNU gzip re-encoded, \

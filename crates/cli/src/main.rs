@@ -57,8 +57,8 @@ fn main() -> ExitCode {
 }
 
 /// The generator's options and format from `adudiff generate`'s arguments: the positional
-/// folders (DiffGenTool 3.0.0 forms) first, then --log-dir and --work-dir over them; numbers
-/// clamped as they always were.
+/// folders (DiffGenTool 3.0.0 forms) first, then --log-dir and --work-dir over them (numbers
+/// are in range: clap rejects the others).
 fn generate_options(a: &GenerateArgs) -> GenerateOptions {
     let (mut log_dir, mut work_dir) = match (&a.first_dir, &a.second_dir) {
         // DiffGenTool 3.0.0: <source> <target> <output> <working folder>
@@ -73,17 +73,17 @@ fn generate_options(a: &GenerateArgs) -> GenerateOptions {
         work_dir = Some(d.clone());
     }
     let settings = DiffSettings {
-        zstd_level: level(a.zstd_level),
-        bsdiff_max: mib(a.bsdiff_max),
-        segment_size: mib(a.segment_mb),
-        segment_margin: mib(a.margin_mb),
-        bsdiff_small_match: a.bsdiff_small_match.max(0) as usize,
+        zstd_level: a.zstd_level,
+        bsdiff_max: mib(a.bsdiff_max_mib),
+        segment_size: mib(a.segment_mib),
+        segment_margin: mib(a.margin_mib),
+        bsdiff_small_match: a.bsdiff_small_match,
     };
     let image = generate::image::ImageSettings {
-        diff_level: level(a.files_diff_level),
-        new_level: level(a.files_new_level),
-        frame_level: level(a.files_frame_level),
-        frame_size: (a.files_frame_mb.clamp(1, 128) as u64) << 20,
+        diff_level: a.files_diff_level,
+        new_level: a.files_new_level,
+        frame_level: a.files_frame_level,
+        frame_size: mib(a.files_frame_mib),
         ..Default::default()
     };
     GenerateOptions {
@@ -93,7 +93,7 @@ fn generate_options(a: &GenerateArgs) -> GenerateOptions {
         log_dir,
         work_dir,
         settings,
-        threads: count(a.threads),
+        threads: a.threads,
         quiet: a.quiet,
         files: !a.no_files,
         image,
@@ -102,19 +102,9 @@ fn generate_options(a: &GenerateArgs) -> GenerateOptions {
     }
 }
 
-/// A zstd level option: clamped to 1–22.
-fn level(n: i64) -> i32 {
-    n.clamp(1, 22) as i32
-}
-
-/// A MiB option in bytes (negative = 0).
-fn mib(n: i64) -> u64 {
-    (n.max(0) as u64) << 20
-}
-
-/// A count option (negative = 0, which means "automatic").
-fn count(n: i64) -> usize {
-    n.max(0) as usize
+/// A MiB option in bytes.
+fn mib(n: u32) -> u64 {
+    u64::from(n) << 20
 }
 
 /// `adudiff generate`: the delta, then its summary table and the reproducibility verdict.
@@ -305,18 +295,18 @@ fn cmd_recompress(input: &Path, output: &Path, sign: Option<&str>) -> Result<(),
 
 /// `adudiff apply`: the library's apply; a failure carries its error code.
 fn cmd_apply(source: &Path, delta: &Path, target: &Path) -> Result<(), String> {
-    adudiffapi::apply::apply_files(source, delta, target)
+    adudiff_core::apply::apply_files(source, delta, target)
         .map_err(|e| format!("code {}: {}", e.code, e.message))
 }
 
 /// An item as `dump` prints it.
-fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
+fn item_json(i: &adudiff_core::format::Item) -> serde_json::Value {
     let mut v = serde_json::json!({ "length": i.length });
     if let Some(h) = &i.sha256 {
-        v["sha256"] = adudiffapi::format::hex(h).into();
+        v["sha256"] = adudiff_core::format::hex(h).into();
     }
     if let Some(h) = &i.md5 {
-        v["md5"] = adudiffapi::format::hex(h).into();
+        v["md5"] = adudiff_core::format::hex(h).into();
     }
     if let Some(id) = i.internal {
         v["internal"] = id.into();
@@ -328,10 +318,10 @@ fn item_json(i: &adudiffapi::format::Item) -> serde_json::Value {
 fn cmd_dump(path: &Path) -> Result<(), String> {
     use serde_json::json;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = adudiffapi::io::SharedBytes::map_file(&f)
+    let bytes = adudiff_core::io::SharedBytes::map_file(&f)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let size = bytes.len();
-    let d = adudiffapi::format::parse_delta(bytes)
+    let d = adudiff_core::format::parse_delta(bytes)
         .map_err(|e| format!("{}: code {}: {}", path.display(), e.code, e.message))?;
     let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
     for r in &d.recipes {
@@ -501,11 +491,11 @@ fn release_options(a: &ReleaseArgs, m: &ArgMatches) -> ReleaseOptions {
         format: a.format,
         recompress: a.recompress,
         sign_command: a.sign.clone(),
-        jobs: count(a.jobs),
-        threads: count(a.threads),
+        jobs: a.jobs,
+        threads: a.threads,
         quiet: a.quiet,
         settings: DiffSettings {
-            zstd_level: level(a.zstd_level),
+            zstd_level: a.zstd_level,
             ..DiffSettings::default()
         },
         files: !a.no_files,
@@ -567,12 +557,22 @@ fn cmd_completions(shell: clap_complete::Shell) -> Result<(), String> {
 fn cmd_man(dir: Option<&Path>) -> Result<(), String> {
     let Some(dir) = dir else {
         let mut out = std::io::stdout().lock();
-        return clap_mangen::Man::new(Cli::command())
+        return clap_mangen::Man::new(man_command())
             .render(&mut out)
             .map_err(|e| e.to_string());
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| format!("{}: {e}", dir.display()))
+    clap_mangen::generate_to(man_command(), dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// The command line as the man pages describe it: every subcommand carries the tool's version
+/// too (clap_mangen prints it in each page's header and VERSION section), without gaining a
+/// `--version` flag (`release --version` is an identity option).
+fn man_command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| {
+        sub.version(env!("CARGO_PKG_VERSION"))
+            .disable_version_flag(true)
+    })
 }
 
 #[cfg(test)]
@@ -636,29 +636,29 @@ mod tests {
     }
 
     #[test]
-    fn generate_numbers_are_clamped_as_before_and_the_last_one_wins() {
+    fn generate_numbers_in_range_are_taken_and_the_last_one_wins() {
         let o = generate_options(&generate_args(&[
             "generate",
-            "--zstd-level=30",
+            "--zstd-level=19",
             "--zstd-level",
-            "-4",
-            "--bsdiff-max",
-            "-1",
-            "--segment-mb=0",
-            "--margin-mb",
+            "1",
+            "--bsdiff-max-mib",
+            "0",
+            "--segment-mib=0",
+            "--margin-mib",
             "3",
             "--bsdiff-small-match",
-            "-9",
-            "--files-diff-level",
             "0",
+            "--files-diff-level",
+            "1",
             "--files-new-level",
-            "99",
+            "22",
             "--files-frame-level",
             "5",
-            "--files-frame-mb",
-            "500",
+            "--files-frame-mib",
+            "128",
             "--threads",
-            "-2",
+            "0",
             "--format",
             "extended",
             "--format=standard",
@@ -682,15 +682,84 @@ mod tests {
         );
         assert_eq!((o.threads, o.quiet, o.files), (0, true, false));
         assert_eq!(o.format, DeltaFormat::Standard);
+        // The earlier MiB spellings are hidden aliases.
         let o = generate_options(&generate_args(&[
             "generate",
-            "--files-frame-mb",
-            "-7",
+            "--bsdiff-max=2",
+            "--segment-mb=3",
+            "--margin-mb=4",
+            "--files-frame-mb=5",
             "a",
             "b",
             "c",
         ]));
-        assert_eq!(o.image.frame_size, 1 << 20);
+        let (s, i) = (o.settings, o.image);
+        assert_eq!(
+            (s.bsdiff_max, s.segment_size, s.segment_margin, i.frame_size),
+            (2 << 20, 3 << 20, 4 << 20, 5 << 20)
+        );
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_usage_errors_that_name_the_range() {
+        for (option, value, range) in [
+            ("--zstd-level", "0", "1..=22"),
+            ("--zstd-level", "23", "1..=22"),
+            ("--files-diff-level", "99", "1..=22"),
+            ("--files-frame-mib", "0", "1..=128"),
+            ("--files-frame-mib", "500", "1..=128"),
+            ("--segment-mib", "1048577", "0..=1048576"),
+        ] {
+            let arg = format!("{option}={value}");
+            let e = parse(&["generate", &arg, "a", "b", "c"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
+            let text = e.to_string();
+            assert!(
+                text.contains(range) && text.contains(option),
+                "{arg}: {text}"
+            );
+        }
+        for arg in [
+            "--threads=-2",
+            "--bsdiff-small-match=-9",
+            "--bsdiff-max-mib=-1",
+        ] {
+            let e = parse(&["generate", arg, "a", "b", "c"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
+        }
+    }
+
+    #[test]
+    fn an_option_never_takes_the_next_option_as_its_value() {
+        for args in [
+            &["release", "--out", "--quiet", "t.swu", "s.swu"][..],
+            &["generate", "--log-dir", "-q", "a", "b", "c"],
+            &["generate", "--zstd-level", "-5", "a", "b", "c"],
+            &["manifest", "--provider", "--name", "s.swu"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::UnknownArgument
+                ),
+                "{args:?}: {e}"
+            );
+        }
+        // A value that starts with '-' is given with '='.
+        let (a, _) = release_args(&[
+            "release",
+            "--out=-rel",
+            "--provider=P",
+            "--name=N",
+            "--version=1.0",
+            "--compat=a=1",
+            "--description=-beta",
+            "t.swu",
+            "s.swu",
+        ]);
+        assert_eq!(a.out, PathBuf::from("-rel"));
+        assert_eq!(a.identity.description.as_deref(), Some("-beta"));
     }
 
     #[test]
@@ -742,8 +811,7 @@ mod tests {
             "--compat",
             " a = 1 ,, b=2",
             "--compat=c=3",
-            "--description",
-            "-beta build",
+            "--description=-beta build",
             "--handler",
             "h/x:1",
             "--file",
@@ -754,9 +822,9 @@ mod tests {
             "sh sign.sh",
             "--jobs",
             "2",
-            "--threads=-1",
+            "--threads=0",
             "--zstd-level",
-            "40",
+            "22",
             "--no-files",
             "-q",
             "--format",
