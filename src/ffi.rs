@@ -28,6 +28,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::error::{code, Error};
 use crate::sync::lock;
 
+// The panic boundary catches panics with `catch_unwind`, which only works when panics unwind.
+// Built with `panic = "abort"` (a common embedded profile setting), a panic would abort the
+// Device Update agent's whole process instead of returning an error code, so refuse to build.
+// tests/panic_abort.rs checks that this error fires.
+#[cfg(panic = "abort")]
+compile_error!(
+    "libadudiffapi must be built with panic = \"unwind\": its C boundary turns panics into error \
+     codes with catch_unwind, and panic = \"abort\" would abort the agent process instead \
+     (set panic = \"unwind\" in the profile, or drop -C panic=abort from RUSTFLAGS)"
+);
+
 /// Opaque handle of a legacy apply session (`void *` in C).
 #[allow(non_camel_case_types)]
 pub type adu_apply_handle = *mut c_void;
@@ -326,9 +337,11 @@ unsafe fn apply_paths(
     target_path: *const c_char,
     log: Option<&Path>,
 ) -> Result<(), Error> {
-    // SAFETY (three calls): this function's contract.
+    // SAFETY: this function's contract: `source_path` is NULL or a valid C string.
     let source = unsafe { path_arg(source_path, "source_path") }?;
+    // SAFETY: likewise for `diff_path`.
     let delta = unsafe { path_arg(diff_path, "diff_path") }?;
+    // SAFETY: likewise for `target_path`.
     let target = unsafe { path_arg(target_path, "target_path") }?;
     let result = crate::apply::apply_files_with_report(&source, &delta, &target);
     if let Some(log) = log {
@@ -432,8 +445,9 @@ pub unsafe extern "C" fn diff_get_zlib_compression_level(
         if compression_level.is_null() {
             return Err(null_argument("compression_level"));
         }
-        // SAFETY (two calls): the caller's contract for the paths (see # Safety).
+        // SAFETY: the caller's contract (see # Safety): the path is NULL or a valid C string.
         let uncompressed = unsafe { path_arg(uncompressed_file_path, "uncompressed_file_path") }?;
+        // SAFETY: likewise for `compressed_file_path`.
         let compressed = unsafe { path_arg(compressed_file_path, "compressed_file_path") }?;
         // Private copies (memory, or temp files when memory is short): the caller's files are
         // never mapped, so truncating them meanwhile cannot raise SIGBUS in the host.
