@@ -398,7 +398,32 @@ pub extern "C" fn adu_diff_apply_get_error_text(
     })
 }
 
-/// Appends a one-line summary of an apply to the session's log file (best effort).
+/// `adudiffapi version <version>`, as `strings libadudiffapi.so | grep 'adudiffapi version'`
+/// shows it in the library file (docs/DEVICE.md). One literal, so its bytes are contiguous in
+/// the file; the NULs around it keep `strings` from joining it with neighbouring text; every
+/// apply log line uses it, so the linker keeps it. Not an exported symbol: the symbol list
+/// stays Microsoft's.
+const VERSION_TAG: &str = concat!("\0adudiffapi version ", env!("CARGO_PKG_VERSION"), "\0");
+
+/// The file this library was loaded from, as the process's memory map (`/proc/self/maps`)
+/// shows it: the mapping that holds this function's code. What the dynamic loader really
+/// resolved, whatever `LD_LIBRARY_PATH` or the loader cache say from a shell.
+fn loaded_from() -> Option<String> {
+    let here = loaded_from as fn() -> Option<String> as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode, then the path after padding spaces.
+        let mut fields = line.splitn(6, ' ');
+        let (start, end) = fields.next()?.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        let path = fields.nth(4)?.trim_start();
+        (start <= here && here < end && !path.is_empty()).then(|| path.to_owned())
+    })
+}
+
+/// Appends a one-line summary of an apply to the session's log file (best effort), starting
+/// with the library's version and the file it was loaded from.
 fn log_apply(
     log: &Path,
     source: &Path,
@@ -418,7 +443,9 @@ fn log_apply(
     {
         let _ = writeln!(
             f,
-            "adu_diff_apply source={} delta={} target={} -> {outcome}",
+            "{} ({}): adu_diff_apply source={} delta={} target={} -> {outcome}",
+            VERSION_TAG.trim_matches('\0'),
+            loaded_from().as_deref().unwrap_or("path unknown"),
             source.display(),
             delta.display(),
             target.display()
