@@ -4,7 +4,7 @@
 # toolchains, runs the emulated test subset under qemu-user, and builds and checks the .deb
 # packages for amd64, arm64 and armhf. Fails (non-zero) on the first failing step.
 #
-#   scripts/arm-ci.sh [step...]      steps: setup build test deb (default: all four, in order)
+#   scripts/arm-ci.sh [step...]      steps: setup build test deb yocto (default: all, in order)
 #
 # The ARM Rust standard library comes from Debian, not rustup (rustup cannot download targets
 # here): Debian's rustc-web (host compiler) plus the rlibs of libstd-rust-web-dev:arm64/:armhf
@@ -42,7 +42,7 @@ targets=${ARM_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 timings=${ARM_CI_TIMINGS:-$target_dir/arm-ci-timings.txt}
 steps=("$@")
-[ "${#steps[@]}" -gt 0 ] || steps=(setup build test deb)
+[ "${#steps[@]}" -gt 0 ] || steps=(setup build test deb yocto)
 
 # The emulated subset (README "Where it runs"): the unit tests of the workspace's libraries
 # (`lib`: adudiff-core, adudiffapi and adudiff-gen, the default members) and every integration
@@ -346,6 +346,17 @@ step_deb() {
     timed "check-debs" scripts/check-debs.sh "$out"/*.deb || die "scripts/check-debs.sh"
 }
 
+# The Yocto layer without bitbake (scripts/yocto-check.sh): oelint-adv, then the device library
+# built for arm64 from vendored crates with --offline --frozen, as the recipe's cargo class does.
+# Same toolchain and target directory as the build step, so its compiled dependencies are reused.
+step_yocto() {
+    timed "yocto-lint" scripts/yocto-check.sh lint
+    (
+        cross_env aarch64-unknown-linux-gnu
+        timed "yocto-vendor-build-aarch64" env CARGO="$DEB_CARGO" scripts/yocto-check.sh vendor-build
+    )
+}
+
 : >"$timings"
 for s in "${steps[@]}"; do
     case "$s" in
@@ -353,7 +364,8 @@ for s in "${steps[@]}"; do
         build) step_build ;;
         test) step_test ;;
         deb) step_deb ;;
-        *) die "unknown step $s (setup build test deb)" ;;
+        yocto) step_yocto ;;
+        *) die "unknown step $s (setup build test deb yocto)" ;;
     esac
 done
 echo "arm-ci: OK (${steps[*]}); timings in $timings:"

@@ -28,6 +28,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::error::{code, Error};
 use crate::sync::lock;
 
+// The panic boundary catches panics with `catch_unwind`, which only works when panics unwind.
+// Built with `panic = "abort"` (a common embedded profile setting), a panic would abort the
+// Device Update agent's whole process instead of returning an error code, so refuse to build.
+// tests/panic_abort.rs checks that this error fires.
+#[cfg(panic = "abort")]
+compile_error!(
+    "libadudiffapi must be built with panic = \"unwind\": its C boundary turns panics into error \
+     codes with catch_unwind, and panic = \"abort\" would abort the agent process instead \
+     (set panic = \"unwind\" in the profile, or drop -C panic=abort from RUSTFLAGS)"
+);
+
 /// Opaque handle of a legacy apply session (`void *` in C).
 #[allow(non_camel_case_types)]
 pub type adu_apply_handle = *mut c_void;
@@ -326,9 +337,11 @@ unsafe fn apply_paths(
     target_path: *const c_char,
     log: Option<&Path>,
 ) -> Result<(), Error> {
-    // SAFETY (three calls): this function's contract.
+    // SAFETY: this function's contract: `source_path` is NULL or a valid C string.
     let source = unsafe { path_arg(source_path, "source_path") }?;
+    // SAFETY: likewise for `diff_path`.
     let delta = unsafe { path_arg(diff_path, "diff_path") }?;
+    // SAFETY: likewise for `target_path`.
     let target = unsafe { path_arg(target_path, "target_path") }?;
     let result = crate::apply::apply_files_with_report(&source, &delta, &target);
     if let Some(log) = log {
@@ -385,7 +398,32 @@ pub extern "C" fn adu_diff_apply_get_error_text(
     })
 }
 
-/// Appends a one-line summary of an apply to the session's log file (best effort).
+/// `adudiffapi version <version>`, as `strings libadudiffapi.so | grep 'adudiffapi version'`
+/// shows it in the library file (docs/DEVICE.md). One literal, so its bytes are contiguous in
+/// the file; the NULs around it keep `strings` from joining it with neighbouring text; every
+/// apply log line uses it, so the linker keeps it. Not an exported symbol: the symbol list
+/// stays Microsoft's.
+const VERSION_TAG: &str = concat!("\0adudiffapi version ", env!("CARGO_PKG_VERSION"), "\0");
+
+/// The file this library was loaded from, as the process's memory map (`/proc/self/maps`)
+/// shows it: the mapping that holds this function's code. What the dynamic loader really
+/// resolved, whatever `LD_LIBRARY_PATH` or the loader cache say from a shell.
+fn loaded_from() -> Option<String> {
+    let here = loaded_from as fn() -> Option<String> as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode, then the path after padding spaces.
+        let mut fields = line.splitn(6, ' ');
+        let (start, end) = fields.next()?.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        let path = fields.nth(4)?.trim_start();
+        (start <= here && here < end && !path.is_empty()).then(|| path.to_owned())
+    })
+}
+
+/// Appends a one-line summary of an apply to the session's log file (best effort), starting
+/// with the library's version and the file it was loaded from.
 fn log_apply(
     log: &Path,
     source: &Path,
@@ -405,7 +443,9 @@ fn log_apply(
     {
         let _ = writeln!(
             f,
-            "adu_diff_apply source={} delta={} target={} -> {outcome}",
+            "{} ({}): adu_diff_apply source={} delta={} target={} -> {outcome}",
+            VERSION_TAG.trim_matches('\0'),
+            loaded_from().as_deref().unwrap_or("path unknown"),
             source.display(),
             delta.display(),
             target.display()
@@ -432,8 +472,9 @@ pub unsafe extern "C" fn diff_get_zlib_compression_level(
         if compression_level.is_null() {
             return Err(null_argument("compression_level"));
         }
-        // SAFETY (two calls): the caller's contract for the paths (see # Safety).
+        // SAFETY: the caller's contract (see # Safety): the path is NULL or a valid C string.
         let uncompressed = unsafe { path_arg(uncompressed_file_path, "uncompressed_file_path") }?;
+        // SAFETY: likewise for `compressed_file_path`.
         let compressed = unsafe { path_arg(compressed_file_path, "compressed_file_path") }?;
         // Private copies (memory, or temp files when memory is short): the caller's files are
         // never mapped, so truncating them meanwhile cannot raise SIGBUS in the host.

@@ -11,8 +11,9 @@ use adudiffapi::ffi::*;
 
 fn text(session: adu_apply_handle, index: u32) -> Option<String> {
     let ptr = adu_diff_apply_get_error_text(session, index);
-    // SAFETY: non-null pointers from the library stay valid until the next call on the session.
     (!ptr.is_null()).then(|| {
+        // SAFETY: non-null pointers from the library are NUL-terminated and stay valid until
+        // the next call on the session.
         unsafe { CStr::from_ptr(ptr) }
             .to_string_lossy()
             .into_owned()
@@ -64,11 +65,9 @@ fn null_stale_and_foreign_handles_are_harmless() {
         assert_eq!(adu_diff_apply_get_error_count(handle), 0);
         assert_eq!(adu_diff_apply_get_error_code(handle, 0), 0);
         assert!(adu_diff_apply_get_error_text(handle, 0).is_null());
-        // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
-        assert_eq!(
-            unsafe { adu_diff_apply_set_log_path(handle, s.as_ptr()) },
-            0
-        );
+        // SAFETY: the path is a NUL-terminated string alive during the call.
+        let set = unsafe { adu_diff_apply_set_log_path(handle, s.as_ptr()) };
+        assert_eq!(set, 0);
         adu_diff_apply_close_session(handle);
     }
     let session = adu_diff_apply_create_session();
@@ -99,11 +98,9 @@ fn null_path_arguments_are_code_1() {
         assert_eq!(adu_diff_apply_get_error_code(session, 0), 1);
         assert!(text(session, 0).unwrap().contains(name));
     }
-    // SAFETY: each path is NULL or a NUL-terminated string alive during the call.
-    assert_eq!(
-        unsafe { adu_diff_apply_set_log_path(session, std::ptr::null()) },
-        0
-    );
+    // SAFETY: a NULL path is allowed.
+    let set = unsafe { adu_diff_apply_set_log_path(session, std::ptr::null()) };
+    assert_eq!(set, 0);
     adu_diff_apply_close_session(session);
 }
 

@@ -7,11 +7,14 @@ use libz_sys as z;
 use std::os::raw::{c_int, c_void};
 
 unsafe extern "C" fn zalloc(_opaque: *mut c_void, items: z::uInt, size: z::uInt) -> *mut c_void {
-    libc::calloc(items as usize, size as usize)
+    // SAFETY: plain libc allocation (calloc checks `items * size` for overflow); zlib frees it
+    // with `zfree` below.
+    unsafe { libc::calloc(items as usize, size as usize) }
 }
 
 unsafe extern "C" fn zfree(_opaque: *mut c_void, p: *mut c_void) {
-    libc::free(p)
+    // SAFETY: zlib passes back a pointer `zalloc` returned (libc::calloc), or NULL.
+    unsafe { libc::free(p) }
 }
 
 /// Compress `data` with stock zlib: `deflateInit2_(level, 8, wbits, mem_level, 0)`,
@@ -29,6 +32,10 @@ pub fn zlib_deflate(
         Wrapper::Zlib => 15,
         Wrapper::Gzip => 31,
     };
+    // SAFETY: the z_stream lives on this frame for the whole use and is initialised by
+    // deflateInit2_ before any other call; next_in/next_out point into `data` and `out`, which
+    // outlive the stream, with avail_in/avail_out within their lengths (`out` is deflateBound
+    // + 64 bytes, enough for the whole stream); deflateEnd frees zlib's state.
     unsafe {
         let mut strm = z::z_stream {
             next_in: std::ptr::null_mut(),

@@ -5,6 +5,8 @@
 // The doc comments of `cli` are clap's help text, written in usage notation (`<source.swu>`),
 // not HTML; rustdoc would otherwise report them as unclosed tags.
 #![allow(rustdoc::invalid_html_tags)]
+// The CLI needs no unsafe code: the work is the libraries' safe public API.
+#![forbid(unsafe_code)]
 
 mod bars;
 mod cli;

@@ -16,6 +16,9 @@
 //! 11. [`recompress`];
 //! 12. [`generate`] — and the `adudiff` binary above everything, through the public API.
 
+// The host tools need no unsafe code: they reach the core through its safe public API.
+#![forbid(unsafe_code)]
+
 pub mod generate;
 pub mod recompress;
 pub mod swu;

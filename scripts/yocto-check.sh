@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Checks the Yocto layer (meta-adudiffapi/) without bitbake. Fails (non-zero) on the first
+# failing step.
+#
+#   scripts/yocto-check.sh [step...]     steps: lint vendor-build (default: both)
+#
+# lint          oelint-adv (pip install oelint-adv) on the recipe and layer.conf, for every
+#               release in LAYERSERIES_COMPAT, at every severity (info included); the
+#               LIC_FILES_CHKSUM md5 sums against the files. (tests/yocto.rs checks the crate
+#               list against Cargo.lock.)
+# vendor-build  what bitbake's cargo class does, minus bitbake: the crates of Cargo.lock
+#               vendored into a directory (`cargo vendor`), crates.io replaced by it, and the
+#               device library built from it with --offline --frozen, cross-compiled for
+#               $YOCTO_CHECK_TARGET (default aarch64-unknown-linux-gnu). Run by
+#               scripts/arm-ci.sh (step yocto), which sets up Debian's cross toolchain and
+#               exports its environment (RUSTC, the linker, CC_<target>, the sysroot);
+#               CARGO (default cargo) and CARGO_TARGET_DIR are honoured, so the arm-ci build's
+#               compiled dependencies are reused.
+set -Eeuo pipefail
+trap 'echo "yocto-check: FAILED (line $LINENO, exit $?): $BASH_COMMAND" >&2' ERR
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+layer=meta-adudiffapi
+recipe=$layer/recipes-support/adudiffapi/adudiffapi_0.1.0.bb
+target=${YOCTO_CHECK_TARGET:-aarch64-unknown-linux-gnu}
+cargo=${CARGO:-cargo}
+# The cargo arguments that select the device library. --no-default-features: drop after the
+# CLI crate split (the recipe's ADUDIFFAPI_CARGO_FEATURES, likewise).
+LIB_ARGS="-p adudiffapi --lib --no-default-features"
+
+die() {
+    echo "yocto-check: FAILED: $*" >&2
+    exit 1
+}
+
+step_lint() {
+    command -v oelint-adv >/dev/null || die "oelint-adv not found (pip install oelint-adv)"
+    local releases release out
+    releases=$(sed -n 's/^LAYERSERIES_COMPAT_adudiffapi = "\(.*\)"$/\1/p' "$layer/conf/layer.conf")
+    [ -n "$releases" ] || die "no LAYERSERIES_COMPAT_adudiffapi in $layer/conf/layer.conf"
+    for release in $releases; do
+        # Suppressed, with the reasons in the recipe: HOMEPAGE and BUGTRACKER (the project has
+        # none of its own yet), BBCLASSEXTEND (a target library has no native use).
+        out=$(oelint-adv --quiet --release "$release" \
+            --suppress oelint.var.mandatoryvar.HOMEPAGE \
+            --suppress oelint.var.suggestedvar.BUGTRACKER \
+            --suppress oelint.var.bbclassextend \
+            "$recipe" "$layer/conf/layer.conf" 2>&1) || die "oelint-adv --release $release: $out"
+        [ -z "$out" ] || die "oelint-adv --release $release reports: $out"
+        echo "yocto-check: oelint-adv $(oelint-adv --version 2>&1 | tail -n 1) --release $release: clean (all severities)"
+    done
+    local file sum
+    while read -r file sum; do
+        [ "$(md5sum <"$file" | cut -d' ' -f1)" = "$sum" ] || die "LIC_FILES_CHKSUM: md5 of $file is not $sum"
+    done < <(grep -o 'file://[^; ]*;md5=[0-9a-f]*' "$recipe" | sed 's|file://\(.*\);md5=\(.*\)|\1 \2|')
+    echo "yocto-check: LIC_FILES_CHKSUM matches"
+}
+
+step_vendor_build() {
+    local vendor
+    vendor=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$vendor'" RETURN
+    # Every package of Cargo.lock, as bitbake fetches them from the recipe's crate:// entries.
+    "$cargo" vendor --locked --quiet "$vendor/crates" >/dev/null
+    local nvendored nlock
+    nvendored=$(find "$vendor/crates" -mindepth 1 -maxdepth 1 -type d | wc -l)
+    nlock=$(grep -c '^source = "registry+' Cargo.lock)
+    [ "$nvendored" = "$nlock" ] || die "cargo vendor wrote $nvendored crates, Cargo.lock has $nlock"
+    # --ignore-rust-version: preflate-rs declares Rust 1.89, and builds with our MSRV 1.85
+    # (Cargo.toml); Yocto's own Rust (whinlatter 1.90, wrynose 1.94) needs no such flag.
+    # shellcheck disable=SC2086
+    "$cargo" build $LIB_ARGS --release --offline --frozen --ignore-rust-version --target "$target" \
+        --config "source.crates-io.replace-with='yocto-vendored'" \
+        --config "source.yocto-vendored.directory='$vendor/crates'"
+    local lib=${CARGO_TARGET_DIR:-$root/target}/$target/release/libadudiffapi.so
+    [ -f "$lib" ] || die "no $lib"
+    file -L "$lib" 2>/dev/null || readelf -h "$lib" | grep Machine
+    echo "yocto-check: $lib built offline from $nvendored vendored crates"
+}
+
+steps=("$@")
+[ "${#steps[@]}" -gt 0 ] || steps=(lint vendor-build)
+for s in "${steps[@]}"; do
+    case "$s" in
+        lint) step_lint ;;
+        vendor-build) step_vendor_build ;;
+        *) die "unknown step $s (lint vendor-build)" ;;
+    esac
+done
+echo "yocto-check: OK (${steps[*]})"
