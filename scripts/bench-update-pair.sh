@@ -32,6 +32,7 @@ measure() { # NAME COMMAND... : runs COMMAND, leaves "seconds KiB" in $WORK/NAME
 seconds() { cut -d' ' -f1 "$WORK/$1.time"; }
 mib() { echo $(($(cut -d' ' -f2 "$WORK/$1.time") / 1024)); }
 size() { stat -c %s "$1"; }
+grouped() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; } # 1234567 -> 1,234,567
 
 echo "== standard: recompress, generate, apply" >&2
 measure recompress "$BIN" recompress "$PAIR/v2.swu" "$WORK/v2r.swu"
@@ -51,8 +52,8 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f %%", 100 * a / b}'; }
 cat <<EOF
 Measured $(date -u '+%F %H:%M UTC') on a $(nproc)-core machine ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)), by \`scripts/bench-update-pair.sh\` on the pair of \`scripts/make-update-pair.sh\` ($(sed -n 1p "$PAIR/README.txt" | sed 's/.* on \([0-9-]*\) from \(.*\)/\2, built \1/')).
 
-| delta | target | target bytes | delta bytes | % of target | prepare s | generate s / peak RSS MiB | apply s / peak RSS MiB (C ABI) | byte-exact |
+| delta | target | target bytes | delta bytes | % of target | recompress s | generate s / peak RSS MiB | apply s / peak RSS MiB (C ABI) | byte-exact |
 |---|---|--:|--:|--:|--:|--:|--:|---|
-| standard | v2.swu recompressed | $(size "$WORK/v2r.swu") | **$(size "$WORK/standard.delta")** | $(pct "$(size "$WORK/standard.delta")" "$(size "$WORK/v2r.swu")") | $(seconds recompress) | $(seconds generate) / $(mib generate) | $(seconds apply) / $(mib apply) | yes |
-| $format | v2.swu as built | $(size "$PAIR/v2.swu") | **$(size "$WORK/extended.delta")** | $(pct "$(size "$WORK/extended.delta")" "$(size "$PAIR/v2.swu")") | — | $(seconds ext-generate) / $(mib ext-generate) | $(seconds ext-apply) / $(mib ext-apply) | yes |
+| standard | v2.swu recompressed | $(grouped "$(size "$WORK/v2r.swu")") | **$(grouped "$(size "$WORK/standard.delta")")** | $(pct "$(size "$WORK/standard.delta")" "$(size "$WORK/v2r.swu")") | $(seconds recompress) | $(seconds generate) / $(mib generate) | $(seconds apply) / $(mib apply) | yes |
+| $format | v2.swu as built | $(grouped "$(size "$PAIR/v2.swu")") | **$(grouped "$(size "$WORK/extended.delta")")** | $(pct "$(size "$WORK/extended.delta")" "$(size "$PAIR/v2.swu")") | — | $(seconds ext-generate) / $(mib ext-generate) | $(seconds ext-apply) / $(mib ext-apply) | yes |
 EOF
