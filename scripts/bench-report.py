@@ -11,11 +11,11 @@ import sys
 
 results, docs, nproc, cpu = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 as_built = sys.argv[5] if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
-# The single-thread preflate baseline of the as-built rootfs (issue 10's measurement with
+# The single-thread preflate baseline of the as-built rootfs (measured once with
 # preflate-rs 0.7.6, whole-stream API): what rebuilding the GNU gzip stream costs without our
 # exact re-encoder.
-PREFLATE_BASELINE = "corpus v2 rootfs.ext4.gz (GNU gzip -9 -n, 66,861,300 B): preflate-rs 0.7.6 corrections 4,921 B, rebuild 37.7 s on one thread at 1.2 GB RSS"
-# Best generic tools from shared/corpus/BASELINES.md (2026-11-21, same machine type):
+PREFLATE_BASELINE = "the minor case's v2 rootfs.ext4.gz (GNU gzip -9 -n, 66,861,300 B): preflate-rs 0.7.6 corrections 4,921 B, rebuild 37.7 s on one thread at 1.2 GB RSS"
+# Best generic tools on the same pairs (measured 2026-11-21, same machine type):
 # (best on the uncompressed payload, its generation time in s; best on the .swu files).
 BASELINES = {
     "minor": [("hdiffz -m-6 (ext4 image only)", 4_903_133, 8.82), ("zstd --ultra -22 --long=31 (ext4 only)", 5_423_185, 91.61),
@@ -32,13 +32,17 @@ def g(n): return f"{int(n):,}"
 out = []
 out.append("# Generator benchmark\n")
 out.append(f"Measured {os.environ.get('BENCH_DATE') or datetime.date.today().isoformat()} on a {nproc}-core machine ({cpu}), by "
-           "`scripts/bench-generate.sh` (corpus from `shared/corpus/make-corpus.sh`; deltas are "
-           "v1.swu → `adudiff recompress`ed v2.swu, verified by the generator and re-applied with "
-           "`adudiff apply` + `cmp`). Baselines are from `shared/corpus/BASELINES.md`; generic tools "
-           "there were run on the *uncompressed ext4 image alone*, while our delta rebuilds the "
-           "whole SWU byte-exactly (including re-gzipping the image). The corpus is deterministic: the "
-           "`.ext4`/`.bin` payloads are byte-identical to those of BASELINES.md (same SHA-256); the `.swu` "
-           "files differ only in `sw-description.sig`, because the signing key is generated per cache.\n")
+           "`scripts/bench-generate.sh` on three update pairs built with debootstrap by a script kept "
+           "outside this repository: *minor*, a Debian bookworm rootfs update (systemd, openssl and curl "
+           "from their second-newest to their newest versions, five more packages, changed configuration: "
+           "481 new and 339 changed files, ext4 image 209 MiB → 222 MiB, signed SWU with kernel and config "
+           "tarball); *major*, Debian bullseye → the same bookworm target; *firmware*, a raw 4.7 MB binary "
+           "(libcrypto.so.3 of two Debian openssl versions). Deltas are v1.swu → `adudiff recompress`ed "
+           "v2.swu, verified by the generator and re-applied with `adudiff apply` + `cmp`. The generic "
+           "tools below were run on the *uncompressed ext4 image alone*, while our delta rebuilds the "
+           "whole SWU byte-exactly (including re-gzipping the image). "
+           "`scripts/bench-update-pair.sh` reproduces the minor case on a comparable pair built by "
+           "`scripts/make-update-pair.sh` from this repository alone ([MEASUREMENTS.md](MEASUREMENTS.md#delta-sizes)).\n")
 out.append("| case | v2.swu | recompressed v2 | recompress s | **adudiff delta** | % of v2 | generate s | peak RSS MiB | apply s | apply RSS MiB | byte-exact |")
 out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for r in rows:
@@ -46,7 +50,7 @@ for r in rows:
     rs = float(r[9]) if len(r) > 9 and r[9] else 0.0
     out.append(f"| {c} | {g(v2)} | {g(v2r)} | {rs:.1f} | **{g(delta)}** | {int(delta)*100/int(v2r):.2f} % | {float(gs):.1f} | {gm} | {float(aps):.1f} | {am} | {ok} |")
 out.append("")
-out.append("Baselines (best generic tools, BASELINES.md):\n")
+out.append("Baselines (best generic tools on the same pairs, 2026-11-21):\n")
 out.append("| case | tool | patch bytes | gen s |")
 out.append("|---|---|--:|--:|")
 for r in rows:
