@@ -10,6 +10,7 @@ corpus/inflate: raw/gzip/zlib streams of vector targets, with the 4-byte selecto
 corpus/zstd: every zstd frame found inside a delta (from its magic), with the header.
 corpus/deflate_reconstruct: the correction blob of each fixture delta in tests/fixtures/extended*
   with the plain text of the gzip member it rebuilds (from the fixture's target.swu).
+corpus/pigz_blob: one-job pigz texts with fixed and explicit layouts.
 """
 import gzip
 import hashlib
@@ -130,6 +131,27 @@ for case in sorted(os.listdir(FIXTURES)):
         head = bytes([selector]) + struct.pack("<H", len(plain)) + struct.pack("<I", length)[:3]
         put("deflate_reconstruct", head + plain + blob)
 
-for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu", "deflate_reconstruct"):
+
+def varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+# pigz_blob: one-job texts (a single pigz job is zlib's raw deflate at memLevel 8), with the
+# fixed layout and with an explicit one-piece layout, on 0 and 2 threads.
+for level in (1, 6, 9):
+    plain = b"".join(b"pigz job %d\n" % (i % 97) for i in range(2500))[:30000]
+    raw = zlib.compressobj(level, zlib.DEFLATED, -15, 8)
+    length = len(raw.compress(plain) + raw.flush())
+    head = struct.pack("<H", len(plain)) + struct.pack("<I", length)[:3]
+    fixed = b"ADEX\x02" + bytes([level, 0]) + varint(32768)
+    explicit = b"ADEX\x02" + bytes([level, 2]) + varint(32768) + varint(1) + varint(len(plain) * 2 + 1)
+    put("pigz_blob", head + bytes([level % 3]) + plain + fixed)
+    put("pigz_blob", head + bytes([2]) + plain + explicit)
+
+for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu", "deflate_reconstruct", "pigz_blob"):
     d = os.path.join(OUT, target)
     print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")

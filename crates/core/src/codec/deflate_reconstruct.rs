@@ -65,6 +65,9 @@ fn failed(detail: impl std::fmt::Display) -> Error {
 pub const CODEC_EXACT: u64 = 2;
 /// Codec version (recipe number 1) of [`CODEC_EXACT`]: [`EXACT_MAGIC`] blob, encoder 1.
 pub const CODEC_EXACT_VERSION: u64 = 1;
+/// Codec version of [`CODEC_EXACT`] that also knows encoder 2, pigz
+/// ([`crate::codec::pigz`]); appliers that know only version 1 refuse it cleanly.
+pub const CODEC_EXACT_VERSION_PIGZ: u64 = 2;
 /// First bytes of a codec-2 blob.
 pub const EXACT_MAGIC: &[u8; 4] = b"ADEX";
 /// Codec-2 encoder byte: GNU gzip 1.x's deflate ([`crate::pardeflate::Encoder::GnuGzip`]).
@@ -76,7 +79,8 @@ pub const MAX_EXACT_FAST_PLAIN: u64 = 8 << 20;
 /// Checks that this applier knows codec `codec` at version `version`.
 pub fn check_codec(codec: u64, version: u64) -> Result<()> {
     if (codec, version) == (CODEC_PREFLATE, CODEC_PREFLATE_VERSION)
-        || (codec, version) == (CODEC_EXACT, CODEC_EXACT_VERSION)
+        || (codec == CODEC_EXACT
+            && (CODEC_EXACT_VERSION..=CODEC_EXACT_VERSION_PIGZ).contains(&version))
     {
         return Ok(());
     }
@@ -85,7 +89,8 @@ pub fn check_codec(codec: u64, version: u64) -> Result<()> {
         format!(
             "deflate_reconstruct: correction codec {codec} version {version} is not supported \
              by this applier (it knows codec {CODEC_PREFLATE} version {CODEC_PREFLATE_VERSION} \
-             and codec {CODEC_EXACT} version {CODEC_EXACT_VERSION}); update the delta processor \
+             and codec {CODEC_EXACT} versions {CODEC_EXACT_VERSION}..={CODEC_EXACT_VERSION_PIGZ}); \
+             update the delta processor \
              or use the full image"
         ),
     ))
@@ -147,6 +152,17 @@ pub fn reader(
     use crate::pardeflate::{
         Encoder, ParallelDeflateReader, SequentialDeflateReader, StreamOptions, Wrapper,
     };
+    if version == CODEC_EXACT_VERSION_PIGZ && blob.get(4) == Some(&crate::codec::pigz::ENCODER_PIGZ)
+    {
+        // Two workers when both cores are free to use; the caller's thread otherwise.
+        let threads = if one_core() || crate::io::scratch::address_space_limit().is_some() {
+            0
+        } else {
+            2
+        };
+        let r = crate::codec::pigz::PigzReader::new(plain, plain_len, &blob, output_len, threads)?;
+        return Ok(Box::new(r));
+    }
     let level = parse_exact_blob(&blob, plain_len)?;
     let setup = |e: io::Error| {
         Error::from_io(e, code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN)
@@ -155,8 +171,7 @@ pub fn reader(
     // Under an address-space limit, on one core, or for an input longer than a 32-bit process
     // should map (`MAX_SPOOLED_INPUT`): the caller's thread, ~4.3 MiB of input held,
     // no spool mapping. Otherwise all cores through the spooled parallel reader.
-    let one_core = std::thread::available_parallelism().map_or(1, |n| n.get()) == 1;
-    if one_core
+    if one_core()
         || crate::io::scratch::address_space_limit().is_some()
         || !(..=crate::pardeflate::MAX_SPOOLED_INPUT).contains(&plain_len)
     {
@@ -175,6 +190,11 @@ pub fn reader(
     )
     .map_err(setup)?;
     Ok(Box::new(reader))
+}
+
+/// Whether this machine offers one core only.
+fn one_core() -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) == 1
 }
 
 /// One chunk's header.
@@ -606,11 +626,17 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err.code, code::EXT_RECONSTRUCT_FAILED);
-        // Codec 2 at another version is unknown.
+        // Codec 2 at a later version is unknown; version 2 (pigz) reads version-1 blobs.
         assert_eq!(
-            check_codec(CODEC_EXACT, 2).unwrap_err().code,
+            check_codec(CODEC_EXACT, CODEC_EXACT_VERSION_PIGZ + 1)
+                .unwrap_err()
+                .code,
             code::EXT_CODEC_UNSUPPORTED
         );
+        let blob = exact_gnu_gzip_blob(6);
+        let stream = deflate_as(&plain, Wrapper::Raw, 6, Encoder::GnuGzip);
+        let out = rebuild_with(&plain, CODEC_EXACT, CODEC_EXACT_VERSION_PIGZ, &blob, 0).unwrap();
+        assert!(out == stream);
     }
 
     #[test]

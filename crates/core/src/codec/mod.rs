@@ -9,6 +9,7 @@
 pub mod bspatch;
 pub mod deflate_reconstruct;
 pub mod inflate;
+pub mod pigz;
 pub mod zlib_deflate;
 pub mod zstd;
 pub mod zstd_compress;

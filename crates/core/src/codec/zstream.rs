@@ -170,6 +170,61 @@ impl Deflater {
     }
 }
 
+// Added in zlib 1.2.5.1 but not declared by libz-sys; the bundled static zlib defines it.
+extern "C" {
+    fn deflatePending(strm: z::z_streamp, pending: *mut c_uint, bits: *mut c_int) -> c_int;
+}
+
+impl Deflater {
+    /// `deflateReset` then `deflateParams(level, Z_DEFAULT_STRATEGY)` (pigz's per-job setup).
+    pub fn reset_with_level(&mut self, level: i32) -> c_int {
+        // SAFETY: the stream is initialised and owned by `self`.
+        unsafe {
+            let ret = z::deflateReset(&mut *self.stream);
+            if ret != z::Z_OK {
+                return ret;
+            }
+            z::deflateParams(&mut *self.stream, level, z::Z_DEFAULT_STRATEGY)
+        }
+    }
+
+    /// `deflateSetDictionary` with `dictionary` (at most 1 GiB; callers pass ≤ 32 KiB).
+    pub fn set_dictionary(&mut self, dictionary: &[u8]) -> c_int {
+        let len = dictionary.len().min(MAX_CHUNK);
+        // SAFETY: the stream is initialised; zlib copies the dictionary before returning.
+        unsafe { z::deflateSetDictionary(&mut *self.stream, dictionary.as_ptr(), len as c_uint) }
+    }
+
+    /// One `deflate(flush)` call with any flush mode.
+    pub fn step_flush(&mut self, input: &[u8], output: &mut [u8], flush: c_int) -> Step {
+        // SAFETY: as in `step`.
+        run(&mut self.stream, input, output, |s| unsafe {
+            z::deflate(s, flush)
+        })
+    }
+
+    /// Bits waiting in zlib's bit buffer that do not yet fill a byte (`deflatePending`).
+    pub fn pending_bits(&mut self) -> Result<u32> {
+        let mut pending: c_uint = 0;
+        let mut bits: c_int = 0;
+        // SAFETY: the stream is initialised; both out-pointers are live locals.
+        let ret = unsafe { deflatePending(&mut *self.stream, &mut pending, &mut bits) };
+        if ret != z::Z_OK {
+            return Err(Error::new(
+                code::IO_ZLIB_WRITER_DEFLATE_FAILED,
+                format!("deflatePending() failed. ret: {ret}"),
+            ));
+        }
+        Ok(bits as u32)
+    }
+
+    /// `deflatePrime(bits, value)`: inserts `bits` bits of `value` into the output.
+    pub fn prime(&mut self, bits: c_int, value: c_int) -> c_int {
+        // SAFETY: the stream is initialised and owned by `self`.
+        unsafe { z::deflatePrime(&mut *self.stream, bits, value) }
+    }
+}
+
 impl Drop for Deflater {
     fn drop(&mut self) {
         // SAFETY: the stream was successfully initialised by deflateInit2_ and is ended once.
@@ -201,6 +256,20 @@ impl Inflater {
             ));
         }
         Ok(Inflater { stream })
+    }
+
+    /// One `inflate(Z_BLOCK)` call: stops at each deflate block boundary.
+    pub fn step_block(&mut self, input: &[u8], output: &mut [u8]) -> Step {
+        // SAFETY: as in `step`.
+        run(&mut self.stream, input, output, |s| unsafe {
+            z::inflate(s, z::Z_BLOCK)
+        })
+    }
+
+    /// zlib's `data_type` after the last call: unused bits of the last input byte (low 3
+    /// bits), +64 while in the last block, +128 right after a block's end.
+    pub fn data_type(&self) -> i32 {
+        self.stream.data_type
     }
 
     /// One `inflate(Z_NO_FLUSH)` call.

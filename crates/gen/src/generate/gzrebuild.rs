@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use adudiff_core::codec::deflate_reconstruct as dr;
+use adudiff_core::codec::pigz;
 
 /// Most plain text of one gzip file the generator describes this way: 4 GiB on 64-bit hosts,
 /// 1 GiB on 32-bit ones, whose 3 GiB of address space also hold the compressed file and the
@@ -62,23 +63,58 @@ impl Rebuilt {
     }
 }
 
-/// How a file's deflate streams are rebuilt, for summaries: `GNU gzip -LEVEL` when every
-/// stream is GNU gzip's re-encoded exactly (codec 2), else "preflate" (corrections).
+/// How a file's deflate streams are rebuilt, for summaries: `GNU gzip -LEVEL` or
+/// `pigz -LEVEL [-i] [--rsyncable]` when every stream is re-encoded exactly (codec 2) the
+/// same way, else "preflate" (corrections).
 pub fn rebuilt_by(pieces: &[Piece]) -> String {
-    let mut levels = pieces.iter().filter_map(|p| match p {
+    let mut labels = pieces.iter().filter_map(|p| match p {
         Piece::Deflate {
             codec, corrections, ..
         } => Some(
             (codec.0 == dr::CODEC_EXACT)
-                .then(|| corrections.last().copied())
+                .then(|| exact_label(corrections))
                 .flatten(),
         ),
         Piece::Literal(_) => None,
     });
-    let first = levels.next().flatten();
+    let first = labels.next().flatten();
     match first {
-        Some(level) if levels.all(|l| l == Some(level)) => format!("GNU gzip -{level}"),
+        Some(label) if labels.all(|l| l.as_ref() == Some(&label)) => label,
         _ => "preflate".into(),
+    }
+}
+
+/// The encoder a codec-2 blob names, as its command line.
+fn exact_label(blob: &[u8]) -> Option<String> {
+    match blob.get(4)? {
+        &dr::EXACT_GNU_GZIP => Some(format!("GNU gzip -{}", blob.last()?)),
+        &pigz::ENCODER_PIGZ => {
+            let params = pigz::PigzParams::from_blob(blob, 0).ok().or_else(|| {
+                // The explicit layout's lengths do not add up to 0: read the header only.
+                let flags = *blob.get(6)?;
+                Some(pigz::PigzParams {
+                    level: u32::from(*blob.get(5)?),
+                    independent: flags & pigz::FLAG_INDEPENDENT != 0,
+                    layout: if flags & pigz::FLAG_EXPLICIT != 0 {
+                        pigz::Layout::Explicit {
+                            block: 0,
+                            pieces: Vec::new(),
+                        }
+                    } else {
+                        pigz::Layout::Fixed(0)
+                    },
+                })
+            })?;
+            let mut label = format!("pigz -{}", params.level);
+            if params.independent {
+                label.push_str(" -i");
+            }
+            if matches!(params.layout, pigz::Layout::Explicit { .. }) {
+                label.push_str(" --rsyncable");
+            }
+            Some(label)
+        }
+        _ => None,
     }
 }
 
@@ -155,13 +191,27 @@ struct Described {
 }
 
 /// The raw deflate stream at the start of `data` (followed by anything), described by codec
-/// 2 when GNU gzip at some level reproduces it, else by codec 1. `xfl` is the gzip header's
-/// extra-flags byte (GNU gzip writes 2 for `-9`, 4 for `-1`, 0 otherwise), which orders the
-/// levels tried.
+/// 2 when GNU gzip at some level or pigz reproduces it, else by codec 1. `xfl` is the gzip
+/// header's extra-flags byte (GNU gzip and pigz write 2 for `-9`, 4 for `-1`, 0 otherwise),
+/// which orders the levels tried.
 fn describe_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> {
-    if let Some(d) = gnu_gzip_stream(data, xfl, max_plain) {
-        return Some(d);
+    let (plain, deflate_len) = inflate_raw_prefix(data, max_plain)?;
+    let stream = &data[..deflate_len];
+    let exact = gnu_gzip_stream(&plain, stream, xfl)
+        .map(|blob| ((dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION), blob))
+        .or_else(|| {
+            pigz_stream(&plain, stream, xfl)
+                .map(|blob| ((dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION_PIGZ), blob))
+        });
+    if let Some((codec, blob)) = exact {
+        return Some(Described {
+            plain,
+            deflate_len,
+            codec,
+            blob,
+        });
     }
+    drop(plain);
     let a = dr::analyse(data, max_plain)?;
     // The check the applier will make, with the applier's code.
     let rebuilt = dr::rebuild(&a.plain, &a.corrections, a.deflate_len as u64).ok()?;
@@ -179,24 +229,27 @@ fn describe_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> 
 /// Plain text compressed per level in [`gnu_gzip_stream`]'s quick test.
 const PROBE_PLAIN: usize = 1 << 20;
 
-/// The stream described by codec 2 if GNU gzip at some level writes exactly it.
+/// Levels to try for an `xfl` byte, likeliest first.
+fn levels_for(xfl: u8) -> &'static [u32] {
+    match xfl {
+        2 => &[9],
+        4 => &[1],
+        _ => &[6, 5, 7, 8, 4, 3, 2],
+    }
+}
+
+/// The codec-2 blob (version 1) if GNU gzip at some level writes exactly `stream` from
+/// `plain`.
 ///
 /// Each candidate level first compresses the first MiB of the text: GNU gzip's blocks before
 /// the last one of that probe are the stream's own blocks, so a level whose probe agrees with
 /// the stream over all but the last 64 KiB (or wholly, for a short text) is the one; it is
 /// then checked over the whole stream with the applier's own reader.
-fn gnu_gzip_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> {
+fn gnu_gzip_stream(plain: &[u8], stream: &[u8], xfl: u8) -> Option<Vec<u8>> {
     use adudiff_core::pardeflate::{deflate_as, Encoder, Wrapper};
-    let (plain, deflate_len) = inflate_raw_prefix(data, max_plain)?;
-    let levels: &[u32] = match xfl {
-        2 => &[9],
-        4 => &[1],
-        _ => &[6, 5, 7, 8, 4, 3, 2],
-    };
     let probe = &plain[..plain.len().min(PROBE_PLAIN)];
     let whole = probe.len() == plain.len();
-    let stream = &data[..deflate_len];
-    let level = levels.iter().copied().find(|&level| {
+    let level = levels_for(xfl).iter().copied().find(|&level| {
         if level < 4 && plain.len() as u64 > dr::MAX_EXACT_FAST_PLAIN {
             return false;
         }
@@ -209,13 +262,89 @@ fn gnu_gzip_stream(data: &[u8], xfl: u8, max_plain: usize) -> Option<Described> 
     })?;
     let blob = dr::exact_gnu_gzip_blob(level);
     let codec = (dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION);
-    let rebuilt = dr::rebuild_with(&plain, codec.0, codec.1, &blob, deflate_len as u64).ok()?;
-    (rebuilt[..] == *stream).then_some(Described {
-        plain,
-        deflate_len,
-        codec,
-        blob,
-    })
+    let rebuilt = dr::rebuild_with(plain, codec.0, codec.1, &blob, stream.len() as u64).ok()?;
+    (rebuilt[..] == *stream).then_some(blob)
+}
+
+/// Output a pigz guess compresses before it is compared with the stream's start (a few jobs).
+const PIGZ_PROBE_OUT: usize = 48 << 10;
+/// `-b` values tried for `--rsyncable` streams (bytes), likeliest first.
+const PIGZ_RSYNC_BLOCKS: [u32; 6] = [128 << 10, 32 << 10, 64 << 10, 256 << 10, 512 << 10, 1 << 20];
+
+/// The codec-2 blob (version 2) if pigz (levels 1–9, any `-b`, `-i`, `--rsyncable`, with stock zlib)
+/// wrote `stream` from `plain`.
+///
+/// The stream's empty blocks (pigz's byte-alignment markers) sit at job ends: their offsets'
+/// greatest common divisor is the job size of a fixed layout; streams whose markers have no
+/// such divisor are tried as `--rsyncable` with pigz's own job cutting. Each guess (layout ×
+/// `-i` × level) first encodes a few jobs and is compared with the stream's start; the first
+/// that agrees is checked over the whole stream with the applier's own (parallel) reader.
+fn pigz_stream(plain: &[u8], stream: &[u8], xfl: u8) -> Option<Vec<u8>> {
+    let (markers, len) = pigz::empty_block_offsets(stream, plain.len() as u64)?;
+    if len != stream.len() {
+        return None;
+    }
+    let plain_len = plain.len() as u64;
+    let gcd = markers
+        .iter()
+        .filter(|&&o| o < plain_len)
+        .fold(0u64, |g, &o| gcd(g, o));
+    let mut fixed: Vec<u32> = Vec::new();
+    if (pigz::MIN_BLOCK..=pigz::MAX_BLOCK).contains(&gcd) {
+        fixed.push(gcd as u32);
+    }
+    if gcd == 0 || gcd % (128 << 10) == 0 {
+        fixed.push(128 << 10);
+    }
+    fixed.dedup();
+    let rsync = !(gcd == 0 || gcd >= pigz::MIN_BLOCK);
+    let layouts: Box<dyn Iterator<Item = pigz::Layout>> = if rsync {
+        Box::new(PIGZ_RSYNC_BLOCKS.into_iter().map(|block| {
+            let pieces = pigz::rsyncable_jobs(plain, block as usize)
+                .into_iter()
+                .flat_map(|job| {
+                    let n = job.len();
+                    job.into_iter()
+                        .enumerate()
+                        .map(move |(i, l)| (l, i + 1 == n))
+                })
+                .collect();
+            pigz::Layout::Explicit { block, pieces }
+        }))
+    } else {
+        Box::new(fixed.into_iter().map(pigz::Layout::Fixed))
+    };
+    let likely = levels_for(xfl);
+    let mut levels = likely.to_vec();
+    levels.extend((1..=9).filter(|l| !likely.contains(l)));
+    for layout in layouts {
+        for independent in [false, true] {
+            for &level in &levels {
+                let params = pigz::PigzParams {
+                    level,
+                    independent,
+                    layout: layout.clone(),
+                };
+                let probe = pigz::encode_prefix(plain, &params, PIGZ_PROBE_OUT).ok()?;
+                if !stream.starts_with(&probe) {
+                    continue;
+                }
+                let blob = params.to_blob();
+                let codec = (dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION_PIGZ);
+                let rebuilt = dr::rebuild_with(plain, codec.0, codec.1, &blob, len as u64);
+                return rebuilt.ok().filter(|r| r[..] == *stream).map(|_| blob);
+            }
+        }
+    }
+    None
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Inflates the raw deflate stream at the start of `data`: its plain text and its length in
