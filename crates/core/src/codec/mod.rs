@@ -12,6 +12,7 @@ pub mod inflate;
 pub mod zlib_deflate;
 pub mod zstd;
 pub mod zstd_compress;
+pub mod zstd_structure;
 mod zstream;
 
 pub use bspatch::BspatchReader;
