@@ -15,8 +15,9 @@
 # Needs root (debootstrap, chroot) and the Debian mirror of the machine's apt configuration
 # (override: MIRROR=http://... SECURITY_MIRROR=http://...); about 1.5 GiB under OUTDIR.
 # Deterministic settings: SOURCE_DATE_EPOCH per version (file mtimes clamped to it, inode
-# a/c/crtimes set to it), fixed ext4 UUID and directory hash seed, E2FSPROGS_FAKE_TIME, gzip -n,
-# cpio --reproducible. Package contents follow the mirror's state on the day of the run.
+# a/c/crtimes set to it), fixed ext4 UUID and directory hash seed, E2FSPROGS_FAKE_TIME, mke2fs's
+# inode-table zeroing pinned (its block-group flags otherwise depend on whether the image file
+# existed), gzip -n, cpio --reproducible. Package contents follow the mirror's state on the day of the run.
 set -euo pipefail
 
 OUT=${1:?usage: make-update-pair.sh OUTDIR [SUITE]}
@@ -90,7 +91,7 @@ make_image() { # ROOT IMAGE SOURCE_DATE_EPOCH
 	rm -f "$img"
 	truncate -s "${mib}M" "$img"
 	E2FSPROGS_FAKE_TIME=$sde mkfs.ext4 -q -F -d "$root" -L rootfs -U "$EXT4_UUID" \
-		-E hash_seed="$EXT4_HASH_SEED" -b 4096 "$img"
+		-E hash_seed="$EXT4_HASH_SEED",lazy_itable_init=1,nodiscard -b 4096 "$img"
 	# mke2fs -d allocates inodes in order: 1-10 reserved, 11 lost+found, then the tree.
 	used=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Inode count/ {n = $2} /^Free inodes/ {f = $2} END {print n - f}')
 	for i in 2 $(seq 11 "$used"); do
