@@ -72,7 +72,7 @@ fn decompress(frames: &[u8], length: usize) -> Vec<u8> {
 #[test]
 fn libzstd_frames_round_trip_exactly() {
     let input = content(1_500_000);
-    let mut shapes: Vec<Vec<CParameter>> = [-5, 1, 3, 7, 12, 17, 19]
+    let mut shapes: Vec<Vec<CParameter>> = [-5, 1, 3, 12, 19]
         .iter()
         .map(|&level| {
             vec![
