@@ -7,8 +7,6 @@ use std::process::Command;
 #[path = "../c_harness/mod.rs"]
 mod c_harness;
 
-pub use c_harness::adudiff_exe;
-
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
 /// Deterministic, moderately compressible pseudo-text of `len` bytes.
@@ -135,4 +133,9 @@ pub fn assert_microsoft_readable(path: &std::path::Path) {
 /// ([`c_harness::target_cmd`]).
 pub fn adudiff_command() -> Command {
     c_harness::target_cmd(c_harness::adudiff_exe())
+}
+
+/// This build's `adudiff` binary ([`c_harness::adudiff_exe`]).
+pub fn adudiff_exe() -> std::path::PathBuf {
+    c_harness::adudiff_exe()
 }
