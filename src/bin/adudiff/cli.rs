@@ -247,6 +247,11 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "f", value_parser = FormatParser, default_value = "standard",
           allow_hyphen_values = true)]
     pub format: DeltaFormat,
+    /// With --format extended: no standard fallback delta after the extended ones (by default
+    /// each source's extended delta is followed by a standard delta for devices on Microsoft's
+    /// library, as long as the 4 related files of the update allow)
+    #[arg(long)]
+    pub no_fallback: bool,
     /// Recompress the target (as `adudiff recompress`) and ship that
     #[arg(long)]
     pub recompress: bool,
