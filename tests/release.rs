@@ -636,27 +636,26 @@ fn mixed_fleet_extended_delta_then_standard_fallback() {
     let walk = |device, order: &[&Value], src: &Path| {
         handler_walk(device, order, &out, src, &target, &payload)
     };
-    let tried = |w: &Walk| -> Vec<(String, u32)> { w.tried.clone() };
     let step = |k: usize, code: u32| (names[k].to_string(), code);
     let reversed: Vec<&Value> = related.iter().rev().copied().collect();
 
     let w = walk(Device::ThisLibrary, &related, &sources[0]);
     assert_eq!(
-        (tried(&w), w.full_image, w.downloaded),
+        (w.tried, w.full_image, w.downloaded),
         (vec![step(0, 0)], false, size(0))
     );
     let w = walk(Device::StandardV2Only, &related, &sources[0]);
-    assert_eq!(tried(&w), [step(0, 30001), step(1, 0)]);
+    assert_eq!(w.tried, [step(0, 30001), step(1, 0)]);
     assert_eq!((w.full_image, w.downloaded), (false, size(0) + size(1)));
     let w = walk(Device::ThisLibrary, &reversed, &sources[0]);
-    assert_eq!((tried(&w), w.downloaded), (vec![step(1, 0)], size(1)));
+    assert_eq!((w.tried, w.downloaded), (vec![step(1, 0)], size(1)));
     let w = walk(Device::StandardV2Only, &reversed, &sources[0]);
-    assert_eq!((tried(&w), w.downloaded), (vec![step(1, 0)], size(1)));
+    assert_eq!((w.tried, w.downloaded), (vec![step(1, 0)], size(1)));
     for order in [&related, &reversed] {
         let w = walk(Device::ThisLibrary, order, &sources[1]);
-        assert_eq!((tried(&w), w.downloaded), (vec![step(2, 0)], size(2)));
+        assert_eq!((w.tried, w.downloaded), (vec![step(2, 0)], size(2)));
         let w = walk(Device::StandardV2Only, order, &sources[1]);
-        assert_eq!(tried(&w), [step(2, 30001)]);
+        assert_eq!(w.tried, [step(2, 30001)]);
         assert_eq!((w.full_image, w.downloaded), (true, size(2) + target_size));
     }
 }
