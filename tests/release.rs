@@ -1,7 +1,10 @@
 //! `adudiff release` end to end: three source SWUs and a target built here, one command, then
 //! every manifest field checked against the files it names, every delta applied through the C ABI,
 //! the manifest checked against the schema rules; refusals that name the field; a delta that is
-//! not smaller than the target left out; the whole-manifest form of `adudiff manifest`.
+//! not smaller than the target left out; the whole-manifest form of `adudiff manifest`; a
+//! mixed-fleet release (extended deltas, a standard fallback) walked as the agent's delta
+//! download handler walks it, on this library and on a standard-v2-only library, in the
+//! manifest's order and reversed.
 
 mod common;
 mod swu_common;
@@ -114,14 +117,20 @@ fn three_sources_one_manifest() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    // Summary table: one row per source, with the format and Microsoft compatibility.
+    // Summary: one row per source with the format, then what each kind of device downloads.
     for src in &sources {
         let name = src.file_name().unwrap().to_str().unwrap();
-        let row = stdout.lines().find(|l| l.starts_with(name)).expect(name);
-        assert!(
-            row.contains("standard") && row.contains("apply the delta"),
-            "{row}"
-        );
+        let mut rows = stdout.lines().skip_while(|l| !l.starts_with(name));
+        let row = rows.next().expect(name);
+        assert!(row.contains("standard"), "{row}");
+        for who in ["this library     ", "Microsoft's 3.0.0"] {
+            let l = rows.next().unwrap();
+            assert!(
+                l.starts_with(&format!("  devices on {who} download"))
+                    && l.ends_with("B: the standard delta"),
+                "{l}"
+            );
+        }
     }
     assert!(stdout.contains("3 of 3 deltas shipped"), "{stdout}");
 
@@ -371,6 +380,8 @@ fn recompressed_and_signed_target_is_what_ships() {
         "release",
         "--out",
         s(&out),
+        "--format",
+        "extended",
         "--recompress",
         "--sign",
         &sign,
@@ -383,7 +394,11 @@ fn recompressed_and_signed_target_is_what_ships() {
     args.extend([s(&target), s(&src)]);
     let o = adudiff(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("recompressed"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("recompressed"), "{stdout}");
+    // zlib reproduces the recompressed target: the extended delta is not smaller, so the one
+    // delta is standard and needs no fallback.
+    assert!(stdout.contains("1 of 1 deltas shipped, each"), "{stdout}");
 
     let shipped = out.join("t.swu");
     let shipped_bytes = std::fs::read(&shipped).unwrap();
@@ -410,8 +425,237 @@ fn recompressed_and_signed_target_is_what_ships() {
     assert_eq!(files[1]["hashes"]["sha256"], sha_b64(&script));
     assert!(files[1].get("relatedFiles").is_none());
     // The delta rebuilds the recompressed, signed target from the device's source.
+    assert_eq!(files[0]["relatedFiles"].as_array().unwrap().len(), 1);
     let delta = out.join(files[0]["relatedFiles"][0]["filename"].as_str().unwrap());
+    assert_microsoft_readable_standard(&delta);
     let rebuilt = dir.path().join("rebuilt.swu");
     assert_eq!(common::apply_c(&src, &delta, &rebuilt), Ok(()));
     assert_eq!(std::fs::read(&rebuilt).unwrap(), shipped_bytes);
+}
+
+/// The delta library a device runs, in [`handler_walk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Device {
+    /// This library, through the C ABI.
+    ThisLibrary,
+    /// A library that reads standard version-2 deltas only, as Microsoft's 3.0.0 does: a delta
+    /// whose version field (big-endian u64 after `PAMZ`) is not 2 is refused with 30001 before
+    /// the target is opened, one with a `zstd_compression` recipe with 31702; the rest is
+    /// applied by this library through the C ABI.
+    StandardV2Only,
+}
+
+impl Device {
+    /// Applies `delta` to `source` into `payload`; the error code (0: success).
+    fn apply(self, source: &Path, delta: &Path, payload: &Path) -> u32 {
+        if self == Device::StandardV2Only {
+            let bytes = std::fs::read(delta).unwrap();
+            let version = bytes
+                .get(4..12)
+                .map(|v| u64::from_be_bytes(v.try_into().unwrap()));
+            if bytes.starts_with(b"PAMZ") && version != Some(2) {
+                return 30001;
+            }
+            let parsed =
+                adudiffapi::format::parse_delta(adudiffapi::io::SharedBytes::from_vec(bytes))
+                    .unwrap();
+            if parsed
+                .recipes
+                .iter()
+                .any(|r| r.kind == adudiffapi::format::RecipeKind::ZstdCompression)
+            {
+                return 31702;
+            }
+        }
+        common::code_of(&common::apply_c(source, delta, payload))
+    }
+}
+
+/// What one walk of the delta download handler did.
+#[derive(Debug, PartialEq, Eq)]
+struct Walk {
+    /// The related files downloaded, in order, with the code their apply returned (0: applied).
+    tried: Vec<(String, u32)>,
+    /// Whether the full target was downloaded at the end (every delta failed).
+    full_image: bool,
+    /// Bytes downloaded.
+    downloaded: u64,
+}
+
+/// The agent's delta download handler (Azure/iot-hub-device-update,
+/// microsoft_delta_download_handler.c) on a device holding `source`: the related files in the
+/// given order; one for another source is skipped (source cache miss); otherwise it is
+/// downloaded (size and hash checked against the manifest) and applied to the payload path; the
+/// first success ends the walk; a failure is recorded and the walk goes on; when every delta
+/// failed, the full target is downloaded. Asserts that a failed apply leaves no payload file
+/// and that the payload ends as the exact target.
+fn handler_walk(
+    device: Device,
+    related: &[&Value],
+    out: &Path,
+    source: &Path,
+    target: &Path,
+    payload: &Path,
+) -> Walk {
+    let source_hash = sha_b64(source);
+    let mut walk = Walk {
+        tried: Vec::new(),
+        full_image: true,
+        downloaded: 0,
+    };
+    for r in related {
+        if r["properties"]["microsoft.sourceFileHash"] != source_hash.as_str() {
+            continue;
+        }
+        let name = r["filename"].as_str().unwrap();
+        let delta = out.join(name);
+        walk.downloaded += std::fs::metadata(&delta).unwrap().len();
+        assert_eq!(r["sizeInBytes"], std::fs::metadata(&delta).unwrap().len());
+        assert_eq!(r["hashes"]["sha256"], sha_b64(&delta));
+        let code = device.apply(source, &delta, payload);
+        walk.tried.push((name.to_string(), code));
+        if code == 0 {
+            walk.full_image = false;
+            break;
+        }
+        assert!(
+            !payload.exists(),
+            "{device:?}: {name} failed ({code}) but left a file"
+        );
+    }
+    if walk.full_image {
+        std::fs::copy(target, payload).unwrap();
+        walk.downloaded += std::fs::metadata(target).unwrap().len();
+    }
+    assert_eq!(
+        std::fs::read(payload).unwrap(),
+        std::fs::read(target).unwrap(),
+        "{device:?} from {}",
+        source.display()
+    );
+    std::fs::remove_file(payload).unwrap();
+    walk
+}
+
+/// The version field of the delta at `path`: 2 (standard) or `ADUDIFF\x02` (extended).
+fn version_field(path: &Path) -> [u8; 8] {
+    std::fs::read(path).unwrap()[4..12].try_into().unwrap()
+}
+
+#[test]
+fn mixed_fleet_extended_delta_then_standard_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources: Vec<PathBuf> = (1..=3)
+        .map(|v| write(dir.path(), &format!("s{v}.swu"), &foreign_gzip_version(v)))
+        .collect();
+    let target = write(dir.path(), "t.swu", &foreign_gzip_version(4));
+    let out = dir.path().join("out");
+    let mut args = vec!["release", "--out", s(&out), "--format", "extended"];
+    args.extend_from_slice(IDENTITY);
+    args.push(s(&target));
+    args.extend(sources.iter().map(|p| s(p)));
+    let o = adudiff(&args);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+
+    // Four places: the three extended deltas, and the standard fallback of the first source
+    // right after its extended delta; the other two sources are named in a warning.
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(out.join("Toaster.importmanifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(validate(&m), vec![]);
+    let related: Vec<&Value> = m["files"][0]["relatedFiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let names: Vec<&str> = related
+        .iter()
+        .map(|r| r["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "s1-to-t.delta",
+            "s1-to-t-standard.delta",
+            "s2-to-t.delta",
+            "s3-to-t.delta"
+        ]
+    );
+    let source_of = |k: usize| related[k]["properties"]["microsoft.sourceFileHash"].clone();
+    assert_eq!(source_of(0), sha_b64(&sources[0]));
+    assert_eq!(source_of(1), sha_b64(&sources[0]));
+    assert_eq!(source_of(2), sha_b64(&sources[1]));
+    assert_eq!(source_of(3), sha_b64(&sources[2]));
+    let size = |k: usize| related[k]["sizeInBytes"].as_u64().unwrap();
+    let target_size = std::fs::metadata(&target).unwrap().len();
+    assert!(size(0) < size(1) && size(1) < target_size, "{names:?}");
+    for k in [0, 2, 3] {
+        assert_eq!(&version_field(&out.join(names[k])), b"ADUDIFF\x02");
+    }
+    assert_microsoft_readable_standard(&out.join(names[1]));
+    assert!(
+        stderr.contains("no place for a standard fallback of")
+            && stderr.contains("s2.swu, ")
+            && stderr.contains("s3.swu"),
+        "{stderr}"
+    );
+    // The summary says what each kind of device downloads.
+    let line = |who: &str, bytes: u64, what: &str| {
+        let bytes = bytes
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        let l = format!("devices on {who:<17} download {bytes:>13} B: {what}");
+        assert!(stdout.contains(&l), "{l:?} not in\n{stdout}");
+    };
+    line("this library", size(0), "the extended delta");
+    line(
+        "Microsoft's 3.0.0",
+        size(0) + size(1),
+        "the extended delta (refused: 30001), then the standard fallback",
+    );
+    line(
+        "Microsoft's 3.0.0",
+        size(2) + target_size,
+        "the extended delta (refused: 30001), then the full image",
+    );
+    assert!(
+        stdout.contains("3 of 3 deltas shipped + 1 standard fallback(s)"),
+        "{stdout}"
+    );
+
+    // The handler's walk, in the manifest's order and reversed: every device ends with the
+    // target; the bytes downloaded are what the summary says.
+    let payload = dir.path().join("payload.swu");
+    let walk = |device, order: &[&Value], src: &Path| {
+        handler_walk(device, order, &out, src, &target, &payload)
+    };
+    let step = |k: usize, code: u32| (names[k].to_string(), code);
+    let reversed: Vec<&Value> = related.iter().rev().copied().collect();
+
+    let w = walk(Device::ThisLibrary, &related, &sources[0]);
+    assert_eq!(
+        (w.tried, w.full_image, w.downloaded),
+        (vec![step(0, 0)], false, size(0))
+    );
+    let w = walk(Device::StandardV2Only, &related, &sources[0]);
+    assert_eq!(w.tried, [step(0, 30001), step(1, 0)]);
+    assert_eq!((w.full_image, w.downloaded), (false, size(0) + size(1)));
+    let w = walk(Device::ThisLibrary, &reversed, &sources[0]);
+    assert_eq!((w.tried, w.downloaded), (vec![step(1, 0)], size(1)));
+    let w = walk(Device::StandardV2Only, &reversed, &sources[0]);
+    assert_eq!((w.tried, w.downloaded), (vec![step(1, 0)], size(1)));
+    for order in [&related, &reversed] {
+        let w = walk(Device::ThisLibrary, order, &sources[1]);
+        assert_eq!((w.tried, w.downloaded), (vec![step(2, 0)], size(2)));
+        let w = walk(Device::StandardV2Only, order, &sources[1]);
+        assert_eq!(w.tried, [step(2, 30001)]);
+        assert_eq!((w.full_image, w.downloaded), (true, size(2) + target_size));
+    }
 }

@@ -433,7 +433,7 @@ _adudiff() {
             return 0
             ;;
         adudiff__subcmd__release)
-            opts="-q -h --description --handler --handler-property --handler-properties --installed-criteria --file --out --format --recompress --sign --jobs --threads --zstd-level --no-files --quiet --provider --name --version --compat --help"
+            opts="-q -h --description --handler --handler-property --handler-properties --installed-criteria --file --out --format --no-fallback --recompress --sign --jobs --threads --zstd-level --no-files --quiet --provider --name --version --compat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -69,6 +69,7 @@ complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l provider -d 
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l name -d 'updateId.name (same rules); also names the manifest file' -r
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l version -d 'updateId.version (2-4 numbers, e.g. 1.2.0)' -r
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l compat -d 'One compatibility set (1-5 properties); repeat for more sets (≤ 10)' -r
+complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l no-fallback -d 'With --format extended: no standard fallback delta after the extended ones (by default each source\'s extended delta is followed by a standard delta for devices on Microsoft\'s library, as long as the 4 related files of the update allow)'
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l recompress -d 'Recompress the target (as `adudiff recompress`) and ship that'
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -l no-files -d 'Diff ext2/3/4 images as a whole instead of file by file'
 complete -c adudiff -n "__fish_adudiff_using_subcommand release" -s q -l quiet -d 'No progress on stderr'

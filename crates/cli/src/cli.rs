@@ -244,6 +244,11 @@ pub struct ReleaseArgs {
     /// Delta format (written per source only where smaller than standard)
     #[arg(long, value_name = "FORMAT", value_parser = FormatParser, default_value = "standard")]
     pub format: DeltaFormat,
+    /// With --format extended: no standard fallback delta after the extended ones (by default
+    /// each source's extended delta is followed by a standard delta for devices on Microsoft's
+    /// library, as long as the 4 related files of the update allow)
+    #[arg(long)]
+    pub no_fallback: bool,
     /// Recompress the target (as `adudiff recompress`) and ship that
     #[arg(long)]
     pub recompress: bool,

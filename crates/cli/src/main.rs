@@ -502,6 +502,7 @@ fn release_options(a: &ReleaseArgs, m: &ArgMatches) -> ReleaseOptions {
         },
         files: !a.no_files,
         image: generate::image::ImageSettings::default(),
+        fallback: !a.no_fallback,
     }
 }
 
@@ -510,36 +511,63 @@ fn cmd_release(a: &ReleaseArgs, m: &ArgMatches) -> Result<(), String> {
     let o = release_options(a, m);
     let r = release::release(&o).map_err(|e| e.to_string())?;
     println!(
-        "{:<30} {:>13} {:>13} {:>8}  {:<9} {:>7}  devices on Microsoft's library",
+        "{:<30} {:>13} {:>13} {:>8}  {:<9} {:>7}",
         "source", "source size", "delta size", "% target", "format", "time"
     );
+    let percent = |n: u64| n as f64 * 100.0 / r.target.size.max(1) as f64;
     for s in &r.sources {
         let name = s.source.file_name().map_or_else(
             || s.source.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let microsoft = match (s.shipped, s.microsoft_applies) {
-            (true, true) => "apply the delta",
-            (true, false) => "fall back to the full image",
-            (false, _) => "download the full image (delta left out)",
-        };
         println!(
-            "{:<30} {:>13} {:>13} {:>7.2}%  {:<9} {:>6.1}s  {microsoft}",
+            "{:<30} {:>13} {:>13} {:>7.2}%  {:<9} {:>6.1}s{}",
             truncate(&name, 30),
             group(s.source_size),
             group(s.delta_size),
-            s.delta_size as f64 * 100.0 / r.target.size.max(1) as f64,
+            percent(s.delta_size),
             s.format.name(),
             s.seconds,
+            if s.shipped { "" } else { "  delta left out" },
         );
+        if let release::Fallback::Shipped(f) = &s.fallback {
+            println!(
+                "{:<30} {:>13} {:>13} {:>7.2}%  {:<9} {:>6.1}s",
+                "  + standard fallback",
+                "",
+                group(f.size),
+                percent(f.size),
+                "standard",
+                f.seconds,
+            );
+        }
+        for (who, d) in [
+            ("this library", s.download_this_library(r.target.size)),
+            ("Microsoft's 3.0.0", s.download_microsoft(r.target.size)),
+        ] {
+            println!(
+                "  devices on {who:<17} download {:>13} B: {}",
+                group(d.bytes),
+                d.what
+            );
+        }
     }
+    let fallbacks = r
+        .sources
+        .iter()
+        .filter(|s| matches!(s.fallback, release::Fallback::Shipped(_)))
+        .count();
     println!(
-        "\ntarget {} ({} B{}); {} of {} deltas shipped, each verified by applying it",
+        "\ntarget {} ({} B{}); {} of {} deltas shipped{}, each verified by applying it",
         r.target.filename,
         group(r.target.size),
         if r.recompressed { ", recompressed" } else { "" },
         r.sources.iter().filter(|s| s.shipped).count(),
-        r.sources.len()
+        r.sources.len(),
+        match fallbacks {
+            0 => String::new(),
+            n => format!(" + {n} standard fallback(s)"),
+        }
     );
     println!("import manifest: {}", r.manifest_path.display());
     for w in &r.warnings {
@@ -831,6 +859,7 @@ mod tests {
             "-q",
             "--format",
             "extended",
+            "--no-fallback",
             "t.swu",
             "s1.swu",
             "s2.swu",
@@ -859,6 +888,7 @@ mod tests {
         assert_eq!(o.sign_command.as_deref(), Some("sh sign.sh"));
         assert_eq!((o.jobs, o.threads, o.settings.zstd_level), (2, 0, 22));
         assert_eq!(o.format, DeltaFormat::Extended);
+        assert!(!o.fallback);
         // Defaults.
         let (a, m) = release_args(&[
             "release",
@@ -885,6 +915,7 @@ mod tests {
             format!("{:?}", DiffSettings::default())
         );
         assert_eq!(o.format, DeltaFormat::Standard);
+        assert!(o.fallback);
     }
 
     #[test]

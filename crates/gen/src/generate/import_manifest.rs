@@ -2,16 +2,43 @@
 //! checking a manifest against the published schema's rules, and writing it with the keys in
 //! the documented order.
 //!
-//! The rules checked by [`validate`] follow Device Update's import manifest schema 5.0 (Microsoft
-//! Learn "Azure Device Update for IoT Hub import manifest schema" and the JSON schema on
-//! SchemaStore.org): `updateId` provider and name `^[a-zA-Z0-9.-]+$` of 1–64 characters, a version
-//! of 2–4 numeric parts (each ≤ 2147483647); 1–10 compatibility sets of 1–5 string properties
-//! (names 1–32, values 1–64 characters); 1–10 instruction steps (inline steps name a handler
-//! `^\S+/\S+:\d{1,5}$` of 5–32 characters and 1–10 files); at most 10 files of 1–2147483648 bytes
-//! (2 GiB in total) with a base64 SHA-256; per file at most 4 related files and a download handler;
-//! `manifestVersion` "5.0"; `createdDateTime` in ISO 8601; no other properties. Two checks go
-//! beyond the schema because the agent needs them: step files must be listed in `files`, and a
-//! file with related files for `microsoft/delta:1` needs the source hash properties on each.
+//! [`validate`] checks the rules of SchemaStore's `azure-deviceupdate-import-manifest-5.0.json`
+//! and the shared `azure-deviceupdate-manifest-definitions-5.0.json` it refers to (the schema
+//! Microsoft Learn's "import manifest schema" page names), each limit with the schema's value:
+//! `updateId` provider and name `^[a-zA-Z0-9.-]+$` of 1–64 characters, a version of 2–4 numeric
+//! parts of 0–2147483647 each; 1–10 compatibility sets of 1–5 string properties (values 1–64
+//! characters, names 1–32); 1–10 instruction steps, inline (handler `^\S+/\S+:\d{1,5}$` of 5–32
+//! characters, 1–10 file names, optional handler properties) or reference (an `updateId`), step
+//! descriptions of 1–64 characters, no other step properties; an update description of 1–512
+//! characters; 0–10 files (or `null`) of 1–2147483648 bytes with file names of 1–255 characters,
+//! unique within the update, `hashes` with a base64 `sha256` and at most 2 algorithms; per file
+//! at most 4 related files and a download handler whose id follows the handler pattern;
+//! `manifestVersion` "5.0"; a `createdDateTime`.
+//!
+//! Where the schema's text and its keywords differ, the text is checked (facts of the 5.0 files):
+//! - version parts: the pattern `^\d+(?:\.\d+)+$` admits 2 or more parts; the description says
+//!   "two to four" parts "between 0 and 2147483647".
+//! - compatibility property names and hash algorithm names: the schema puts `propertyNames`
+//!   (1–32, resp. at most 10 characters) inside `additionalProperties`, where a JSON Schema
+//!   validator applies it to the string values, not to the names; the names are checked.
+//! - the sum of the files' sizes: at most 2 GB says the `files` description (no keyword); taken
+//!   as 2147483648 bytes, the schema's largest file.
+//! - `sizeInBytes` is a JSON `number` in the schema; a byte count is checked as a whole number.
+//! - `createdDateTime` is described as ISO 8601 (no keyword); checked as
+//!   `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+//! - `files` may be `null` says its description (its `type` is `array`); `null` is accepted.
+//!
+//! The schema forbids other properties in `updateId`, `instructions` and the steps, and allows
+//! them in files, related files, `hashes` (algorithms), `properties` and `downloadHandler`. At the
+//! top level the SchemaStore file sets no `additionalProperties`, but Microsoft Learn's schema page
+//! says no other properties are allowed: only the schema's eight are accepted, and `isDeployable`
+//! (a boolean the Azure CLI's `az iot du update init v5` writes for updates deployed only as part
+//! of others).
+//!
+//! Two checks go beyond the schema because the agent needs them: step files must be listed in
+//! `files`, and a file with related files needs a download handler; with `microsoft/delta:1`
+//! each related file needs the source hash properties. Related files may share a source: the
+//! agent's delta download handler tries them in order until one applies (docs/RELEASE.md).
 
 use std::fmt;
 
@@ -26,17 +53,20 @@ pub const MANIFEST_VERSION: &str = "5.0";
 pub const DELTA_DOWNLOAD_HANDLER: &str = "microsoft/delta:1";
 /// Default step handler for SWUpdate images.
 pub const DEFAULT_HANDLER: &str = "microsoft/swupdate:2";
-/// Largest file size (and largest sum of the update's file sizes), in bytes.
+/// Largest file size (`sizeInBytes` `maximum`; also the largest sum of the update's file
+/// sizes, "2 GB" in the `files` description), in bytes.
 pub const MAX_FILE_SIZE: u64 = 2_147_483_648;
-/// Most payload files of an update.
+/// Most payload files of an update (`files` `maxItems`; also a step's `files`).
 pub const MAX_FILES: usize = 10;
-/// Most related files (deltas) of one file.
+/// Most related files (deltas) of one file (`relatedFiles` `maxItems`).
 pub const MAX_RELATED_FILES: usize = 4;
-/// Most compatibility sets.
+/// Most hash algorithms of one file (`fileHashes` `maxProperties`).
+pub const MAX_HASHES: usize = 2;
+/// Most compatibility sets (`compatibility` `maxItems`).
 pub const MAX_COMPATIBILITY_SETS: usize = 10;
-/// Most properties of one compatibility set.
+/// Most properties of one compatibility set (`compatibilityInfo` `maxProperties`).
 pub const MAX_COMPATIBILITY_PROPERTIES: usize = 5;
-/// Most instruction steps.
+/// Most instruction steps (`steps` `maxItems`).
 pub const MAX_STEPS: usize = 10;
 
 /// Unique identity of an update.
@@ -87,7 +117,8 @@ pub struct ImportManifest {
     pub target: FileInfo,
     /// Further payload files of the step (e.g. an install script), without deltas.
     pub extra_files: Vec<FileInfo>,
-    /// Deltas of the target, one per source.
+    /// Deltas of the target (`relatedFiles`), in the order the agent tries them; a source may
+    /// have more than one (e.g. an extended delta, then a standard fallback).
     pub deltas: Vec<DeltaFile>,
     /// `createdDateTime` (see [`created_date_time`]).
     pub created: String,
@@ -388,7 +419,7 @@ pub fn validate(manifest: &Value) -> Vec<SchemaError> {
         return c.0;
     };
     if let Some(v) = root.get("$schema") {
-        c.string(v, "$schema", 1, usize::MAX);
+        c.string(v, "$schema", 0, usize::MAX);
     }
     if let Some(v) = root.get("isDeployable") {
         if !v.is_boolean() {
@@ -511,8 +542,21 @@ fn check_hashes(c: &mut Check, v: &Value, field: &str) {
     let Some(o) = c.object(v, field, &["sha256"], &[]) else {
         return;
     };
+    if o.len() > MAX_HASHES {
+        c.err(
+            field,
+            format!("has {} algorithms; allowed: at most {MAX_HASHES}", o.len()),
+        );
+    }
     for (alg, h) in o {
         let f = join(field, alg);
+        let n = alg.chars().count();
+        if !(1..=10).contains(&n) {
+            c.err(
+                &f,
+                format!("algorithm name {alg:?} has {n} characters; allowed: 1 to 10"),
+            );
+        }
         let Some(s) = h.as_str() else {
             c.err(&f, "must be a base64 string");
             continue;
@@ -528,21 +572,10 @@ fn check_hashes(c: &mut Check, v: &Value, field: &str) {
     }
 }
 
-/// Checks a file entry (`related`: an item of `relatedFiles`); returns its filename and size.
-fn check_file(c: &mut Check, v: &Value, field: &str, related: bool) -> Option<(String, u64)> {
-    let allowed: &[&str] = if related {
-        &["filename", "sizeInBytes", "hashes", "properties"]
-    } else {
-        &[
-            "filename",
-            "sizeInBytes",
-            "hashes",
-            "properties",
-            "relatedFiles",
-            "downloadHandler",
-        ]
-    };
-    let o = c.object(v, field, &["filename", "sizeInBytes", "hashes"], allowed)?;
+/// Checks a file entry or an item of `relatedFiles` (the schema allows further properties in
+/// both); returns its filename and size.
+fn check_file(c: &mut Check, v: &Value, field: &str) -> Option<(String, u64)> {
+    let o = c.object(v, field, &["filename", "sizeInBytes", "hashes"], &[])?;
     let name = o
         .get("filename")
         .and_then(|n| c.string(n, &join(field, "filename"), 1, 255))
@@ -587,7 +620,7 @@ fn check_files(c: &mut Check, v: &Value, filenames: &mut Vec<String>) {
     let mut all_names: Vec<String> = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let f = format!("files[{i}]");
-        if let Some((name, size)) = check_file(c, file, &f, false) {
+        if let Some((name, size)) = check_file(c, file, &f) {
             total += size;
             seen(c, name.clone(), &join(&f, "filename"), &mut all_names);
             filenames.push(name);
@@ -596,7 +629,7 @@ fn check_files(c: &mut Check, v: &Value, filenames: &mut Vec<String>) {
         let handler = o.get("downloadHandler");
         let handler_id = handler.and_then(|h| {
             let hf = join(&f, "downloadHandler");
-            let ho = c.object(h, &hf, &["id"], &["id"])?;
+            let ho = c.object(h, &hf, &["id"], &[])?;
             let id = ho.get("id")?;
             check_handler_id(c, id, &join(&hf, "id"))
         });
@@ -615,10 +648,9 @@ fn check_files(c: &mut Check, v: &Value, filenames: &mut Vec<String>) {
                 ),
             );
         }
-        let mut source_hashes: Vec<&str> = Vec::new();
         for (k, item) in items.iter().enumerate() {
             let f2 = format!("{rf}[{k}]");
-            if let Some((name, _)) = check_file(c, item, &f2, true) {
+            if let Some((name, _)) = check_file(c, item, &f2) {
                 seen(c, name, &join(&f2, "filename"), &mut all_names);
             }
             if handler_id.as_deref() != Some(DELTA_DOWNLOAD_HANDLER) {
@@ -638,12 +670,7 @@ fn check_files(c: &mut Check, v: &Value, filenames: &mut Vec<String>) {
             }
             let key = "microsoft.sourceFileHash";
             match props.get(key).and_then(Value::as_str) {
-                Some(h) if decode_base64(h).is_some_and(|d| d.len() == 32) => {
-                    if source_hashes.contains(&h) {
-                        c.err(&join(&pf, key), "two related files name the same source");
-                    }
-                    source_hashes.push(h);
-                }
+                Some(h) if decode_base64(h).is_some_and(|d| d.len() == 32) => {}
                 _ => c.err(&join(&pf, key), "must be the base64 SHA-256 of the source"),
             }
         }
@@ -939,6 +966,50 @@ mod tests {
         assert!(pos("compatibility") < pos("instructions"));
         assert!(pos("manifestVersion") < pos("createdDateTime"));
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn related_files_may_share_a_source_but_not_a_name() {
+        let mut m = sample();
+        let mut fallback = m.deltas[0].clone();
+        fallback.file.filename = "s-to-t.standard.delta".into();
+        fallback.file.sha256 = [4; 32];
+        m.deltas.push(fallback.clone());
+        let mut v = m.to_json();
+        // Properties the schema leaves open: in a file, a related file, the download handler.
+        v["files"][0]["relatedFiles"][1]["note"] = json!("fallback");
+        v["files"][0]["downloadHandler"]["note"] = json!(1);
+        v["files"][0]["properties"] = json!({"k": "v"});
+        assert_eq!(validate(&v), vec![]);
+
+        m.deltas[1].file.filename = m.deltas[0].file.filename.clone();
+        let fields: Vec<String> = validate(&m.to_json())
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["files[0].relatedFiles[1].filename"]);
+    }
+
+    #[test]
+    fn hashes_follow_the_schema() {
+        let mut v = sample().to_json();
+        let h = base64(&[9; 32]);
+        v["files"][0]["hashes"]["sha512"] = json!(h);
+        assert_eq!(validate(&v), vec![], "a second algorithm is allowed");
+        v["files"][0]["hashes"]["md5"] = json!(h);
+        v["files"][0]["relatedFiles"][0]["hashes"]["sha3-256-long"] = json!(h);
+        let fields: Vec<String> = validate(&v).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "files[0].hashes",
+                "files[0].relatedFiles[0].hashes.sha3-256-long"
+            ]
+        );
+        v["$schema"] = json!("");
+        v["files"][0]["hashes"] = json!({ "sha256": h });
+        v["files"][0]["relatedFiles"][0]["hashes"] = json!({ "sha256": h });
+        assert_eq!(validate(&v), vec![], "$schema may be empty");
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! see [`default_jobs`]). Each delta is verified by applying it with the library's applier
 //! (inside [`generate`]); a delta that is not smaller than the target is left out of
 //! the manifest (devices on that source then download the full target) and reported.
+//!
+//! For a fleet where some devices run Microsoft's library: a source whose delta is extended
+//! (written only where it is smaller than the standard one) gets a standard [`Fallback`] delta
+//! listed right after it, with the same source hash, while the target's related files have
+//! places left — the sources' own deltas first, then the fallbacks in source order
+//! ([`ReleaseOptions::fallback`]; docs/RELEASE.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,6 +91,10 @@ pub struct ReleaseOptions {
     pub files: bool,
     /// Tuning of the file-aware image planner.
     pub image: image::ImageSettings,
+    /// With [`DeltaFormat::Extended`]: after each extended delta, ship a standard delta to the
+    /// same target for devices on Microsoft's library, as far as the related files allow
+    /// ([`Fallback`]; docs/RELEASE.md).
+    pub fallback: bool,
 }
 
 /// Outcome for one source.
@@ -110,6 +120,98 @@ pub struct SourceOutcome {
     pub microsoft_applies: bool,
     /// Whether the delta is in the manifest (false: not smaller than the target).
     pub shipped: bool,
+    /// The standard fallback delta listed after an extended delta (see [`Fallback`]).
+    pub fallback: Fallback,
+}
+
+/// A standard delta listed right after a source's extended delta in `relatedFiles`, with the
+/// same source hash: the agent's delta download handler tries related files in order until one
+/// applies, so a device on Microsoft's library, which refuses the extended delta with 30001,
+/// applies this one instead of downloading the full image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fallback {
+    /// None needed: the source's delta is one Microsoft's library applies, or none is shipped.
+    NotNeeded,
+    /// Not asked for ([`ReleaseOptions::fallback`] off).
+    NotAsked,
+    /// No place left: the related files of the target went to the sources' own deltas and to
+    /// the fallbacks of earlier sources (at most [`MAX_RELATED_FILES`]).
+    NoPlace,
+    /// The standard delta (this many bytes) is not smaller than the target: left out.
+    NotSmaller(u64),
+    /// Shipped.
+    Shipped(FallbackDelta),
+}
+
+/// A shipped standard fallback delta.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FallbackDelta {
+    /// File name in the output folder.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// Wall-clock seconds of the generation (including verification).
+    pub seconds: f64,
+}
+
+/// What one kind of device on a source downloads to install the update, when the service
+/// hands the related files to the agent in the manifest's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Download {
+    /// Bytes downloaded in total.
+    pub bytes: u64,
+    /// The files, in the order downloaded.
+    pub what: String,
+}
+
+impl SourceOutcome {
+    /// What a device running this library downloads: the first delta, which it applies; the
+    /// full target (`target_size` bytes) when no delta is shipped.
+    pub fn download_this_library(&self, target_size: u64) -> Download {
+        if !self.shipped {
+            return full_image_only(target_size);
+        }
+        Download {
+            bytes: self.delta_size,
+            what: format!("the {} delta", self.format.name()),
+        }
+    }
+
+    /// What a device running Microsoft's libadudiffapi.so 3.0.0 downloads: the agent downloads
+    /// each related file of its source before handing it to the library, so an extended delta
+    /// is downloaded, refused (30001, nothing written) and followed by the standard fallback,
+    /// or by the full target when there is none.
+    pub fn download_microsoft(&self, target_size: u64) -> Download {
+        if !self.shipped {
+            return full_image_only(target_size);
+        }
+        if self.microsoft_applies {
+            return Download {
+                bytes: self.delta_size,
+                what: "the standard delta".into(),
+            };
+        }
+        let refused = "the extended delta (refused: 30001), then";
+        match &self.fallback {
+            Fallback::Shipped(f) => Download {
+                bytes: self.delta_size + f.size,
+                what: format!("{refused} the standard fallback"),
+            },
+            _ => Download {
+                bytes: self.delta_size + target_size,
+                what: format!("{refused} the full image"),
+            },
+        }
+    }
+}
+
+fn full_image_only(target_size: u64) -> Download {
+    Download {
+        bytes: target_size,
+        what: "the full image (no delta)".into(),
+    }
 }
 
 /// Outcome of a release.
@@ -125,7 +227,7 @@ pub struct ReleaseReport {
     pub manifest_path: PathBuf,
     /// The manifest.
     pub manifest: Value,
-    /// Warnings (deltas left out, missing handler properties).
+    /// Warnings (deltas left out, sources without a fallback, missing handler properties).
     pub warnings: Vec<String>,
 }
 
@@ -262,15 +364,10 @@ fn note(quiet: bool, msg: &str) {
     }
 }
 
-/// Runs a release (see the module documentation).
-pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
-    precheck(opts)?;
-    let created = import_manifest::created_date_time()?;
+/// Copies (or recompresses) the target and copies the extra files into the output folder;
+/// returns the shipped target's path, whether recompression changed it, and the extra files.
+fn ship_files(opts: &ReleaseOptions) -> ToolResult<(PathBuf, bool, Vec<FileInfo>)> {
     let out = &opts.out_dir;
-    std::fs::create_dir_all(out).map_err(|e| fail(out.display(), e))?;
-    let mut warnings = Vec::new();
-
-    // ---- the shipped target (and extra files) in the output folder
     let target_name = file_name(&opts.target)?;
     let shipped_target = out.join(&target_name);
     let same_file = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
@@ -315,16 +412,15 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
             sha256,
         });
     }
+    Ok((shipped_target, recompressed, extra_infos))
+}
 
-    // ---- analyse the target once; hash the sources
-    let t = Instant::now();
-    note(opts.quiet, &format!("analysing target {target_name}"));
-    let analysis = std::sync::Arc::new(TargetAnalysis::open(&shipped_target)?);
-    let target_info = FileInfo {
-        filename: target_name.clone(),
-        size: analysis.size(),
-        sha256: analysis.sha256(),
-    };
+/// Size and SHA-256 of each source, refusing a source identical to the target or to another
+/// source.
+fn hash_sources(
+    opts: &ReleaseOptions,
+    target_sha256: &[u8; 32],
+) -> ToolResult<Vec<(u64, [u8; 32])>> {
     let hashes: Vec<ToolResult<(u64, [u8; 32])>> = std::thread::scope(|s| {
         let handles: Vec<_> = opts
             .sources
@@ -340,7 +436,7 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
     for (i, h) in hashes.into_iter().enumerate() {
         let (size, sha) = h?;
         let label = opts.sources[i].display();
-        if sha == target_info.sha256 {
+        if sha == *target_sha256 {
             return Err(fail(label, "is identical to the target; nothing to update"));
         }
         if let Some(j) = sources.iter().position(|(_, s)| *s == sha) {
@@ -355,21 +451,15 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
         }
         sources.push((size, sha));
     }
-    note(
-        opts.quiet,
-        &format!(
-            "target analysed, sources hashed in {:.1} s",
-            t.elapsed().as_secs_f64()
-        ),
-    );
+    Ok(sources)
+}
 
-    // ---- delta names: <source stem>-to-<target stem>.delta, made unique
-    let mut taken: Vec<String> = std::iter::once(target_name.clone())
-        .chain(extra_infos.iter().map(|f| f.filename.clone()))
-        .collect();
+/// Delta file names, per source: `<source stem>-to-<target stem><suffix>.delta`, unique among
+/// `taken` (which they join).
+fn delta_names(opts: &ReleaseOptions, suffix: &str, taken: &mut Vec<String>) -> Vec<String> {
     let mut names = Vec::new();
     for s in &opts.sources {
-        let base = format!("{}-to-{}", stem(s), stem(&opts.target));
+        let base = format!("{}-to-{}{suffix}", stem(s), stem(&opts.target));
         let mut name = format!("{base}.delta");
         let mut n = 2;
         while taken.contains(&name) {
@@ -379,90 +469,131 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
         taken.push(name.clone());
         names.push(name);
     }
+    names
+}
 
-    // ---- generate, `jobs` sources at a time
-    let largest = sources.iter().map(|(s, _)| *s).max().unwrap_or(0);
-    let jobs = if opts.jobs == 0 {
-        default_jobs(opts.sources.len(), largest, target_info.size)
-    } else {
-        opts.jobs.min(opts.sources.len())
-    };
-    let threads = if opts.threads == 0 {
-        (pool::workers() / jobs).max(1)
-    } else {
-        opts.threads
-    };
-    note(
-        opts.quiet,
-        &format!(
-            "generating {} {} delta(s), {jobs} at a time, {threads} thread(s) each",
-            opts.sources.len(),
-            opts.format.name()
-        ),
-    );
-    let total = opts.sources.len();
-    let work: Vec<(u64, pool::Job<'_, JobOutcome>)> = opts
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(i, src)| {
-            let g = GenerateOptions {
-                source: src.clone(),
-                target: shipped_target.clone(),
-                output: out.join(&names[i]),
-                log_dir: None,
-                work_dir: None,
-                settings: opts.settings,
-                threads,
-                quiet: opts.quiet || jobs > 1,
-                files: opts.files,
-                image: opts.image,
-                format: opts.format,
-                target_analysis: Some(analysis.clone()),
-            };
-            let quiet = opts.quiet;
-            let job: pool::Job<'_, _> = Box::new(move || {
-                note(
-                    quiet,
-                    &format!("[{}/{total}] {}: generating", i + 1, src.display()),
-                );
-                let t = Instant::now();
-                let r = generate(&g);
-                let secs = t.elapsed().as_secs_f64();
-                let what = match &r {
-                    Ok(Generated::Written(rep)) => {
-                        format!("verified, {} bytes", rep.delta_size)
-                    }
-                    Ok(Generated::NotSmaller(rep)) => {
-                        format!("{} bytes, not smaller than the target", rep.delta_size)
-                    }
-                    Err(e) => format!("failed: {e}"),
+/// What every generation of a release shares.
+struct Generations<'a> {
+    opts: &'a ReleaseOptions,
+    analysis: &'a std::sync::Arc<TargetAnalysis>,
+    shipped_target: &'a Path,
+    /// Size and SHA-256 per source.
+    sources: &'a [(u64, [u8; 32])],
+}
+
+impl Generations<'_> {
+    /// Generates the delta of each `(source index, output name)` in `format`, as many at a time
+    /// as [`ReleaseOptions::jobs`] (or [`default_jobs`]) allows; results in the order given.
+    fn run(&self, work: &[(usize, String)], format: DeltaFormat) -> Vec<JobOutcome> {
+        let opts = self.opts;
+        let largest = self.sources.iter().map(|(s, _)| *s).max().unwrap_or(0);
+        let jobs = if opts.jobs == 0 {
+            default_jobs(work.len(), largest, self.analysis.size())
+        } else {
+            opts.jobs.min(work.len()).max(1)
+        };
+        let threads = if opts.threads == 0 {
+            (pool::workers() / jobs).max(1)
+        } else {
+            opts.threads
+        };
+        note(
+            opts.quiet,
+            &format!(
+                "generating {} {} delta(s), {jobs} at a time, {threads} thread(s) each",
+                work.len(),
+                format.name()
+            ),
+        );
+        let total = opts.sources.len();
+        let jobs_list: Vec<(u64, pool::Job<'_, JobOutcome>)> = work
+            .iter()
+            .map(|(i, name)| {
+                let (i, src) = (*i, &opts.sources[*i]);
+                let g = GenerateOptions {
+                    source: src.clone(),
+                    target: self.shipped_target.to_path_buf(),
+                    output: opts.out_dir.join(name),
+                    log_dir: None,
+                    work_dir: None,
+                    settings: opts.settings,
+                    threads,
+                    quiet: opts.quiet || jobs > 1,
+                    files: opts.files,
+                    image: opts.image,
+                    format,
+                    target_analysis: Some(self.analysis.clone()),
                 };
-                note(
-                    quiet,
-                    &format!(
-                        "[{}/{total}] {}: {what} ({secs:.1} s)",
-                        i + 1,
-                        src.display()
-                    ),
-                );
-                (r, secs)
-            });
-            (sources[i].0, job)
+                let quiet = opts.quiet;
+                let job: pool::Job<'_, _> = Box::new(move || {
+                    let label =
+                        format!("[{}/{total}] {} ({})", i + 1, src.display(), format.name());
+                    note(quiet, &format!("{label}: generating"));
+                    let t = Instant::now();
+                    let r = generate(&g);
+                    let secs = t.elapsed().as_secs_f64();
+                    let what = match &r {
+                        Ok(Generated::Written(rep)) => {
+                            format!("verified, {} bytes", rep.delta_size)
+                        }
+                        Ok(Generated::NotSmaller(rep)) => {
+                            format!("{} bytes, not smaller than the target", rep.delta_size)
+                        }
+                        Err(e) => format!("failed: {e}"),
+                    };
+                    note(quiet, &format!("{label}: {what} ({secs:.1} s)"));
+                    (r, secs)
+                });
+                (self.sources[i].0, job)
+            })
+            .collect();
+        pool::run(jobs, jobs_list)
+    }
+}
+
+/// The failures of `results` (with their sources) as one error, if any.
+fn no_failures(
+    opts: &ReleaseOptions,
+    work: &[(usize, String)],
+    results: &[JobOutcome],
+) -> ToolResult<()> {
+    let failures: Vec<String> = work
+        .iter()
+        .zip(results)
+        .filter_map(|((i, _), (r, _))| {
+            r.as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", opts.sources[*i].display()))
         })
         .collect();
-    let results = pool::run(jobs, work);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ToolError(format!(
+            "no manifest written; delta generation failed:\n  {}",
+            failures.join("\n  ")
+        )))
+    }
+}
 
-    // ---- outcomes
+/// The sources' own deltas: generated, hashed, and the ones not smaller than the target left
+/// out (with a warning).
+fn source_deltas(
+    gens: &Generations<'_>,
+    names: &[String],
+    warnings: &mut Vec<String>,
+) -> ToolResult<Vec<SourceOutcome>> {
+    let opts = gens.opts;
+    let work: Vec<(usize, String)> = names.iter().cloned().enumerate().collect();
+    let results = gens.run(&work, opts.format);
+    no_failures(opts, &work, &results)?;
     let mut outcomes = Vec::new();
-    let mut failures = Vec::new();
-    let mut deltas = Vec::new();
     for (i, (r, seconds)) in results.into_iter().enumerate() {
         let src = &opts.sources[i];
         let mut o = SourceOutcome {
             source: src.clone(),
-            source_size: sources[i].0,
-            source_sha256: sources[i].1,
+            source_size: gens.sources[i].0,
+            source_sha256: gens.sources[i].1,
             delta_filename: names[i].clone(),
             delta_size: 0,
             delta_sha256: None,
@@ -470,10 +601,10 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
             seconds,
             microsoft_applies: false,
             shipped: false,
+            fallback: Fallback::NotNeeded,
         };
-        match r {
-            Err(e) => failures.push(format!("{}: {e}", src.display())),
-            Ok(Generated::NotSmaller(rep)) => {
+        match r? {
+            Generated::NotSmaller(rep) => {
                 o.delta_size = rep.delta_size;
                 warnings.push(format!(
                     "{}: the delta ({} bytes) is not smaller than the target ({} bytes); left out of the manifest, so devices on this version download the full target",
@@ -482,32 +613,155 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
                     rep.target_size
                 ));
             }
-            Ok(Generated::Written(rep)) => {
+            Generated::Written(rep) => {
                 o.format = rep.format;
-                let path = out.join(&names[i]);
+                let path = opts.out_dir.join(&names[i]);
                 let (size, sha256) = hash_file(&path)?;
                 o.delta_size = size;
                 o.delta_sha256 = Some(sha256);
                 o.microsoft_applies = microsoft_applies(&path);
                 o.shipped = true;
-                deltas.push(DeltaFile {
-                    file: FileInfo {
-                        filename: names[i].clone(),
-                        size,
-                        sha256,
-                    },
-                    source_sha256: sources[i].1,
-                });
+                if !o.microsoft_applies && !opts.fallback {
+                    o.fallback = Fallback::NotAsked;
+                }
             }
         }
         outcomes.push(o);
     }
-    if !failures.is_empty() {
-        return Err(ToolError(format!(
-            "no manifest written; delta generation failed:\n  {}",
-            failures.join("\n  ")
-        )));
+    Ok(outcomes)
+}
+
+/// Standard fallbacks for the sources whose shipped delta Microsoft's library refuses, in
+/// source order, while related-file places are left (a fallback not smaller than the target
+/// takes no place, and the next source is tried); the sources left without one are named in
+/// a warning.
+fn add_fallbacks(
+    gens: &Generations<'_>,
+    outcomes: &mut [SourceOutcome],
+    names: &[String],
+    warnings: &mut Vec<String>,
+) -> ToolResult<()> {
+    let opts = gens.opts;
+    let mut wanted: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].shipped && !outcomes[i].microsoft_applies && opts.fallback)
+        .collect();
+    let mut places = MAX_RELATED_FILES - outcomes.iter().filter(|o| o.shipped).count();
+    while places > 0 && !wanted.is_empty() {
+        let work: Vec<(usize, String)> = wanted
+            .drain(..places.min(wanted.len()))
+            .map(|i| (i, names[i].clone()))
+            .collect();
+        let results = gens.run(&work, DeltaFormat::Standard);
+        no_failures(opts, &work, &results)?;
+        for ((i, name), (r, seconds)) in work.into_iter().zip(results) {
+            outcomes[i].fallback = match r? {
+                Generated::NotSmaller(rep) => {
+                    warnings.push(format!(
+                        "{}: the standard fallback ({} bytes) is not smaller than the target ({} bytes); left out, so devices on this version running Microsoft's library download the full target after the extended delta",
+                        opts.sources[i].display(),
+                        rep.delta_size,
+                        rep.target_size
+                    ));
+                    Fallback::NotSmaller(rep.delta_size)
+                }
+                Generated::Written(_) => {
+                    let (size, sha256) = hash_file(&opts.out_dir.join(&name))?;
+                    places -= 1;
+                    Fallback::Shipped(FallbackDelta {
+                        filename: name,
+                        size,
+                        sha256,
+                        seconds,
+                    })
+                }
+            };
+        }
     }
+    if !wanted.is_empty() {
+        let left: Vec<String> = wanted
+            .iter()
+            .map(|&i| opts.sources[i].display().to_string())
+            .collect();
+        for &i in &wanted {
+            outcomes[i].fallback = Fallback::NoPlace;
+        }
+        warnings.push(format!(
+            "no place for a standard fallback of {} (Device Update allows {MAX_RELATED_FILES} related files per file; each source's own delta comes first, fallbacks follow in source order): devices on these versions running Microsoft's library download the full target after the extended delta",
+            left.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The related files of the target: per source in order, its delta, then its fallback.
+fn related_files(outcomes: &[SourceOutcome]) -> Vec<DeltaFile> {
+    let mut deltas = Vec::new();
+    for o in outcomes.iter().filter(|o| o.shipped) {
+        deltas.push(DeltaFile {
+            file: FileInfo {
+                filename: o.delta_filename.clone(),
+                size: o.delta_size,
+                sha256: o.delta_sha256.unwrap_or_default(),
+            },
+            source_sha256: o.source_sha256,
+        });
+        if let Fallback::Shipped(f) = &o.fallback {
+            deltas.push(DeltaFile {
+                file: FileInfo {
+                    filename: f.filename.clone(),
+                    size: f.size,
+                    sha256: f.sha256,
+                },
+                source_sha256: o.source_sha256,
+            });
+        }
+    }
+    deltas
+}
+
+/// Runs a release (see the module documentation).
+pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
+    precheck(opts)?;
+    let created = import_manifest::created_date_time()?;
+    let out = &opts.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| fail(out.display(), e))?;
+    let mut warnings = Vec::new();
+    let (shipped_target, recompressed, extra_infos) = ship_files(opts)?;
+
+    // ---- analyse the target once; hash the sources
+    let t = Instant::now();
+    let target_name = file_name(&opts.target)?;
+    note(opts.quiet, &format!("analysing target {target_name}"));
+    let analysis = std::sync::Arc::new(TargetAnalysis::open(&shipped_target)?);
+    let target_info = FileInfo {
+        filename: target_name.clone(),
+        size: analysis.size(),
+        sha256: analysis.sha256(),
+    };
+    let sources = hash_sources(opts, &target_info.sha256)?;
+    note(
+        opts.quiet,
+        &format!(
+            "target analysed, sources hashed in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ),
+    );
+
+    // ---- the deltas, then the fallbacks
+    let mut taken: Vec<String> = std::iter::once(target_name)
+        .chain(extra_infos.iter().map(|f| f.filename.clone()))
+        .collect();
+    let names = delta_names(opts, "", &mut taken);
+    let fallback_names = delta_names(opts, "-standard", &mut taken);
+    let gens = Generations {
+        opts,
+        analysis: &analysis,
+        shipped_target: &shipped_target,
+        sources: &sources,
+    };
+    let mut outcomes = source_deltas(&gens, &names, &mut warnings)?;
+    add_fallbacks(&gens, &mut outcomes, &fallback_names, &mut warnings)?;
+    let deltas = related_files(&outcomes);
     if deltas.is_empty() {
         warnings.push(
             "no delta is smaller than the target: the manifest names the target alone".into(),
