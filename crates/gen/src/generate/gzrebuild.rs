@@ -86,9 +86,9 @@ pub fn rebuilt_by(pieces: &[Piece]) -> String {
 
 /// The encoder a codec-2 blob names, as its command line.
 fn exact_label(blob: &[u8]) -> Option<String> {
-    match blob.get(4)? {
-        &dr::EXACT_GNU_GZIP => Some(format!("GNU gzip -{}", blob.last()?)),
-        &pigz::ENCODER_PIGZ => {
+    match *blob.get(4)? {
+        dr::EXACT_GNU_GZIP => Some(format!("GNU gzip -{}", blob.last()?)),
+        pigz::ENCODER_PIGZ => {
             let params = pigz::PigzParams::from_blob(blob, 0).ok().or_else(|| {
                 // The explicit layout's lengths do not add up to 0: read the header only.
                 let flags = *blob.get(6)?;
