@@ -49,7 +49,7 @@ steps=("$@")
 # test that runs under qemu-user — golden vectors through the C ABI in process (vectors), the
 # agent-faithful dlopen harness (c_abi), the generator round trips on small SWU pairs (generate)
 # and the adudiff CLI end to end (cli) among them; the extended format both ways (extended,
-# extended_zstd: the generator's gzip and zstd analysis and the applier's deflate_reconstruct and
+# extended_zstd, extended_pigz: the generator's gzip, pigz and zstd analysis and the applier's deflate_reconstruct and
 # zstd_compression_exact, on the committed fixture deltas too), the GNU gzip re-encoder against
 # the host's gzip (pardeflate_gzip) and the exactness property test (pardeflate_exactness), and
 # `adudiff release` (release). Not emulated: crash, faults and hostile
@@ -58,7 +58,7 @@ steps=("$@")
 # resources mounts file systems and limits the process (root, native); layering reads the
 # sources, the same on every target; packaging drives the host's cargo, cmake and dpkg (the deb
 # step below covers it per architecture). Override with ARM_TESTS="lib vectors ...".
-read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_parallel pardeflate_diff pardeflate_stream pardeflate_gzip pardeflate_exactness concurrency image_files extended extended_zstd release}"
+read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_parallel pardeflate_diff pardeflate_stream pardeflate_gzip pardeflate_exactness concurrency image_files extended extended_zstd extended_pigz release}"
 # On 32-bit targets only (issue 14 part 3): large_images applies a delta between sparse images
 # over 2 GiB through the C functions and bounds the emulated process's address space; ~3 min
 # under qemu-arm (software SHA-256 over 4 GiB). A 64-bit process has the address space to spare,

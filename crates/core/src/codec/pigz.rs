@@ -793,7 +793,9 @@ mod tests {
     #[test]
     fn rebuilds_real_pigz_streams() {
         let plain = sample(1_500_000, 7);
-        let cases: [(&[&str], u32, bool, Option<u32>, bool); 7] = [
+        // (pigz arguments, level, -i, -b in bytes, --rsyncable)
+        type Case<'a> = (&'a [&'a str], u32, bool, Option<u32>, bool);
+        let cases: [Case; 7] = [
             (&["-9", "-n"], 9, false, None, false),
             (&["-6", "-n", "-p", "1"], 6, false, None, false),
             (&["-1", "-n"], 1, false, None, false),

@@ -1,0 +1,280 @@
+//! pigz images in the extended format: SWUs built here whose rootfs was compressed by the real
+//! `pigz` (levels 1, 6, 9, `--rsyncable`, `-b 32`, `-i`, one thread or two), spanning many pigz
+//! jobs. The generator must recognise pigz's stream structure, describe each member by
+//! `deflate_reconstruct` codec 2 encoder 2 (no corrections), and the delta must apply
+//! byte-exact through the C ABI while staying small relative to what changed.
+//!
+//! pigz comes from the Debian package `pigz` (`.ci/run` installs it): a missing pigz fails.
+
+mod common;
+mod swu_common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::swu::cpio::CpioFormat;
+use adudiffapi::codec::deflate_reconstruct as dr;
+use adudiffapi::format::{parse_delta, RecipeKind};
+use adudiffapi::io::SharedBytes;
+use common::{apply_c, code_of};
+use swu_common::*;
+
+/// Whether the test runs under emulation (`scripts/arm-ci.sh` sets this variable).
+fn emulated() -> bool {
+    std::env::var_os("ADUDIFFAPI_TEST_RUNNER").is_some()
+}
+
+/// `pigz args -c` of `data`; panics (a test failure) when pigz is not installed.
+fn pigz(args: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("pigz")
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("pigz is needed (apt-get install -y pigz)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "pigz {args:?} failed");
+    out.stdout
+}
+
+/// A deterministic file-system-like image of `len` bytes: 4 KiB blocks of text, zeros,
+/// incompressible bytes and repeats of earlier blocks.
+fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 4096);
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut k = 0u64;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        k += 1;
+        match x % 10 {
+            0..=4 => out.extend(text(seed * 1_000_003 + k, 4096)),
+            5 | 6 => out.extend(std::iter::repeat_n(0u8, 4096)),
+            7 => out.extend((0..512u64).flat_map(|i| (x.wrapping_mul(i + 1) >> 7).to_le_bytes())),
+            _ => {
+                let from = (x as usize >> 3) % out.len().max(1) & !4095;
+                let block: Vec<u8> = out[from..(from + 4096).min(out.len())].to_vec();
+                out.extend(block);
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// `v1` with scattered changes: `count` edits of a few hundred bytes and one insertion.
+/// Returns the new image and the number of bytes changed or inserted.
+fn changed(v1: &[u8], count: usize) -> (Vec<u8>, usize) {
+    let mut v2 = v1.to_vec();
+    let mut changed = 0;
+    for i in 0..count {
+        let at = (i * 7_919 + 1) * (v1.len() / (count * 7_919 + 3)).max(1);
+        let piece = text(900 + i as u64, 300);
+        let end = (at + piece.len()).min(v2.len());
+        v2[at..end].copy_from_slice(&piece[..end - at]);
+        changed += end - at;
+    }
+    let insert = text(990, 5_000);
+    v2.splice(v1.len() / 3..v1.len() / 3, insert.iter().copied());
+    (v2, changed + insert.len())
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+    source: PathBuf,
+    target: PathBuf,
+}
+
+/// Source and target SWUs whose `rootfs.ext4.gz` are `gz1` and `gz2`.
+fn case(gz1: &[u8], gz2: &[u8]) -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = text(40, 50_000);
+    let swu = |gz: &[u8], sig: u8| {
+        let d = sw_description(&[("rootfs.ext4.gz", None, &sha256_hex(gz))], &[]);
+        cpio(
+            CpioFormat::Crc,
+            &[
+                ("sw-description", d.as_bytes()),
+                ("sw-description.sig", &[sig; 256]),
+                ("rootfs.ext4.gz", gz),
+                ("vmlinuz", &kernel),
+            ],
+        )
+    };
+    let source = dir.path().join("v1.swu");
+    let target = dir.path().join("v2.swu");
+    std::fs::write(&source, swu(gz1, 1)).unwrap();
+    std::fs::write(&target, swu(gz2, 2)).unwrap();
+    Case {
+        dir,
+        source,
+        target,
+    }
+}
+
+fn options(c: &Case, name: &str) -> GenerateOptions {
+    GenerateOptions {
+        source: c.source.clone(),
+        target: c.target.clone(),
+        output: c.dir.path().join(format!("{name}.delta")),
+        log_dir: None,
+        work_dir: Some(c.dir.path().join("work")),
+        settings: DiffSettings::default(),
+        threads: 2,
+        quiet: true,
+        files: true,
+        image: Default::default(),
+    }
+}
+
+/// Generates the extended delta of `c`, checks that the rootfs is rebuilt by the pigz encoder
+/// (summary `expect_label`, codec 2 version 2 recipes), that it applies byte-exact through the
+/// C ABI and that it is small: at most `2 × changed` bytes plus 2 bytes per KiB of plain text
+/// (the `--rsyncable` layout) plus 48 KiB of fixed overhead.
+fn check(c: &Case, expect_label: &str, plain_len: usize, changed: usize) {
+    let e = options(c, "extended");
+    let report = generate_format(&e, DeltaFormat::Extended).unwrap();
+    let rootfs = report
+        .members
+        .iter()
+        .find(|m| m.name == "rootfs.ext4.gz")
+        .unwrap();
+    assert_eq!(
+        rootfs.rebuilt_by.as_deref(),
+        Some(expect_label),
+        "{expect_label}: {rootfs:?}"
+    );
+    let bytes = std::fs::read(&e.output).unwrap();
+    let parsed = parse_delta(SharedBytes::from_vec(bytes)).unwrap();
+    let codecs: Vec<_> = parsed
+        .recipes
+        .iter()
+        .filter(|r| r.kind == RecipeKind::DeflateReconstruct)
+        .map(|r| r.numbers.clone())
+        .collect();
+    assert!(
+        !codecs.is_empty()
+            && codecs
+                .iter()
+                .all(|n| n == &[dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION_PIGZ]),
+        "{expect_label}: {codecs:?}"
+    );
+    let out = c.dir.path().join("applied.swu");
+    let outcome = apply_c(&c.source, &e.output, &out);
+    assert_eq!(code_of(&outcome), 0, "{expect_label}: {outcome:?}");
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&c.target).unwrap(),
+        "{expect_label}: applied target differs"
+    );
+    let bound = 2 * changed + plain_len / 512 + (48 << 10);
+    assert!(
+        report.delta_size as usize <= bound,
+        "{expect_label}: delta {} B > bound {bound} B ({changed} B changed)",
+        report.delta_size
+    );
+}
+
+/// Every option set on an image spanning many pigz jobs.
+#[test]
+fn pigz_options_rebuild_exactly() {
+    let len = if emulated() { 600_000 } else { 1_500_000 };
+    let v1 = image(1, len);
+    let (v2, changed) = self::changed(&v1, 6);
+    let cases: [(&[&str], &str); 8] = [
+        (&["-9", "-n"], "pigz -9"),
+        (&["-6", "-n"], "pigz -6"),
+        (&["-1", "-n"], "pigz -1"),
+        (&["-9", "-n", "--rsyncable"], "pigz -9 --rsyncable"),
+        (&["-6", "-n", "-b", "32"], "pigz -6"),
+        (&["-9", "-n", "-i"], "pigz -9 -i"),
+        (&["-9", "-n", "-p", "1"], "pigz -9"),
+        (
+            &["-6", "-n", "-i", "--rsyncable", "-b", "64"],
+            "pigz -6 -i --rsyncable",
+        ),
+    ];
+    for (args, label) in cases {
+        let (gz1, gz2) = (pigz(args, &v1), pigz(args, &v2));
+        // Output does not depend on the thread count.
+        if args.contains(&"-p") {
+            assert_eq!(gz2, pigz(&[args, &["-p", "2"]].concat(), &v2));
+        }
+        check(&case(&gz1, &gz2), label, v2.len(), changed);
+    }
+}
+
+/// A real-size image (24 MiB natively: 190 jobs of 128 KiB) at `-9 -n`, with and without
+/// `--rsyncable`, against the standard delta to the same target.
+#[test]
+fn real_size_image_stays_small() {
+    let len = if emulated() { 2 << 20 } else { 24 << 20 };
+    let v1 = image(7, len);
+    let (v2, changed) = self::changed(&v1, 40);
+    for (args, label) in [
+        (&["-9", "-n"][..], "pigz -9"),
+        (&["-9", "-n", "--rsyncable"][..], "pigz -9 --rsyncable"),
+    ] {
+        let c = case(&pigz(args, &v1), &pigz(args, &v2));
+        check(&c, label, v2.len(), changed);
+    }
+}
+
+/// The committed codec-2 encoder-2 delta (pigz -9 --rsyncable re-encoded) still applies
+/// byte-exact: a change to the pigz encoder or its blob's meaning fails here. Regenerate only
+/// with a new codec version: `ADUDIFF_WRITE_FIXTURE=1 cargo test --test extended_pigz fixture`.
+#[test]
+fn pigz_fixture_delta_pins_encoder_2() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-pigz");
+    if std::env::var("ADUDIFF_WRITE_FIXTURE").is_ok() {
+        let v1 = image(11, 400_000);
+        let (v2, _) = changed(&v1, 2);
+        let args = ["-9", "-n", "--rsyncable", "-b", "32"];
+        let v1 = cpio(CpioFormat::Newc, &[("data.gz", &pigz(&args, &v1))]);
+        let v2 = cpio(CpioFormat::Newc, &[("data.gz", &pigz(&args, &v2))]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("source.swu"), v1).unwrap();
+        std::fs::write(dir.join("target.swu"), v2).unwrap();
+        let opts = GenerateOptions {
+            source: dir.join("source.swu"),
+            target: dir.join("target.swu"),
+            output: dir.join("delta"),
+            log_dir: None,
+            work_dir: None,
+            settings: DiffSettings::default(),
+            threads: 1,
+            quiet: true,
+            files: true,
+            image: Default::default(),
+        };
+        let r = generate_format(&opts, DeltaFormat::Extended).unwrap();
+        assert_eq!(r.format, DeltaFormat::Extended);
+    }
+    let delta = std::fs::read(dir.join("delta")).unwrap();
+    let parsed = parse_delta(SharedBytes::from_vec(delta)).unwrap();
+    let blobs: Vec<_> = parsed
+        .recipes
+        .iter()
+        .filter(|r| r.kind == RecipeKind::DeflateReconstruct)
+        .map(|r| r.numbers.clone())
+        .collect();
+    assert!(!blobs.is_empty());
+    assert!(
+        blobs
+            .iter()
+            .all(|n| n == &[dr::CODEC_EXACT, dr::CODEC_EXACT_VERSION_PIGZ]),
+        "{blobs:?}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("target.swu");
+    let outcome = apply_c(&dir.join("source.swu"), &dir.join("delta"), &target);
+    assert_eq!(code_of(&outcome), 0, "{outcome:?}");
+    assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
+}
