@@ -25,9 +25,8 @@ layer=meta-adudiffapi
 recipe=$layer/recipes-support/adudiffapi/adudiffapi_0.1.0.bb
 target=${YOCTO_CHECK_TARGET:-aarch64-unknown-linux-gnu}
 cargo=${CARGO:-cargo}
-# The cargo arguments that select the device library. --no-default-features: drop after the
-# CLI crate split (the recipe's ADUDIFFAPI_CARGO_FEATURES, likewise).
-LIB_ARGS="-p adudiffapi --lib --no-default-features"
+# The cargo arguments that select the device library (as the recipe's CARGO_BUILD_FLAGS).
+LIB_ARGS="-p adudiffapi --lib"
 
 die() {
     echo "yocto-check: FAILED: $*" >&2

@@ -3,33 +3,29 @@
 //! error code. `src/ffi.rs` has a `compile_error!` for that; this test builds the library with
 //! `-C panic=abort` (as a `panic = "abort"` profile would) and expects that error.
 //!
-//! `cargo check` of the library alone, in a target directory of its own next to this test run's
-//! (the flag would otherwise invalidate the normal build): the first run checks the library's
-//! dependencies (~1 min on 2 cores), later runs only the library.
+//! `cargo rustc --profile check` of the library alone, with the flag for that one crate: its
+//! dependencies are checked as usual (shared with `cargo doc`/`cargo check` in the same target
+//! directory), so only the library itself is checked again.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The cargo arguments that select the device library. --no-default-features: drop after the
-/// CLI crate split.
-const LIB_ARGS: &[&str] = &["-p", "adudiffapi", "--lib", "--no-default-features"];
+/// The cargo arguments that select the device library.
+const LIB_ARGS: &[&str] = &["-p", "adudiffapi", "--lib"];
 
 #[test]
 fn panic_abort_build_fails_with_the_reason() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<this test> -> target/panic-abort-check
-    let target_dir: PathBuf = exe.ancestors().nth(3).unwrap().join("panic-abort-check");
+    // target/<profile>/deps/<this test> -> target
+    let target_dir: PathBuf = exe.ancestors().nth(3).unwrap().to_path_buf();
     let out = Command::new(cargo)
-        .arg("check")
+        .arg("rustc")
         .args(LIB_ARGS)
-        .arg("--locked")
-        .arg("--message-format=short")
+        .args(["--profile", "check", "--locked", "--message-format=short"])
+        .args(["--", "-C", "panic=abort"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C panic=abort")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -9,7 +9,7 @@ SECTION = "libs"
 # No BBCLASSEXTEND: a library for the target device, the host has no use for a native variant.
 # Our sources are MIT, the deflate port (crates/core/src/pardeflate) is under the zlib licence.
 # The crates linked into the library statically are listed, with their licences, by
-# `cargo tree -p adudiffapi -e normal --no-default-features -f "{p} {l}"` (docs/YOCTO.md).
+# `cargo tree -p adudiffapi -e normal -f "{p} {l}"` (docs/YOCTO.md).
 LICENSE = "MIT & Zlib"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=b8683aa1aa731845b1207cf43560abd7 \
                     file://crates/core/src/pardeflate/LICENSE-zlib;md5=8f60d6176c065c63ec968c3806ba4eff"
@@ -39,10 +39,7 @@ require ${BPN}-crates.inc
 inherit cargo
 
 # The device library only (the root package's cdylib): no host tools, no CLI.
-# ADUDIFFAPI_CARGO_FEATURES: drop after the CLI crate split (then the root package has no
-# CLI feature to turn off).
-ADUDIFFAPI_CARGO_FEATURES = "--no-default-features"
-CARGO_BUILD_FLAGS += "-p adudiffapi --lib ${ADUDIFFAPI_CARGO_FEATURES}"
+CARGO_BUILD_FLAGS += "-p adudiffapi --lib"
 
 # Stripping is Yocto's job (the -dbg package gets the debug information): the cargo profile
 # must not strip, whatever Cargo.toml says.
