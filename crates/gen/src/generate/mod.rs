@@ -459,7 +459,8 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<Generated> {
         }
     };
     if opts.format == DeltaFormat::Standard {
-        return generate_in(opts, target_analysis, DeltaFormat::Standard);
+        let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
+        return finish_delta(opts, standard);
     }
     let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
     if extended.report.format == DeltaFormat::Standard {
@@ -486,16 +487,6 @@ fn keep_zstd_findings(standard: &mut GenerateReport, extended: &GenerateReport) 
     }
 }
 
-/// One generation in `format`, written when smaller than the target.
-fn generate_in(
-    opts: &GenerateOptions,
-    target_analysis: &TargetAnalysis,
-    format: DeltaFormat,
-) -> ToolResult<Generated> {
-    let built = build_delta(opts, target_analysis, format)?;
-    finish_delta(opts, built)
-}
-
 /// A verified delta, not written yet.
 struct Built {
     report: GenerateReport,
@@ -503,6 +494,7 @@ struct Built {
     verified: Verified,
 }
 
+/// Stage 6 for a built delta (see [`finish`]).
 fn finish_delta(opts: &GenerateOptions, built: Built) -> ToolResult<Generated> {
     finish(opts, built.report, &built.delta, built.verified)
 }
