@@ -1034,6 +1034,9 @@ fn plan_members<'t>(
 /// Diff jobs of one stage-3 pass.
 type DiffJobs<'a> = Vec<(u64, pool::Job<'a, DiffOutcome>)>;
 
+/// A diff job's payload: member, segment, method, payload.
+type DiffPayload = (usize, usize, Method, Vec<u8>);
+
 /// Queues the diff candidates of every non-zero segment of member `i` (content `b.content`,
 /// basis bytes `basis`): zstd at the configured level (and at [`STRONG_ZSTD_LEVEL`] when the
 /// content is one segment), and bsdiff when the segment has a basis window small enough.
@@ -1104,7 +1107,7 @@ fn run_diff_jobs(
     jobs: DiffJobs<'_>,
     reports: &[MemberReport],
     cpu: &mut HashMap<(usize, Method), f64>,
-) -> ToolResult<Vec<(usize, usize, Method, Vec<u8>)>> {
+) -> ToolResult<Vec<DiffPayload>> {
     let mut payloads = Vec::new();
     for (i, k, method, r, secs) in pool::run(threads, jobs) {
         *cpu.entry((i, method)).or_default() += secs;
