@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use adudiff_gen::generate::import_manifest::{self, UpdateId};
 use adudiff_gen::generate::release::{self, ReleaseOptions};
-use adudiff_gen::generate::{self, strategy_text, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::generate::{self, strategy_text, DiffSettings, GenerateOptions};
 use adudiff_gen::recompress::{self, ImageAction, SignatureAction};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{Cli, Command, GenerateArgs, IdentityArgs, ManifestArgs, ReleaseArgs};
@@ -608,6 +608,7 @@ fn man_command() -> clap::Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adudiff_gen::generate::DeltaFormat;
 
     /// Parses a command line (without the program name) into the arguments and the subcommand's
     /// matches, as `main` does.

@@ -459,7 +459,8 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<Generated> {
         }
     };
     if opts.format == DeltaFormat::Standard {
-        return generate_in(opts, target_analysis, DeltaFormat::Standard);
+        let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
+        return finish_delta(opts, standard);
     }
     let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
     if extended.report.format == DeltaFormat::Standard {
@@ -486,16 +487,6 @@ fn keep_zstd_findings(standard: &mut GenerateReport, extended: &GenerateReport) 
     }
 }
 
-/// One generation in `format`, written when smaller than the target.
-fn generate_in(
-    opts: &GenerateOptions,
-    target_analysis: &TargetAnalysis,
-    format: DeltaFormat,
-) -> ToolResult<Generated> {
-    let built = build_delta(opts, target_analysis, format)?;
-    finish_delta(opts, built)
-}
-
 /// A verified delta, not written yet.
 struct Built {
     report: GenerateReport,
@@ -503,6 +494,7 @@ struct Built {
     verified: Verified,
 }
 
+/// Stage 6 for a built delta (see [`finish`]).
 fn finish_delta(opts: &GenerateOptions, built: Built) -> ToolResult<Generated> {
     finish(opts, built.report, &built.delta, built.verified)
 }
@@ -1042,6 +1034,9 @@ fn plan_members<'t>(
 /// Diff jobs of one stage-3 pass.
 type DiffJobs<'a> = Vec<(u64, pool::Job<'a, DiffOutcome>)>;
 
+/// A diff job's payload: member, segment, method, payload.
+type DiffPayload = (usize, usize, Method, Vec<u8>);
+
 /// Queues the diff candidates of every non-zero segment of member `i` (content `b.content`,
 /// basis bytes `basis`): zstd at the configured level (and at [`STRONG_ZSTD_LEVEL`] when the
 /// content is one segment), and bsdiff when the segment has a basis window small enough.
@@ -1112,7 +1107,7 @@ fn run_diff_jobs(
     jobs: DiffJobs<'_>,
     reports: &[MemberReport],
     cpu: &mut HashMap<(usize, Method), f64>,
-) -> ToolResult<Vec<(usize, usize, Method, Vec<u8>)>> {
+) -> ToolResult<Vec<DiffPayload>> {
     let mut payloads = Vec::new();
     for (i, k, method, r, secs) in pool::run(threads, jobs) {
         *cpu.entry((i, method)).or_default() += secs;

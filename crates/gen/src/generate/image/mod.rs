@@ -186,10 +186,10 @@ impl Default for ImageSettings {
 /// `progress` advances by target bytes. Errors only on diff failures; a planner that cannot
 /// use the images returns `Ok(None)`.
 ///
-/// Steps: which target blocks the source holds ([`files::BlockMap`]); the other files and
-/// metadata placed into streams ([`files::FileLayout`]); each stream diffed against its
-/// reference ([`streams`]); the target cut into frames whose windows chain what they copy
-/// ([`frames`]).
+/// Steps: which target blocks the source holds (`files::BlockMap`); the other files and
+/// metadata placed into streams (`files::FileLayout`); each stream diffed against its
+/// reference (`streams`); the target cut into frames whose windows chain what they copy
+/// (`frames`).
 pub fn plan(
     target: &[u8],
     basis: &[u8],
