@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate_format, DeltaFormat, DiffSettings, GenerateOptions};
+use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_reconstruct as dr;
 use adudiffapi::format::{parse_delta, RecipeKind};
@@ -60,7 +60,7 @@ fn image(seed: u64, len: usize) -> Vec<u8> {
             5 | 6 => out.extend(std::iter::repeat_n(0u8, 4096)),
             7 => out.extend((0..512u64).flat_map(|i| (x.wrapping_mul(i + 1) >> 7).to_le_bytes())),
             _ => {
-                let from = (x as usize >> 3) % out.len().max(1) & !4095;
+                let from = ((x as usize >> 3) % out.len().max(1)) & !4095;
                 let block: Vec<u8> = out[from..(from + 4096).min(out.len())].to_vec();
                 out.extend(block);
             }
@@ -132,6 +132,8 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
         quiet: true,
         files: true,
         image: Default::default(),
+        format: DeltaFormat::Extended,
+        target_analysis: None,
     }
 }
 
@@ -141,7 +143,7 @@ fn options(c: &Case, name: &str) -> GenerateOptions {
 /// (the `--rsyncable` layout) plus 48 KiB of fixed overhead.
 fn check(c: &Case, expect_label: &str, plain_len: usize, changed: usize) {
     let e = options(c, "extended");
-    let report = generate_format(&e, DeltaFormat::Extended).unwrap();
+    let report = generate(&e).and_then(Generated::written).unwrap();
     let rootfs = report
         .members
         .iter()
@@ -253,8 +255,10 @@ fn pigz_fixture_delta_pins_encoder_2() {
             quiet: true,
             files: true,
             image: Default::default(),
+            format: DeltaFormat::Extended,
+            target_analysis: None,
         };
-        let r = generate_format(&opts, DeltaFormat::Extended).unwrap();
+        let r = generate(&opts).and_then(Generated::written).unwrap();
         assert_eq!(r.format, DeltaFormat::Extended);
     }
     let delta = std::fs::read(dir.join("delta")).unwrap();

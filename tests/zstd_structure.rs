@@ -275,7 +275,7 @@ fn real_size_multithreaded_frame_round_trips() {
 #[test]
 fn damaged_frames_are_refused_or_regenerate_what_they_describe() {
     let frame = zstd_cli(&["-19", "--no-check"], &mixed_content(200_000, 9), true);
-    let mut rng = Rng(0xDA4A_6E);
+    let mut rng = Rng(0x00DA_4A6E);
     for round in 0..400 {
         let mut damaged = frame.clone();
         if round % 4 == 0 {
