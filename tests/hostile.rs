@@ -1015,13 +1015,19 @@ fn deflate_reconstruct_bounds_and_codec_versions() {
         Expect::Target(deflated.clone()),
     );
     // Codec versions this applier does not know: refused before anything is produced.
-    for codec in [[1, 2], [1, 0], [2, 2], [3, 1], [u64::MAX, u64::MAX]] {
+    for codec in [[1, 2], [1, 0], [2, 3], [3, 1], [u64::MAX, u64::MAX]] {
         case(
             &format!("deflate_reconstruct codec {codec:?}"),
             &reconstruct_delta(&deflated, plain.clone(), &a.corrections, codec),
             Expect::Code(39000, "not supported"),
         );
     }
+    // Codec 2 version 2 (GNU gzip or pigz re-encoder) given a preflate blob: a read error.
+    case(
+        "deflate_reconstruct codec [2, 2] with a preflate blob",
+        &reconstruct_delta(&deflated, plain.clone(), &a.corrections, [2, 2]),
+        Expect::Code(FAILED, "codec-2 blob"),
+    );
     // Codec 2 (exact re-encoder) blobs that are not one: refused with the extended format's
     // read error before anything is encoded.
     for (blob, fragment) in [
