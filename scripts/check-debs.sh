@@ -117,7 +117,7 @@ check_control() {
             grep -q 'libc6' <<<"$(field Depends)" || fail "$deb: Depends lacks libc6: $(field Depends)"
             [ "$(field Conflicts)" = ms-adu_diffs ] || fail "$deb: Conflicts"
             [ "$(field Replaces)" = ms-adu_diffs ] || fail "$deb: Replaces"
-            dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./triggers | grep -qx 'activate-noawait ldconfig' ||
+            grep -qx 'activate-noawait ldconfig' <<<"$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./triggers)" ||
                 fail "$deb: no ldconfig trigger" ;;
         libadudiffapi-dev)
             [ "$(field Depends)" = "libadudiffapi (= $(field Version))" ] ||
@@ -141,7 +141,9 @@ check_package() { # check_package <deb>: sets pkg and arch
 $files
 --- expected
 $expected"
-    dpkg-deb -c "$deb" | grep -q "./usr/share/doc/$pkg/changelog.Debian.gz" || fail "$deb: no changelog"
+    # (a here-string, not a pipe: grep -q exits at the first match, and under pipefail the
+    # listing's SIGPIPE would fail the check)
+    grep -q "./usr/share/doc/$pkg/changelog.Debian.gz" <<<"$(dpkg-deb -c "$deb")" || fail "$deb: no changelog"
     echo "contents: $(wc -l <<<"$files") files as expected (+ usr/share/doc/$pkg/)"
     tmp=$(mktemp -d)
     dpkg-deb -x "$deb" "$tmp"
