@@ -213,6 +213,11 @@ fn get_varint(blob: &[u8], pos: &mut usize) -> Result<u64> {
         }
         v |= bits << shift;
         if byte & 0x80 == 0 {
+            // One encoding per number (the shortest), so a blob that parses is the blob the
+            // generator writes for those parameters.
+            if byte == 0 && shift > 0 {
+                return Err(failed("a number is not in its shortest form"));
+            }
             return Ok(v);
         }
     }
