@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ARM CI (issue 14 parts 1, 2, 5): cross-builds the library, `adudiff` and the C harness for
+# ARM CI: cross-builds the library, `adudiff` and the C harness for
 # arm64 (aarch64-unknown-linux-gnu) and armv7 (armv7-unknown-linux-gnueabihf) with Debian's cross
 # toolchains, runs the emulated test subset under qemu-user, and builds and checks the .deb
 # packages for amd64, arm64 and armhf. Fails (non-zero) on the first failing step.
@@ -23,7 +23,7 @@
 #   ARM_SYSROOT        default /opt/adudiffapi-arm-rust/<version>
 #   ARM_APT_DIR        private apt lists/cache for the ARM indexes (default /opt/adudiffapi-arm-rust/apt)
 #   ARM_TESTS          the emulated test list (default: the subset below)
-#   ARM32_TESTS        extra tests on armv7 only (default: large_images, none if ARM_TESTS is set)
+#   ARM32_TESTS        extra tests on armv7 only (default: the list below, none if ARM_TESTS is set)
 #   ARM_TEST_FILTER    optional: extra arguments for every emulated test binary (libtest filter)
 #   ARM_CI_TIMINGS     file receiving "step seconds" lines (default $target_dir/arm-ci-timings.txt)
 #   CARGO_TARGET_DIR   target directory (default: target/ of the checkout)
@@ -59,18 +59,22 @@ steps=("$@")
 # resources mounts file systems and limits the process (root, native); layering reads the
 # sources, the same on every target; packaging drives the host's cargo, cmake and dpkg (the deb
 # step below covers it per architecture). Override with ARM_TESTS="lib vectors ...".
-read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_parallel pardeflate_diff pardeflate_stream pardeflate_gzip pardeflate_exactness concurrency image_files extended extended_zstd extended_pigz release}"
-# On 32-bit targets only (issue 14 part 3): large_images applies a delta between sparse images
-# over 2 GiB through the C functions and bounds the emulated process's address space; ~3 min
-# under qemu-arm (software SHA-256 over 4 GiB). A 64-bit process has the address space to spare,
-# and the native x86_64 run covers the 64-bit code paths. Default: large_images, unless
-# ARM_TESTS is set (then none); ARM32_TESTS overrides either way.
+read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_gzip extended extended_zstd extended_pigz release}"
+# On 32-bit targets only: large_images applies a delta between sparse images over 2 GiB through
+# the C functions and bounds the emulated process's address space (~1 min under qemu-arm). A
+# 64-bit process has the address space to spare, and the native x86_64 run covers the 64-bit
+# code paths. Also on armv7 only: the parallel deflate encoder's own tests (pardeflate_parallel,
+# pardeflate_diff, pardeflate_stream, pardeflate_exactness) and the thread tests (concurrency,
+# image_files): code without architecture-specific paths, where 32-bit is the target that
+# differs from the native run (usize, atomics, address space); aarch64 runs the encoder through
+# lib, pardeflate_gzip and the extended tests. Default: these, unless ARM_TESTS is set (then
+# none); ARM32_TESTS overrides either way.
 if [ -n "${ARM32_TESTS+set}" ]; then
     read -r -a emulated_tests_32 <<<"$ARM32_TESTS"
 elif [ -n "${ARM_TESTS:-}" ]; then
     emulated_tests_32=()
 else
-    emulated_tests_32=(large_images)
+    emulated_tests_32=(pardeflate_parallel pardeflate_diff pardeflate_stream pardeflate_exactness concurrency image_files large_images)
 fi
 
 tests_for() { # tests_for <target>: the emulated test names for that target, one per line
@@ -230,14 +234,24 @@ step_build() {
     for t in $targets; do
         (
             cross_env "$t"
+            # arm64 is built the way the Yocto recipe builds it: offline (--frozen) from the
+            # recipe's own crate list, each .crate checked against its checksum and unpacked
+            # as bitbake's crate fetcher does (scripts/yocto-check.sh vendor-into). The library,
+            # adudiff and the tests then prove that list complete at no extra compile cost.
+            local source_args=()
+            if [ "$t" = aarch64-unknown-linux-gnu ]; then
+                mapfile -t source_args < <(scripts/yocto-check.sh vendor-into "$target_dir/yocto-vendor")
+                [ "${#source_args[@]}" -gt 0 ] || die "scripts/yocto-check.sh vendor-into printed no cargo arguments"
+                echo "arm-ci: $t from the Yocto recipe's vendored crates: ${source_args[*]}"
+            fi
             # Each package on its own (-p), as the .debs are built from these artifacts: a
             # workspace-wide build could unify dependency features differently.
-            timed "build-release-$t" build_release "$DEB_CARGO" --ignore-rust-version --target "$t"
+            timed "build-release-$t" build_release "$DEB_CARGO" --ignore-rust-version --target "$t" "${source_args[@]}"
             local test_args=() x
             for x in $(tests_for "$t"); do
                 if [ "$x" = lib ]; then test_args+=(--lib); else test_args+=(--test "$x"); fi
             done
-            timed "build-tests-$t" build_tests "$t" "${test_args[@]}"
+            timed "build-tests-$t" build_tests "$t" "${source_args[@]}" "${test_args[@]}"
             # The same properties the agent relies on, checked on the ARM cdylib.
             check_elf "$target_dir/$t/release/libadudiffapi.so" "$machine"
             readelf -h "$target_dir/$t/release/adudiff" | grep -q "Machine:.*$machine" || die "adudiff is not $machine"
@@ -354,19 +368,18 @@ step_deb() {
     timed "check-debs" scripts/check-debs.sh "$out"/*.deb || die "scripts/check-debs.sh"
 }
 
-# The Yocto layer without bitbake (scripts/yocto-check.sh): oelint-adv, then cargo resolves the
-# device library for arm64 from the recipe's vendored crates alone with --offline --frozen, as
-# the recipe's cargo class would (the build step has compiled the same sources for arm64).
-# yocto-full: also `cargo check` from those crates with the cross toolchain (~2.5 min; not in CI).
+# The Yocto layer without bitbake (scripts/yocto-check.sh): oelint-adv. (The build step has built
+# the library, adudiff and the tests for arm64 offline from the recipe's vendored crates.)
+# yocto-full: also `cargo check` of the library from those crates in a fresh target directory
+# (~2.5 min; not in CI).
 step_yocto() {
     timed "yocto-lint" scripts/yocto-check.sh lint
-    (
-        cross_env aarch64-unknown-linux-gnu
-        timed "yocto-vendor-resolve-aarch64" env CARGO="$DEB_CARGO" scripts/yocto-check.sh vendor-resolve
-        if [ "${1:-}" = full ]; then
-            timed "yocto-vendor-check-aarch64" env CARGO="$DEB_CARGO" scripts/yocto-check.sh vendor-check
-        fi
-    )
+    if [ "${1:-}" = full ]; then
+        (
+            cross_env aarch64-unknown-linux-gnu
+            timed "yocto-vendor-check-aarch64" env CARGO="$DEB_CARGO" scripts/yocto-check.sh vendor-resolve vendor-check
+        )
+    fi
 }
 
 : >"$timings"

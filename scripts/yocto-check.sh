@@ -3,7 +3,11 @@
 # failing step.
 #
 #   scripts/yocto-check.sh [step...]     steps: lint vendor-resolve vendor-check
-#                                        (default: lint vendor-resolve, what CI runs)
+#                                        (default: lint vendor-resolve)
+#   scripts/yocto-check.sh vendor-into DIR
+#                                        unpacks the recipe's crates into DIR/crates and prints
+#                                        the cargo arguments that build offline from them
+#                                        (scripts/arm-ci.sh builds arm64 this way)
 #
 # lint            oelint-adv (pip install oelint-adv) on the recipe and layer.conf, for every
 #                 release in LAYERSERIES_COMPAT, at every severity (info included); the
@@ -144,6 +148,16 @@ steps=("$@")
 for s in "${steps[@]}"; do
     case "$s" in
         lint) step_lint ;;
+        vendor-into)
+            # vendor-into DIR: only unpack the recipe's crates into DIR/crates (emptied first)
+            # and print the cargo arguments that build from them, one per line.
+            dir=${steps[1]:?vendor-into needs a directory}
+            rm -rf "$dir/crates"
+            mkdir -p "$dir/crates"
+            vendor_from_recipe "$dir/crates" >/dev/null
+            vendor_source_args "$dir/crates"
+            exit 0
+            ;;
         vendor-resolve) with_vendored resolve_from ;;
         vendor-check) with_vendored check_from ;;
         *) die "unknown step $s (lint vendor-resolve vendor-check)" ;;

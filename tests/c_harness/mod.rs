@@ -96,9 +96,9 @@ pub fn target_cmd(program: impl AsRef<OsStr>) -> Command {
 /// The tests run it from the root package, whose test targets get no `CARGO_BIN_EXE_adudiff`
 /// (that is only set for a binary of the test's own package), so it is located the way cargo
 /// lays it out: `<profile dir>/adudiff`, next to this test's `deps/`. Natively it is built (or
-/// found up to date) once per test process with `cargo build -p adudiff --bin adudiff` in the
-/// same target directory, profile and target triple, so a narrow `cargo test --test NAME` never
-/// runs a stale or missing binary. Under an emulator (`ADUDIFFAPI_TEST_RUNNER`, set by
+/// found up to date) once per test process with `cargo build -p adudiff -p adudiffapi --bin
+/// adudiff` in the same target directory, profile and target triple, so a narrow
+/// `cargo test --test NAME` never runs a stale or missing binary. Under an emulator (`ADUDIFFAPI_TEST_RUNNER`, set by
 /// scripts/arm-ci.sh, whose build step builds the binary for the target) nothing is built here.
 /// `ADUDIFF_TEST_BIN` overrides the path (e.g. an installed adudiff).
 pub fn adudiff_exe() -> PathBuf {
@@ -123,13 +123,27 @@ pub fn adudiff_exe() -> PathBuf {
     .clone()
 }
 
-/// `cargo build -p adudiff --bin adudiff` into `profile` (`<target dir>/[<triple>/]<profile>`).
+/// `cargo build -p adudiff -p adudiffapi --bin adudiff` into `profile`
+/// (`<target dir>/[<triple>/]<profile>`).
 fn build_adudiff(profile: &Path) {
     let parent = profile.parent().expect("target dir");
     let name = profile.file_name().unwrap().to_string_lossy().into_owned();
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.args(["build", "--quiet", "-p", "adudiff", "--bin", "adudiff"])
-        .current_dir(manifest_dir());
+    // `-p adudiffapi` too: its build-dependencies (cbindgen) enable features of shared
+    // dependencies (syn's `full`), and with them in the graph the features resolve as in
+    // `cargo test`, so the dependencies `cargo test` has compiled are reused; `-p adudiff`
+    // alone would recompile them and everything above them, adudiff-core included (minutes).
+    c.args([
+        "build",
+        "--quiet",
+        "-p",
+        "adudiff",
+        "-p",
+        "adudiffapi",
+        "--bin",
+        "adudiff",
+    ])
+    .current_dir(manifest_dir());
     // Cargo marks the target directory's root with CACHEDIR.TAG; `<root>/<triple>/<profile>`
     // is a --target build.
     if parent.join("CACHEDIR.TAG").is_file() {
