@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
+use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::format::{parse_delta, Format, RecipeKind};
 use adudiffapi::io::SharedBytes;
@@ -156,18 +156,13 @@ fn case(gz: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Option<Case> {
 
 fn options(c: &Case, format: DeltaFormat) -> GenerateOptions {
     GenerateOptions {
-        source: c.source.clone(),
-        target: c.target.clone(),
-        output: c.dir.join(format!("{}.delta", format.name())),
-        log_dir: None,
         work_dir: Some(c.dir.join("work")),
-        settings: DiffSettings::default(),
-        threads: 2,
-        quiet: true,
-        files: true,
-        image: Default::default(),
-        format,
-        target_analysis: None,
+        ..generate_options(
+            &c.source,
+            &c.target,
+            c.dir.join(format!("{}.delta", format.name())),
+            format,
+        )
     }
 }
 
@@ -374,18 +369,13 @@ fn check_fixture(
         std::fs::write(dir.join("source.swu"), v1).unwrap();
         std::fs::write(dir.join("target.swu"), v2).unwrap();
         let opts = GenerateOptions {
-            source: dir.join("source.swu"),
-            target: dir.join("target.swu"),
-            output: dir.join("delta"),
-            log_dir: None,
-            work_dir: None,
-            settings: DiffSettings::default(),
             threads: 1,
-            quiet: true,
-            files: true,
-            image: Default::default(),
-            format: DeltaFormat::Extended,
-            target_analysis: None,
+            ..generate_options(
+                &dir.join("source.swu"),
+                &dir.join("target.swu"),
+                dir.join("delta"),
+                DeltaFormat::Extended,
+            )
         };
         let r = generate(&opts).and_then(Generated::written).unwrap();
         assert_eq!(r.format, DeltaFormat::Extended);

@@ -9,11 +9,9 @@
 mod common;
 mod swu_common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
+use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_reconstruct as dr;
 use adudiffapi::format::{parse_delta, RecipeKind};
@@ -24,50 +22,6 @@ use swu_common::*;
 /// Whether the test runs under emulation (`scripts/arm-ci.sh` sets this variable).
 fn emulated() -> bool {
     std::env::var_os("ADUDIFFAPI_TEST_RUNNER").is_some()
-}
-
-/// `pigz args -c` of `data`; panics (a test failure) when pigz is not installed.
-fn pigz(args: &[&str], data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("pigz")
-        .args(args)
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pigz is needed (apt-get install -y pigz)");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "pigz {args:?} failed");
-    out.stdout
-}
-
-/// A deterministic file-system-like image of `len` bytes: 4 KiB blocks of text, zeros,
-/// incompressible bytes and repeats of earlier blocks.
-fn image(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 4096);
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut k = 0u64;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        k += 1;
-        match x % 10 {
-            0..=4 => out.extend(text(seed * 1_000_003 + k, 4096)),
-            5 | 6 => out.extend(std::iter::repeat_n(0u8, 4096)),
-            7 => out.extend((0..512u64).flat_map(|i| (x.wrapping_mul(i + 1) >> 7).to_le_bytes())),
-            _ => {
-                let from = ((x as usize >> 3) % out.len().max(1)) & !4095;
-                let block: Vec<u8> = out[from..(from + 4096).min(out.len())].to_vec();
-                out.extend(block);
-            }
-        }
-    }
-    out.truncate(len);
-    out
 }
 
 /// `v1` with scattered changes: `count` edits of a few hundred bytes and one insertion.
@@ -122,18 +76,13 @@ fn case(gz1: &[u8], gz2: &[u8]) -> Case {
 
 fn options(c: &Case, name: &str) -> GenerateOptions {
     GenerateOptions {
-        source: c.source.clone(),
-        target: c.target.clone(),
-        output: c.dir.path().join(format!("{name}.delta")),
-        log_dir: None,
         work_dir: Some(c.dir.path().join("work")),
-        settings: DiffSettings::default(),
-        threads: 2,
-        quiet: true,
-        files: true,
-        image: Default::default(),
-        format: DeltaFormat::Extended,
-        target_analysis: None,
+        ..generate_options(
+            &c.source,
+            &c.target,
+            c.dir.path().join(format!("{name}.delta")),
+            DeltaFormat::Extended,
+        )
     }
 }
 
@@ -188,7 +137,7 @@ fn check(c: &Case, expect_label: &str, plain_len: usize, changed: usize) {
 #[test]
 fn pigz_options_rebuild_exactly() {
     let len = if emulated() { 600_000 } else { 1_500_000 };
-    let v1 = image(1, len);
+    let v1 = fs_image(1, len);
     let (v2, changed) = self::changed(&v1, 6);
     let cases: [(&[&str], &str); 8] = [
         (&["-9", "-n"], "pigz -9"),
@@ -218,7 +167,7 @@ fn pigz_options_rebuild_exactly() {
 #[test]
 fn real_size_image_stays_small() {
     let len = if emulated() { 2 << 20 } else { 24 << 20 };
-    let v1 = image(7, len);
+    let v1 = fs_image(7, len);
     let (v2, changed) = self::changed(&v1, 40);
     for (args, label) in [
         (&["-9", "-n"][..], "pigz -9"),
@@ -236,7 +185,7 @@ fn real_size_image_stays_small() {
 fn pigz_fixture_delta_pins_encoder_2() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-pigz");
     if std::env::var("ADUDIFF_WRITE_FIXTURE").is_ok() {
-        let v1 = image(11, 400_000);
+        let v1 = fs_image(11, 400_000);
         let (v2, _) = changed(&v1, 2);
         let args = ["-9", "-n", "--rsyncable", "-b", "32"];
         let v1 = cpio(CpioFormat::Newc, &[("data.gz", &pigz(&args, &v1))]);
@@ -245,18 +194,13 @@ fn pigz_fixture_delta_pins_encoder_2() {
         std::fs::write(dir.join("source.swu"), v1).unwrap();
         std::fs::write(dir.join("target.swu"), v2).unwrap();
         let opts = GenerateOptions {
-            source: dir.join("source.swu"),
-            target: dir.join("target.swu"),
-            output: dir.join("delta"),
-            log_dir: None,
-            work_dir: None,
-            settings: DiffSettings::default(),
             threads: 1,
-            quiet: true,
-            files: true,
-            image: Default::default(),
-            format: DeltaFormat::Extended,
-            target_analysis: None,
+            ..generate_options(
+                &dir.join("source.swu"),
+                &dir.join("target.swu"),
+                dir.join("delta"),
+                DeltaFormat::Extended,
+            )
         };
         let r = generate(&opts).and_then(Generated::written).unwrap();
         assert_eq!(r.format, DeltaFormat::Extended);

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use adudiff_gen::generate::{generate, DeltaFormat, DiffSettings, GenerateOptions, Generated};
+use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_PLEDGED,
@@ -188,18 +188,13 @@ fn gz_source(d: &[u8]) -> (String, Vec<u8>) {
 
 fn options(c: &Case, format: DeltaFormat) -> GenerateOptions {
     GenerateOptions {
-        source: c.source.clone(),
-        target: c.target.clone(),
-        output: c.dir.path().join(format!("{}.delta", format.name())),
-        log_dir: None,
         work_dir: Some(c.dir.path().join("work")),
-        settings: DiffSettings::default(),
-        threads: 2,
-        quiet: true,
-        files: true,
-        image: Default::default(),
-        format,
-        target_analysis: None,
+        ..generate_options(
+            &c.source,
+            &c.target,
+            c.dir.path().join(format!("{}.delta", format.name())),
+            format,
+        )
     }
 }
 

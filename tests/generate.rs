@@ -3,9 +3,7 @@
 
 mod swu_common;
 
-use adudiff_gen::generate::{
-    generate, DeltaFormat, DiffSettings, GenerateOptions, Generated, Method, Strategy,
-};
+use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated, Method, Strategy};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
@@ -274,18 +272,14 @@ fn swu_pair(target_gzip: fn(&[u8]) -> Vec<u8>) -> Pair {
 
 fn options(p: &Pair) -> GenerateOptions {
     GenerateOptions {
-        source: p.source.clone(),
-        target: p.target.clone(),
-        output: p.dir.join("out/delta.pamz"),
         log_dir: Some(p.dir.join("logs")),
         work_dir: Some(p.dir.join("work")),
-        settings: DiffSettings::default(),
-        threads: 2,
-        quiet: true,
-        files: true,
-        image: Default::default(),
-        format: DeltaFormat::Standard,
-        target_analysis: None,
+        ..generate_options(
+            &p.source,
+            &p.target,
+            p.dir.join("out/delta.pamz"),
+            DeltaFormat::Standard,
+        )
     }
 }
 

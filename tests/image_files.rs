@@ -6,9 +6,7 @@ mod swu_common;
 
 use std::io::Read;
 
-use adudiff_gen::generate::{
-    generate, DeltaFormat, DiffSettings, GenerateOptions, Generated, Strategy,
-};
+use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated, Strategy};
 use adudiff_gen::swu::cpio::CpioFormat;
 use adudiffapi::codec::deflate_exact;
 use adudiffapi::format::ZlibInit;
@@ -65,18 +63,15 @@ impl Case {
         let p = self.dir.path();
         let name = if files { "files" } else { "whole" };
         GenerateOptions {
-            source: p.join("v1.swu"),
-            target: p.join("v2.swu"),
-            output: p.join(format!("{name}.delta")),
             log_dir: Some(p.join(format!("{name}-logs"))),
             work_dir: Some(p.join("work")),
-            settings: DiffSettings::default(),
-            threads: 2,
-            quiet: true,
             files,
-            image: Default::default(),
-            format: DeltaFormat::Standard,
-            target_analysis: None,
+            ..generate_options(
+                &p.join("v1.swu"),
+                &p.join("v2.swu"),
+                p.join(format!("{name}.delta")),
+                DeltaFormat::Standard,
+            )
         }
     }
 

@@ -100,23 +100,78 @@ const IDENTITY: &[&str] = &[
     "1.4",
 ];
 
-#[test]
-fn three_sources_one_manifest() {
+/// A successful `adudiff release` of three sources to one target, in a new temporary folder.
+struct ThreeSourceRelease {
+    dir: tempfile::TempDir,
+    /// Versions 1, 2 and 3.
+    sources: Vec<PathBuf>,
+    /// Version 4.
+    target: PathBuf,
+    /// The release's output folder.
+    out: PathBuf,
+    /// The command line after `adudiff`.
+    args: Vec<String>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Versions 1–3 of `make_version` released to version 4 (files `<stems[v - 1]>.swu`) into the
+/// folder `out_name` with `extra_args` and the update identity of [`IDENTITY`]; asserts success.
+fn release_of_three(
+    stems: [&str; 4],
+    out_name: &str,
+    make_version: fn(usize) -> Vec<u8>,
+    extra_args: &[&str],
+) -> ThreeSourceRelease {
     let dir = tempfile::tempdir().unwrap();
     let sources: Vec<PathBuf> = (1..=3)
-        .map(|v| write(dir.path(), &format!("toaster-1.{v}.swu"), &version(v)))
+        .map(|v| {
+            write(
+                dir.path(),
+                &format!("{}.swu", stems[v - 1]),
+                &make_version(v),
+            )
+        })
         .collect();
-    let target = write(dir.path(), "toaster-1.4.swu", &version(4));
-    let out = dir.path().join("release");
-
-    let mut args = vec!["release", "--out", s(&out), "--jobs", "2"];
+    let target = write(dir.path(), &format!("{}.swu", stems[3]), &make_version(4));
+    let out = dir.path().join(out_name);
+    let mut args = vec!["release", "--out", s(&out)];
+    args.extend_from_slice(extra_args);
     args.extend_from_slice(IDENTITY);
     args.push(s(&target));
     args.extend(sources.iter().map(|p| s(p)));
     let o = adudiff(&args);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let args = args.iter().map(|a| a.to_string()).collect();
+    ThreeSourceRelease {
+        dir,
+        sources,
+        target,
+        out,
+        args,
+        stdout,
+        stderr,
+    }
+}
+
+#[test]
+fn three_sources_one_manifest() {
+    let ThreeSourceRelease {
+        dir,
+        sources,
+        target,
+        out,
+        args,
+        stdout,
+        stderr: _,
+    } = release_of_three(
+        ["toaster-1.1", "toaster-1.2", "toaster-1.3", "toaster-1.4"],
+        "release",
+        version,
+        &["--jobs", "2"],
+    );
     // Summary: one row per source with the format, then what each kind of device downloads.
     for src in &sources {
         let name = src.file_name().unwrap().to_str().unwrap();
@@ -206,7 +261,7 @@ fn three_sources_one_manifest() {
     let out2 = dir.path().join("release2");
     let args2: Vec<&str> = args
         .iter()
-        .map(|a| if *a == s(&out) { s(&out2) } else { a })
+        .map(|a| if a == s(&out) { s(&out2) } else { a.as_str() })
         .collect();
     assert!(adudiff(&args2).status.success());
     assert_eq!(
@@ -226,18 +281,6 @@ fn three_sources_one_manifest() {
     assert_eq!(single["files"][0]["hashes"], f["hashes"]);
     assert_eq!(single["files"][0]["relatedFiles"][0], related[0]);
     assert_eq!(single["createdDateTime"], EPOCH_ISO);
-}
-
-/// Standard v2 without `zstd_compression` (what Microsoft's applier reads).
-fn assert_microsoft_readable_standard(path: &Path) {
-    let delta = std::fs::read(path).unwrap();
-    assert_eq!(&delta[..12], b"PAMZ\0\0\0\0\0\0\0\x02");
-    let parsed =
-        adudiffapi::format::parse_delta(adudiffapi::io::SharedBytes::from_vec(delta)).unwrap();
-    assert!(parsed
-        .recipes
-        .iter()
-        .all(|r| r.kind != adudiffapi::format::RecipeKind::ZstdCompression));
 }
 
 #[test]
@@ -544,20 +587,20 @@ fn version_field(path: &Path) -> [u8; 8] {
 
 #[test]
 fn mixed_fleet_extended_delta_then_standard_fallback() {
-    let dir = tempfile::tempdir().unwrap();
-    let sources: Vec<PathBuf> = (1..=3)
-        .map(|v| write(dir.path(), &format!("s{v}.swu"), &foreign_gzip_version(v)))
-        .collect();
-    let target = write(dir.path(), "t.swu", &foreign_gzip_version(4));
-    let out = dir.path().join("out");
-    let mut args = vec!["release", "--out", s(&out), "--format", "extended"];
-    args.extend_from_slice(IDENTITY);
-    args.push(s(&target));
-    args.extend(sources.iter().map(|p| s(p)));
-    let o = adudiff(&args);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let ThreeSourceRelease {
+        dir,
+        sources,
+        target,
+        out,
+        args: _,
+        stdout,
+        stderr,
+    } = release_of_three(
+        ["s1", "s2", "s3", "t"],
+        "out",
+        foreign_gzip_version,
+        &["--format", "extended"],
+    );
 
     // Four places: the three extended deltas, and the standard fallback of the first source
     // right after its extended delta; the other two sources are named in a warning.

@@ -2,11 +2,13 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 #[path = "../c_harness/mod.rs"]
 mod c_harness;
 
+use adudiff_gen::generate::{DeltaFormat, DiffSettings, GenerateOptions};
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
 
 /// Deterministic, moderately compressible pseudo-text of `len` bytes.
@@ -109,10 +111,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Asserts that the delta at `path` stays within what Microsoft's applier 3.0.0 reads: standard
-/// v2, recipe ids 0–5 and 7 (no `zstd_compression`), and that it rebuilds some gzip member with
-/// `zlib_compression`.
-pub fn assert_microsoft_readable(path: &std::path::Path) {
+/// Asserts that the delta at `path` is standard v2 without `zstd_compression` recipes (what
+/// Microsoft's applier 3.0.0 reads) and returns it parsed.
+pub fn assert_microsoft_readable_standard(path: &Path) -> adudiffapi::format::Delta {
     use adudiffapi::format::RecipeKind;
     let delta = std::fs::read(path).unwrap();
     assert_eq!(&delta[..12], b"PAMZ\0\0\0\0\0\0\0\x02");
@@ -122,10 +123,88 @@ pub fn assert_microsoft_readable(path: &std::path::Path) {
         .recipes
         .iter()
         .all(|r| r.kind != RecipeKind::ZstdCompression));
+    parsed
+}
+
+/// Asserts that the delta at `path` stays within what Microsoft's applier 3.0.0 reads: standard
+/// v2, recipe ids 0–5 and 7 (no `zstd_compression`), and that it rebuilds some gzip member with
+/// `zlib_compression`.
+pub fn assert_microsoft_readable(path: &Path) {
+    let parsed = assert_microsoft_readable_standard(path);
     assert!(parsed
         .recipes
         .iter()
-        .any(|r| r.kind == RecipeKind::ZlibCompression));
+        .any(|r| r.kind == adudiffapi::format::RecipeKind::ZlibCompression));
+}
+
+/// [`GenerateOptions`] from `source` to `target` written to `output` in `format`, with what the
+/// tests share: two threads, quiet, file-aware image diffing, default tuning, no log, no work
+/// folder, the target analysed by the generation itself. Tests change fields with struct update
+/// syntax (`GenerateOptions { threads: 1, ..generate_options(..) }`).
+pub fn generate_options(
+    source: &Path,
+    target: &Path,
+    output: PathBuf,
+    format: DeltaFormat,
+) -> GenerateOptions {
+    GenerateOptions {
+        source: source.to_path_buf(),
+        target: target.to_path_buf(),
+        output,
+        log_dir: None,
+        work_dir: None,
+        settings: DiffSettings::default(),
+        threads: 2,
+        quiet: true,
+        files: true,
+        image: Default::default(),
+        format,
+        target_analysis: None,
+    }
+}
+
+/// `pigz args -c` of `data`; panics (a test failure) when pigz is not installed.
+pub fn pigz(args: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("pigz")
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("pigz is needed (apt-get install -y pigz)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "pigz {args:?} failed");
+    out.stdout
+}
+
+/// A deterministic file-system-like image of `len` bytes: 4 KiB blocks of [`text`], zeros,
+/// incompressible bytes and repeats of earlier blocks.
+pub fn fs_image(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 4096);
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut k = 0u64;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        k += 1;
+        match x % 10 {
+            0..=4 => out.extend(text(seed * 1_000_003 + k, 4096)),
+            5 | 6 => out.extend(std::iter::repeat_n(0u8, 4096)),
+            7 => out.extend((0..512u64).flat_map(|i| (x.wrapping_mul(i + 1) >> 7).to_le_bytes())),
+            _ => {
+                let from = ((x as usize >> 3) % out.len().max(1)) & !4095;
+                let block: Vec<u8> = out[from..(from + 4096).min(out.len())].to_vec();
+                out.extend(block);
+            }
+        }
+    }
+    out.truncate(len);
+    out
 }
 
 /// A command that runs this build's `adudiff` binary: directly, or under emulation
@@ -136,6 +215,6 @@ pub fn adudiff_command() -> Command {
 }
 
 /// This build's `adudiff` binary ([`c_harness::adudiff_exe`]).
-pub fn adudiff_exe() -> std::path::PathBuf {
+pub fn adudiff_exe() -> PathBuf {
     c_harness::adudiff_exe()
 }
