@@ -243,7 +243,7 @@ fn pigz_reader(
         return Ok(Box::new(r));
     };
     let charge = loop {
-        match scratch.memory_room(params.memory(threads), "the pigz re-encoder") {
+        match scratch.memory_room(params.memory(plain_len, threads), "the pigz re-encoder") {
             Ok(charge) => break charge,
             Err(e) if threads == 0 => return Err(e),
             Err(_) => threads = 0,

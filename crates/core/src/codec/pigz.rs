@@ -97,20 +97,22 @@ impl PigzParams {
         }
     }
 
-    /// The most sub-blocks one job has (1 for a fixed layout).
-    fn max_subs_per_job(&self) -> u64 {
+    /// The longest job of a `plain_len`-byte text (bytes) and the most sub-blocks one job has.
+    fn largest_job(&self, plain_len: u64) -> (u64, u64) {
         match &self.layout {
-            Layout::Fixed(_) => 1,
+            Layout::Fixed(block) => (u64::from(*block).min(plain_len), 1),
             Layout::Explicit { pieces, .. } => {
-                let (mut most, mut run) = (1u64, 0u64);
-                for &(_, ends_job) in pieces {
-                    run += 1;
+                let (mut most, mut subs, mut len, mut count) = (0u64, 1u64, 0u64, 0u64);
+                for &(piece, ends_job) in pieces {
+                    len += u64::from(piece);
+                    count += 1;
                     if ends_job {
-                        most = most.max(run);
-                        run = 0;
+                        most = most.max(len);
+                        subs = subs.max(count);
+                        (len, count) = (0, 0);
                     }
                 }
-                most
+                (most, subs)
             }
         }
     }
@@ -126,14 +128,14 @@ impl PigzParams {
         }
     }
 
-    /// Peak memory of a rebuild on `threads` workers (0: on the caller's thread), in bytes:
-    /// per job in flight its text, its dictionary and its output buffer (at most
-    /// [`job_output_bound`] of the longest job), one more output being read out, the 32 KiB
-    /// window of plain text, and one zlib deflate state per worker.
-    pub fn memory(&self, threads: usize) -> u64 {
-        let block = u64::from(self.block());
-        let out = job_output_bound(block, self.max_subs_per_job());
-        let per_job = block + DICT as u64 + out;
+    /// Peak memory of the rebuild of a `plain_len`-byte text on `threads` workers (0: on the
+    /// caller's thread), in bytes: per job in flight its text, its dictionary and its output
+    /// buffer (at most [`job_output_bound`] of the longest job), one more output being read
+    /// out, the 32 KiB window of plain text, and one zlib deflate state per worker.
+    pub fn memory(&self, plain_len: u64, threads: usize) -> u64 {
+        let (job, subs) = self.largest_job(plain_len);
+        let out = job_output_bound(job, subs);
+        let per_job = job + DICT as u64 + out;
         let states = threads.max(1) as u64 * DEFLATE_STATE;
         self.max_in_flight(threads) * per_job + out + DICT as u64 + states
     }
@@ -1012,7 +1014,7 @@ mod tests {
             );
             let job = job_output_bound(u64::from(block), 1);
             assert!(stream.len() as u64 <= job * plain.len().div_ceil(block as usize) as u64);
-            assert!(params.memory(2) > 4 * (u64::from(block) + job));
+            assert!(params.memory(plain.len() as u64, 2) > 4 * (u64::from(block) + job));
         }
     }
 
