@@ -33,7 +33,7 @@ use c_harness::{harness, lib_dir, run_with_timeout};
 const MIB: u64 = 1 << 20;
 
 /// pigz options of the cases: 2 MiB jobs, so that the two jobs in flight of two workers need
-/// ~10.4 MiB and one job on the caller's thread ~6.4 MiB (`PigzParams::memory`).
+/// ~10.6 MiB and one job on the caller's thread ~6.3 MiB (`PigzParams::memory`).
 const PIGZ_ARGS: &[&str] = &["-9", "-n", "-b", "2048"];
 
 /// A deterministic file-system-like image: 4 KiB blocks of text, zeros, noise and repeats.
@@ -208,7 +208,8 @@ fn apply(
     let target = dir.join("target");
     let before = listing(dir);
     let mut c = Command::new(&harness.path);
-    c.arg(source)
+    c.arg("--peaks")
+        .arg(source)
         .arg(delta)
         .arg(&target)
         .env("LD_LIBRARY_PATH", lib_dir());
@@ -233,6 +234,9 @@ fn apply(
     let run = run_with_timeout(&mut c, Duration::from_secs(300));
     let context = format!("{} {env:?} RLIMIT_AS {rlimit_as:?}", delta.display());
     assert_eq!(run.status.signal(), None, "signal: {context}\n{run}");
+    if let Some(peaks) = run.stderr.lines().find(|l| l.starts_with("peaks: ")) {
+        println!("{context}: {peaks}");
+    }
     if run.result_line() == "result: ok" {
         assert!(
             fs::read(&target).unwrap() == expected,
@@ -276,6 +280,7 @@ fn memory_budget_and_address_space_limits() {
             limit,
         )
     };
+    // Two workers when the machine has two cores (`--nocapture` shows the peaks of each run).
     assert_eq!(run(&[], None), End::Exact);
     // A budget below one job's needs: refused before the re-encoder allocates, naming it.
     match run(&[("ADUDIFF_SCRATCH_MEMORY", "1M")], None) {

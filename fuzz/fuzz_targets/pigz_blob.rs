@@ -5,8 +5,7 @@
 //! output length (≤ 16 MiB), byte 5 the worker threads (0–2); then P bytes of plain text (fewer
 //! if the input is short: a short plain stream); the rest is the blob. Parsing must end with
 //! parameters or error 39001, the rebuild with at most the expected bytes or an error — never
-//! a panic, a hang, or an allocation beyond the bounds; the memory estimate charged to the
-//! apply's budget stays bounded by the text's length. `fuzz/seed.py` seeds it from the
+//! a panic, a hang, or an allocation beyond the bounds. `fuzz/seed.py` seeds it from the
 //! committed pigz fixture delta.
 #![no_main]
 
@@ -28,10 +27,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(params) = PigzParams::from_blob(blob, plain_len) {
         // What parses writes back to the same bytes.
         assert_eq!(params.to_blob(), blob, "blob round trip");
-        // The memory charged to the budget follows the text, not the blob's claims: a text of
-        // at most 64 KiB (jobs ≤ 64 KiB, ≤ 64 Ki sub-blocks each) needs at most ~12 MiB.
-        let memory = params.memory(plain_len, threads);
-        assert!(memory <= 16 << 20, "{memory} bytes for {plain_len} bytes of text");
     }
     let Ok(mut rebuilt) = PigzReader::new(
         Box::new(Cursor::new(plain.to_vec())),
