@@ -62,7 +62,7 @@ fn image(len: usize) -> Vec<u8> {
             4 => out.extend(std::iter::repeat_n(0u8, 4096)),
             5 => out.extend((0..512).flat_map(|_| next().to_le_bytes())),
             _ => {
-                let from = (r as usize >> 3) % out.len().max(1) & !4095;
+                let from = ((r as usize >> 3) % out.len().max(1)) & !4095;
                 let block = out[from..(from + 4096).min(out.len())].to_vec();
                 out.extend(block);
             }
@@ -409,7 +409,7 @@ fn hostile_pigz_blobs_under_the_address_space_limit() {
     }
     .to_blob();
     let mut huge_count = explicit(vec![(1, true)]);
-    huge_count.splice(10..11, [0xff, 0xff, 0xff, 0xff, 0x0f]); // 2^32-1 sub-blocks
+    drop(huge_count.splice(10..11, [0xff, 0xff, 0xff, 0xff, 0x0f])); // 2^32-1 sub-blocks
     let zeros = Item::with_sha256(1 << 50, [0x50; 32]);
     let all_zeros = Recipe {
         kind: RecipeKind::AllZeros,
