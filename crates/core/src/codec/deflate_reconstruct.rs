@@ -135,6 +135,8 @@ fn parse_exact_blob(blob: &[u8], plain_len: u64) -> Result<u32> {
 /// (`crate::pardeflate::ParallelDeflateReader`: the plain text passes through an in-memory
 /// spool of ~12–16 MiB, mapped at its full length), or under an address-space limit and on
 /// one core on the caller's thread (`crate::pardeflate::SequentialDeflateReader`, ~4.3 MiB).
+/// No memory is charged to any budget (the generator's checks, tools); an apply uses
+/// [`reader_in`].
 pub fn reader(
     plain: Box<dyn Read + Send>,
     plain_len: u64,
@@ -142,6 +144,40 @@ pub fn reader(
     codec: u64,
     version: u64,
     output_len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    reader_with(plain, plain_len, blob, (codec, version), output_len, None)
+}
+
+/// [`reader`] inside an apply: the pigz re-encoder's memory
+/// ([`crate::codec::pigz::PigzParams::memory`]) is charged to `scratch`'s memory budget
+/// (and address-space budget) before anything is allocated and stays charged while the
+/// reader lives — two workers when both cores are free and the budget has room for them,
+/// else the caller's thread, else a clean [`code::IO_TEMP_FILE_READERWRITER_FAILED_OPEN`].
+pub fn reader_in(
+    scratch: &crate::io::Scratch,
+    plain: Box<dyn Read + Send>,
+    plain_len: u64,
+    blob: SharedBytes,
+    (codec, version): (u64, u64),
+    output_len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    reader_with(
+        plain,
+        plain_len,
+        blob,
+        (codec, version),
+        output_len,
+        Some(scratch),
+    )
+}
+
+fn reader_with(
+    plain: Box<dyn Read + Send>,
+    plain_len: u64,
+    blob: SharedBytes,
+    (codec, version): (u64, u64),
+    output_len: u64,
+    scratch: Option<&crate::io::Scratch>,
 ) -> Result<Box<dyn Read + Send>> {
     check_codec(codec, version)?;
     if codec == CODEC_PREFLATE {
@@ -154,14 +190,7 @@ pub fn reader(
     };
     if version == CODEC_EXACT_VERSION_PIGZ && blob.get(4) == Some(&crate::codec::pigz::ENCODER_PIGZ)
     {
-        // Two workers when both cores are free to use; the caller's thread otherwise.
-        let threads = if one_core() || crate::io::scratch::address_space_limit().is_some() {
-            0
-        } else {
-            2
-        };
-        let r = crate::codec::pigz::PigzReader::new(plain, plain_len, &blob, output_len, threads)?;
-        return Ok(Box::new(r));
+        return pigz_reader(plain, plain_len, &blob, output_len, scratch);
     }
     let level = parse_exact_blob(&blob, plain_len)?;
     let setup = |e: io::Error| {
@@ -190,6 +219,38 @@ pub fn reader(
     )
     .map_err(setup)?;
     Ok(Box::new(reader))
+}
+
+/// The pigz re-encoder ([`crate::codec::pigz::PigzReader`]): two workers when both cores are
+/// free to use (no address-space limit, more than one core) and `scratch`'s budget has room
+/// for them, else the caller's thread; its memory charged to `scratch` when there is one.
+fn pigz_reader(
+    plain: Box<dyn Read + Send>,
+    plain_len: u64,
+    blob: &[u8],
+    output_len: u64,
+    scratch: Option<&crate::io::Scratch>,
+) -> Result<Box<dyn Read + Send>> {
+    use crate::codec::pigz::{PigzParams, PigzReader};
+    let params = PigzParams::from_blob(blob, plain_len)?;
+    let mut threads = if one_core() || crate::io::scratch::address_space_limit().is_some() {
+        0
+    } else {
+        2
+    };
+    let Some(scratch) = scratch else {
+        let r = PigzReader::with_params(plain, plain_len, params, output_len, threads)?;
+        return Ok(Box::new(r));
+    };
+    let charge = loop {
+        match scratch.memory_room(params.memory(plain_len, threads), "the pigz re-encoder") {
+            Ok(charge) => break charge,
+            Err(e) if threads == 0 => return Err(e),
+            Err(_) => threads = 0,
+        }
+    };
+    let r = PigzReader::with_params(plain, plain_len, params, output_len, threads)?;
+    Ok(Box::new(r.holding(charge)))
 }
 
 /// Whether this machine offers one core only.

@@ -28,6 +28,7 @@ use libz_sys as z;
 
 use super::zstream::{Deflater, Inflater};
 use crate::error::{code, Error, Result};
+use crate::io::scratch::Charge;
 
 /// Codec-2 encoder byte for pigz.
 pub const ENCODER_PIGZ: u8 = 2;
@@ -43,6 +44,16 @@ pub const MAX_BLOCK: u64 = 8 << 20;
 const DICT: usize = 32 << 10;
 /// First bytes of every codec-2 blob.
 const MAGIC: &[u8; 4] = b"ADEX";
+/// zlib's deflate state at pigz's settings (windowBits 15, memLevel 8):
+/// `(1 << (15 + 2)) + (1 << (8 + 9))` bytes plus the state structure, rounded up.
+pub const DEFLATE_STATE: u64 = 272 << 10;
+/// Output bytes a sub-block may add beyond its text: the block header, the alignment
+/// markers (an empty stored block, up to three 10-bit static blocks) and with `-i` a full
+/// flush (zlib writes at most 5 + 5 + 4 + 2 bytes of them).
+const MARKERS_PER_SUB_BLOCK: u64 = 32;
+/// The best ratio any deflate stream reaches: 258 bytes for a 2-bit match (1032:1); a stream
+/// shorter than its plain text over this cannot be a deflate stream of it.
+const BEST_RATIO: u64 = 1032;
 
 fn failed(detail: impl std::fmt::Display) -> Error {
     Error::new(
@@ -84,6 +95,49 @@ impl PigzParams {
             Layout::Fixed(b) => *b,
             Layout::Explicit { block, .. } => *block,
         }
+    }
+
+    /// The longest job of a `plain_len`-byte text (bytes) and the most sub-blocks one job has.
+    fn largest_job(&self, plain_len: u64) -> (u64, u64) {
+        match &self.layout {
+            Layout::Fixed(block) => (u64::from(*block).min(plain_len), 1),
+            Layout::Explicit { pieces, .. } => {
+                let (mut most, mut subs, mut len, mut count) = (0u64, 1u64, 0u64, 0u64);
+                for &(piece, ends_job) in pieces {
+                    len += u64::from(piece);
+                    count += 1;
+                    if ends_job {
+                        most = most.max(len);
+                        subs = subs.max(count);
+                        (len, count) = (0, 0);
+                    }
+                }
+                (most, subs)
+            }
+        }
+    }
+
+    /// Jobs in flight at once on `threads` workers (0: the caller's thread, one job).
+    pub fn max_in_flight(&self, threads: usize) -> u64 {
+        if threads == 0 {
+            1
+        } else if self.block() <= 1 << 20 {
+            2 * threads as u64
+        } else {
+            threads as u64
+        }
+    }
+
+    /// Peak memory of the rebuild of a `plain_len`-byte text on `threads` workers (0: on the
+    /// caller's thread), in bytes: per job in flight its text, its dictionary and its output
+    /// buffer (at most [`job_output_bound`] of the longest job), one more output being read
+    /// out, the 32 KiB window of plain text, and one zlib deflate state per worker.
+    pub fn memory(&self, plain_len: u64, threads: usize) -> u64 {
+        let (job, subs) = self.largest_job(plain_len);
+        let out = job_output_bound(job, subs);
+        let per_job = job + DICT as u64 + out;
+        let states = threads.max(1) as u64 * DEFLATE_STATE;
+        self.max_in_flight(threads) * per_job + out + DICT as u64 + states
     }
 
     /// The codec-2 blob (`"ADEX" 2 level flags varint:block [varint:count varint:piece*]`).
@@ -194,6 +248,13 @@ fn parse_pieces(
     Ok(pieces)
 }
 
+/// The most bytes zlib writes for a job of `len` bytes cut into `subs` sub-blocks: a block
+/// never exceeds its stored form (5 bytes of header per block, a block per ≥ 16 Ki symbols at
+/// memLevel 8, bounded here by one per 2 KiB), plus the markers of each sub-block.
+pub fn job_output_bound(len: u64, subs: u64) -> u64 {
+    len + (len >> 11) + 64 + MARKERS_PER_SUB_BLOCK * subs
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -277,13 +338,26 @@ impl Iterator for Jobs {
     }
 }
 
-/// Runs one `deflate(flush)` over `input` (possibly empty) to completion, appending to `out`.
-fn run(deflater: &mut Deflater, mut input: &[u8], flush: c_int, out: &mut Vec<u8>) -> Result<()> {
+/// Runs one `deflate(flush)` over `input` (possibly empty) to completion, appending to `out`,
+/// which never grows beyond `cap` bytes (the job's bound: more is an error, not an allocation).
+fn run(
+    deflater: &mut Deflater,
+    mut input: &[u8],
+    flush: c_int,
+    out: &mut Vec<u8>,
+    cap: usize,
+) -> Result<()> {
     const ROOM: usize = 64 << 10;
     loop {
-        if out.capacity() - out.len() < ROOM {
-            out.try_reserve(ROOM.max(out.len() / 2))
+        if out.capacity() - out.len() < ROOM && out.capacity() < cap {
+            let grow = ROOM.max(out.len() / 2).min(cap - out.capacity());
+            out.try_reserve_exact(grow)
                 .map_err(|_| failed("out of memory for a job's output"))?;
+        }
+        if out.capacity() == out.len() {
+            return Err(failed(format!(
+                "a job's output exceeds its bound of {cap} bytes"
+            )));
         }
         let start = out.len();
         let spare = out.capacity() - start;
@@ -326,8 +400,10 @@ pub(crate) fn encode_job(
         let d = &dictionary[dictionary.len().saturating_sub(DICT)..];
         zcheck(deflater.set_dictionary(d), "deflateSetDictionary")?;
     }
+    let cap = usize::try_from(job_output_bound(input.len() as u64, subs.len() as u64))
+        .map_err(|_| failed("a job too long for this machine"))?;
     let mut out = Vec::new();
-    out.try_reserve(input.len() / 2 + 1024)
+    out.try_reserve_exact((input.len() / 2 + 1024).min(cap))
         .map_err(|_| failed("out of memory for a job's output"))?;
     let mut pos = 0usize;
     for (i, &len) in subs.iter().enumerate() {
@@ -336,22 +412,22 @@ pub(crate) fn encode_job(
             .ok_or_else(|| failed("sub-blocks longer than their job"))?;
         pos += len as usize;
         if last && i + 1 == subs.len() {
-            run(deflater, piece, z::Z_FINISH, &mut out)?;
+            run(deflater, piece, z::Z_FINISH, &mut out, cap)?;
             continue;
         }
-        run(deflater, piece, z::Z_BLOCK, &mut out)?;
+        run(deflater, piece, z::Z_BLOCK, &mut out, cap)?;
         let mut bits = deflater.pending_bits()?;
         if bits & 1 == 1 || params.independent {
-            run(deflater, &[], z::Z_SYNC_FLUSH, &mut out)?;
+            run(deflater, &[], z::Z_SYNC_FLUSH, &mut out, cap)?;
         } else if bits & 7 != 0 {
             while bits & 7 != 0 {
                 zcheck(deflater.prime(10, 2), "deflatePrime")?;
                 bits = deflater.pending_bits()?;
             }
-            run(deflater, &[], z::Z_BLOCK, &mut out)?;
+            run(deflater, &[], z::Z_BLOCK, &mut out, cap)?;
         }
         if params.independent {
-            run(deflater, &[], z::Z_FULL_FLUSH, &mut out)?;
+            run(deflater, &[], z::Z_FULL_FLUSH, &mut out, cap)?;
         }
     }
     if pos != input.len() {
@@ -363,6 +439,27 @@ pub(crate) fn encode_job(
 /// A fresh deflate stream set up as pigz's (raw, memLevel 8).
 pub(crate) fn new_deflater() -> Result<Deflater> {
     Deflater::new(6, -15, 8)
+}
+
+/// Refuses a stream length no pigz stream of `plain_len` bytes has: shorter than the best
+/// deflate ratio allows, or longer than every job's bound together. Checked before any job
+/// runs, so a length that lies costs nothing.
+fn check_lengths(params: &PigzParams, plain_len: u64, output_len: u64) -> Result<()> {
+    let block = u64::from(params.block());
+    let jobs = plain_len.div_ceil(block).max(1);
+    let subs = match &params.layout {
+        Layout::Fixed(_) => jobs,
+        Layout::Explicit { pieces, .. } => pieces.len() as u64,
+    };
+    let most = job_output_bound(plain_len, subs).saturating_add(64 * jobs);
+    if output_len < plain_len / BEST_RATIO || output_len > most {
+        return Err(failed(format!(
+            "a stream of {output_len} bytes cannot hold {plain_len} bytes of plain text \
+             (a pigz stream of them has {}..={most} bytes)",
+            plain_len / BEST_RATIO
+        )));
+    }
+    Ok(())
 }
 
 /// One job handed to a worker.
@@ -422,6 +519,8 @@ pub struct PigzReader {
     produced: u64,
     output_len: u64,
     failed: Option<Error>,
+    /// This reader's memory, charged to the apply's scratch budget while it lives.
+    _charge: Option<Charge>,
 }
 
 impl PigzReader {
@@ -434,17 +533,24 @@ impl PigzReader {
         output_len: u64,
         threads: usize,
     ) -> Result<Self> {
-        let params = Arc::new(PigzParams::from_blob(blob, plain_len)?);
+        let params = PigzParams::from_blob(blob, plain_len)?;
+        Self::with_params(plain, plain_len, params, output_len, threads)
+    }
+
+    /// [`PigzReader::new`] with the blob already parsed (by [`PigzParams::from_blob`] with
+    /// the same `plain_len`).
+    pub fn with_params(
+        plain: Box<dyn Read + Send>,
+        plain_len: u64,
+        params: PigzParams,
+        output_len: u64,
+        threads: usize,
+    ) -> Result<Self> {
+        let params = Arc::new(params);
+        check_lengths(&params, plain_len, output_len)?;
         let jobs = Jobs::new(params.layout.clone(), plain_len).peekable();
-        let block = u64::from(params.block());
         // Each job in flight holds its text, its dictionary and its output (≈ 2 × block).
-        let max_in_flight = if threads == 0 {
-            1
-        } else if block <= 1 << 20 {
-            2 * threads
-        } else {
-            threads
-        };
+        let max_in_flight = params.max_in_flight(threads) as usize;
         let (queue, local) = if threads == 0 {
             (None, Some(new_deflater()?))
         } else {
@@ -479,7 +585,14 @@ impl PigzReader {
             produced: 0,
             output_len,
             failed: None,
+            _charge: None,
         })
+    }
+
+    /// Keeps `charge` (this reader's memory in the scratch budget) until the reader is dropped.
+    pub fn holding(mut self, charge: Charge) -> Self {
+        self._charge = Some(charge);
+        self
     }
 
     /// Reads the next job's text and starts it (false: no job left).
@@ -863,6 +976,64 @@ mod tests {
             layout: Layout::Fixed(128 << 10),
         };
         assert_eq!(rebuild(b"", &params, stream.len(), 2).unwrap(), stream);
+    }
+
+    /// Incompressible text (stored blocks, the largest output per byte) with many small
+    /// sub-blocks and `-i` (the most markers) stays within the output bounds the applier
+    /// enforces, and the memory estimate covers the largest job.
+    #[test]
+    fn incompressible_streams_fit_their_bounds() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let plain: Vec<u8> = (0..400_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (args, independent) in [
+            (&["-9", "-n", "-i", "-b", "32"][..], true),
+            (&["-1", "-n"][..], false),
+        ] {
+            let stream = pigz(&plain, args);
+            let block = if args.contains(&"32") {
+                32 << 10
+            } else {
+                128 << 10
+            };
+            let params = PigzParams {
+                level: if args[0] == "-9" { 9 } else { 1 },
+                independent,
+                layout: Layout::Fixed(block),
+            };
+            assert_eq!(
+                rebuild(&plain, &params, stream.len(), 2).unwrap(),
+                stream,
+                "{args:?}"
+            );
+            let job = job_output_bound(u64::from(block), 1);
+            assert!(stream.len() as u64 <= job * plain.len().div_ceil(block as usize) as u64);
+            assert!(params.memory(plain.len() as u64, 2) > 4 * (u64::from(block) + job));
+        }
+    }
+
+    /// Lengths that cannot belong together are refused before any job runs.
+    #[test]
+    fn lying_lengths_are_refused_up_front() {
+        let params = PigzParams {
+            level: 9,
+            independent: false,
+            layout: Layout::Fixed(128 << 10),
+        };
+        let blob = params.to_blob();
+        for (plain_len, output_len) in [(1u64 << 40, 1000u64), (1000, 1 << 40), (0, 1 << 20)] {
+            let e = PigzReader::new(Box::new(std::io::empty()), plain_len, &blob, output_len, 2)
+                .err()
+                .unwrap();
+            assert_eq!(e.code, code::EXT_RECONSTRUCT_FAILED, "{e}");
+            assert!(e.message.contains("cannot hold"), "{e}");
+        }
     }
 
     #[test]

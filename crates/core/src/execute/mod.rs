@@ -399,8 +399,13 @@ impl<'a> Executor<'a> {
                 let scratch = self.scratch.clone();
                 deferred(move || {
                     let blob = corrections.get(&scratch, "a deflate correction blob")?;
-                    crate::codec::deflate_reconstruct::reader(
-                        plain, plain_len, blob, codec, version, length,
+                    crate::codec::deflate_reconstruct::reader_in(
+                        &scratch,
+                        plain,
+                        plain_len,
+                        blob,
+                        (codec, version),
+                        length,
                     )
                 })
             }
