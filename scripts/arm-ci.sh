@@ -22,7 +22,8 @@
 #   ARM_TARGETS        default "aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf"
 #   ARM_SYSROOT        default /opt/adudiffapi-arm-rust/<version>
 #   ARM_APT_DIR        private apt lists/cache for the ARM indexes (default /opt/adudiffapi-arm-rust/apt)
-#   ARM_TESTS          the emulated test list (default: the subset below)
+#   ARM_TESTS          the emulated tests of both targets (default: the subset below)
+#   ARM64_TESTS        extra tests on arm64 only (default: the list below, none if ARM_TESTS is set)
 #   ARM32_TESTS        extra tests on armv7 only (default: the list below, none if ARM_TESTS is set)
 #   ARM_TEST_FILTER    optional: extra arguments for every emulated test binary (libtest filter)
 #   ARM_CI_TIMINGS     file receiving "step seconds" lines (default $target_dir/arm-ci-timings.txt)
@@ -45,30 +46,34 @@ timings=${ARM_CI_TIMINGS:-$target_dir/arm-ci-timings.txt}
 steps=("$@")
 [ "${#steps[@]}" -gt 0 ] || steps=(setup build test deb yocto)
 
-# The emulated subset (README "Where it runs"): the unit tests of the workspace's libraries
-# (`lib`: adudiff-core, adudiffapi and adudiff-gen, the default members) and every integration
-# test that runs under qemu-user — golden vectors through the C ABI in process (vectors), the
-# agent-faithful dlopen harness (c_abi), the generator round trips on small SWU pairs (generate)
-# and the adudiff CLI end to end (cli) among them; the extended format both ways (extended,
-# extended_zstd, extended_pigz: the generator's gzip, pigz and zstd analysis and the applier's deflate_reconstruct and
-# zstd_compression_exact, on the committed fixture deltas too), the GNU gzip re-encoder against
-# the host's gzip (pardeflate_gzip) and the exactness property test (pardeflate_exactness), and
-# `adudiff release` (release). Not emulated: crash, faults and hostile
-# re-execute their own test binary as a child (with RLIMIT_AS/RLIMIT_FSIZE/setuid), which an
-# emulated process cannot exec without binfmt_misc (and RLIMIT_AS would limit qemu itself);
-# resources mounts file systems and limits the process (root, native); layering reads the
+# The emulated subset (docs/CI.md). On both targets: the unit tests of the workspace's libraries
+# (`lib`: adudiff-core, adudiffapi and adudiff-gen), every golden vector through the C ABI in
+# process (vectors), the agent-faithful dlopen harness (c_abi), sessions (ffi_sessions) and the
+# minimized fuzz inputs (fuzz_corpus). Not emulated: crash, faults and hostile re-execute their
+# own test binary as a child (with RLIMIT_AS/RLIMIT_FSIZE/setuid), which an emulated process
+# cannot exec without binfmt_misc (and RLIMIT_AS would limit qemu itself); resources and
+# pigz_limits mount file systems and limit the process (root, native); layering reads the
 # sources, the same on every target; packaging drives the host's cargo, cmake and dpkg (the deb
 # step below covers it per architecture). Override with ARM_TESTS="lib vectors ...".
-read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi generate cli ffi_sessions fuzz_corpus ext4_parse recompress pardeflate_gzip extended extended_zstd extended_pigz release}"
-# On 32-bit targets only: large_images applies a delta between sparse images over 2 GiB through
-# the C functions and bounds the emulated process's address space (~1 min under qemu-arm). A
-# 64-bit process has the address space to spare, and the native x86_64 run covers the 64-bit
-# code paths. Also on armv7 only: the parallel deflate encoder's own tests (pardeflate_parallel,
-# pardeflate_diff, pardeflate_stream, pardeflate_exactness) and the thread tests (concurrency,
-# image_files): code without architecture-specific paths, where 32-bit is the target that
-# differs from the native run (usize, atomics, address space); aarch64 runs the encoder through
-# lib, pardeflate_gzip and the extended tests. Default: these, unless ARM_TESTS is set (then
-# none); ARM32_TESTS overrides either way.
+read -r -a emulated_tests <<<"${ARM_TESTS:-lib vectors c_abi ffi_sessions fuzz_corpus}"
+# Per architecture, unless ARM_TESTS is set (then none); ARM64_TESTS / ARM32_TESTS override.
+# arm64, the common device: the extended format both ways (extended, extended_zstd,
+# extended_pigz: the generator's analysis and the applier's deflate_reconstruct and
+# zstd_compression_exact, the committed fixture deltas too), the GNU gzip re-encoder against the
+# host's gzip (pardeflate_gzip), the generator and the CLI end to end (generate, cli, release,
+# recompress, ext4_parse).
+# armv7, the 32-bit target that differs from the native run (usize, atomics, address space):
+# large_images applies a delta between sparse images over 2 GiB through the C functions and
+# bounds the emulated process's address space (~1 min under qemu-arm); the parallel deflate
+# encoder's own tests (pardeflate_parallel, pardeflate_diff, pardeflate_stream,
+# pardeflate_exactness) and the thread tests (concurrency, image_files).
+if [ -n "${ARM64_TESTS+set}" ]; then
+    read -r -a emulated_tests_64 <<<"$ARM64_TESTS"
+elif [ -n "${ARM_TESTS:-}" ]; then
+    emulated_tests_64=()
+else
+    emulated_tests_64=(generate cli release recompress ext4_parse pardeflate_gzip extended extended_zstd extended_pigz)
+fi
 if [ -n "${ARM32_TESTS+set}" ]; then
     read -r -a emulated_tests_32 <<<"$ARM32_TESTS"
 elif [ -n "${ARM_TESTS:-}" ]; then
@@ -80,6 +85,7 @@ fi
 tests_for() { # tests_for <target>: the emulated test names for that target, one per line
     printf '%s\n' "${emulated_tests[@]}"
     case "$1" in
+        aarch64-*) [ "${#emulated_tests_64[@]}" -eq 0 ] || printf '%s\n' "${emulated_tests_64[@]}" ;;
         armv7-*) [ "${#emulated_tests_32[@]}" -eq 0 ] || printf '%s\n' "${emulated_tests_32[@]}" ;;
     esac
 }
@@ -214,6 +220,9 @@ cross_env() {
     upper=$(echo "$1" | tr 'a-z-' 'A-Z_')
     lower=$(echo "$1" | tr '-' '_')
     export RUSTC=$DEB_RUSTC RUSTDOC=/usr/bin/rustdoc
+    # No line tables in the ARM builds: the packages are stripped anyway (cargo deb --strip),
+    # and the debug info of every crate costs compile and link time under CI's hour.
+    export CARGO_PROFILE_RELEASE_DEBUG=0
     export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
     export "CARGO_TARGET_${upper}_RUSTFLAGS=--sysroot=$sysroot"
     export "CARGO_TARGET_${upper}_RUNNER=$qemu -L /usr/$gnu"
