@@ -9,11 +9,14 @@
 //!
 //! Sequence level: a content map (copy regions: target bytes equal to source bytes, found by a
 //! rolling hash over 32-byte windows) maps each target position to a source position. A target
-//! sequence starting at position `p` (its literals start there) has a prediction when the
-//! source has a sequence starting at the mapped position: the same literal length, the same
-//! match length, and the source's resolved offset translated through the map (the source
-//! position it references, mapped back into the target before `p`). Three predictors are
-//! counted: the coded sequence equal, the resolved offset equal, the translated offset equal.
+//! sequence starting at position `p` (its literals start there) is predicted by the first
+//! source match at or after the mapped position (usually a source sequence starts exactly
+//! there; otherwise this resynchronises after a difference): the literals up to that match,
+//! its match length, and its resolved offset translated through the map (the source position
+//! it references, mapped back into the target before the match). Three predictors are
+//! counted: the coded sequence equal, the resolved offset equal, the translated offset equal;
+//! repeat codes are compared by the offset they resolve to, and a sequence whose producer
+//! coded its offset otherwise than the first matching repeat code is an exception.
 //!
 //! The carried stream this suggests replaces the content delta: the content map, per block the
 //! runs of fully predicted sequences and the others written out (each field only where it
@@ -615,8 +618,12 @@ fn main() {
     let percent = |count: usize| format!("{count} ({:.1} %)", 100.0 * count as f64 / total as f64);
     println!("target sequences: {total}");
     println!(
-        "  a source sequence at the mapped start: {}",
+        "  a source match at or after the mapped start: {}",
         percent(accounting.with_prediction)
+    );
+    println!(
+        "  of those, a source sequence starting there: {}",
+        percent(accounting.exact_start)
     );
     println!(
         "  predicted as coded (same offset value): {}",
