@@ -546,8 +546,14 @@ fn uncovered_literals(
 ) {
     let end = placed.offset + placed.block.content_length as usize;
     match placed.block.kind {
-        BlockKind::Rle(byte) => return out.push(byte),
-        BlockKind::Raw => return map.uncovered(content, placed.offset..end, out),
+        BlockKind::Rle(byte) => {
+            out.push(byte);
+            return;
+        }
+        BlockKind::Raw => {
+            map.uncovered(content, placed.offset..end, out);
+            return;
+        }
         BlockKind::Compressed(_) => {}
     }
     let mut match_end = placed.offset;
