@@ -140,33 +140,3 @@ fn hostile_streams_are_refused_cleanly() {
     )
     .is_err());
 }
-
-#[test]
-fn repeat_coding_inverts_offset_resolution() {
-    let input = content(400_000);
-    let frames = compress(&input, &[CParameter::CompressionLevel(3)]);
-    let parsed = parse(&frames, input.len()).expect("parses");
-    let (mut repeats, mut coded_as_repeat) = (super::INITIAL_REPEAT_OFFSETS, 0);
-    for frame in &parsed.frames {
-        let Frame::Zstd(frame) = frame else { continue };
-        for block in &frame.blocks {
-            let BlockKind::Compressed(compressed) = &block.kind else {
-                continue;
-            };
-            for sequence in &compressed.sequences.sequences {
-                let before = repeats;
-                let offset = super::resolve_offset(sequence, &mut repeats).expect("resolves");
-                let value =
-                    super::repeat_coded_offset_value(offset, sequence.literal_length, &before);
-                coded_as_repeat += usize::from(value <= 3);
-                let recoded = super::Sequence {
-                    offset_value: u32::try_from(value).expect("fits"),
-                    ..*sequence
-                };
-                let mut replay = before;
-                assert_eq!(super::resolve_offset(&recoded, &mut replay), Ok(offset));
-            }
-        }
-    }
-    assert!(coded_as_repeat > 0, "the content repeats offsets");
-}
