@@ -129,7 +129,7 @@ fn parse_frame(
     let mut decoder = FrameDecoder {
         huffman: None,
         tables: DecodeTables::default(),
-        repeats: [1, 4, 8],
+        repeats: super::INITIAL_REPEAT_OFFSETS,
         window,
         start: content.len(),
     };
@@ -245,8 +245,12 @@ fn execute(
     Ok(())
 }
 
-/// The offset of a sequence, updating the repeat offsets (RFC 8878 §3.1.2.5).
-fn resolve_offset(sequence: &Sequence, repeats: &mut [usize; 3]) -> Result<usize, StructureError> {
+/// The offset of a sequence, updating the repeat offsets (RFC 8878 §3.1.2.5). A frame starts
+/// with [`INITIAL_REPEAT_OFFSETS`](super::INITIAL_REPEAT_OFFSETS).
+pub fn resolve_offset(
+    sequence: &Sequence,
+    repeats: &mut [usize; 3],
+) -> Result<usize, StructureError> {
     let value = sequence.offset_value as usize;
     if value > 3 {
         *repeats = [value - 3, repeats[0], repeats[1]];
@@ -273,6 +277,27 @@ fn resolve_offset(sequence: &Sequence, repeats: &mut [usize; 3]) -> Result<usize
     }
     repeats[0] = offset;
     Ok(offset)
+}
+
+/// The offset value an encoder writes for `offset` given the repeat offsets: the repeat code
+/// when the offset equals a repeat offset (for a sequence without literals: the second, the
+/// third, or the first minus one), otherwise `offset + 3`. This is the inverse of
+/// [`resolve_offset`] that libzstd's match finders use; a producer may still code a repeated
+/// offset explicitly.
+pub fn repeat_coded_offset_value(
+    offset: usize,
+    literal_length: u32,
+    repeats: &[usize; 3],
+) -> usize {
+    let candidates = if literal_length == 0 {
+        [repeats[1], repeats[2], repeats[0].wrapping_sub(1)]
+    } else {
+        *repeats
+    };
+    match candidates.iter().position(|&candidate| candidate == offset) {
+        Some(index) => index + 1,
+        None => offset + 3,
+    }
 }
 
 fn copy_match(content: &mut Vec<u8>, offset: usize, mut length: usize) {

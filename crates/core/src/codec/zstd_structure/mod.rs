@@ -31,9 +31,11 @@ mod xxh64;
 
 use std::fmt;
 
-pub use frame::encode_frame;
+pub use frame::{encode_frame, repeat_coded_offset_value, resolve_offset};
 pub use xxh64::xxh64;
 
+/// The repeat offsets every frame starts with (RFC 8878 §3.1.2.5).
+pub const INITIAL_REPEAT_OFFSETS: [usize; 3] = [1, 4, 8];
 /// Largest window accepted: 128 MiB (`--long=27`, `--ultra -22`).
 pub const MAX_WINDOW_SIZE: usize = 1 << 27;
 /// Largest block, compressed or regenerated (`ZSTD_BLOCKSIZE_MAX`).
