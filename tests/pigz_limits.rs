@@ -15,20 +15,20 @@
 //! 4 MiB image, described by the generator's own gzip analysis. Mounting a tmpfs needs root
 //! (CI runs as root); elsewhere that part fails, it does not skip.
 
-mod c_harness;
+mod swu_common;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use adudiff_gen::generate::gzrebuild::{self, Piece};
 use adudiffapi::codec::deflate_reconstruct as dr;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
 use adudiffapi::format::{Item, Recipe, RecipeKind};
-use c_harness::{harness, lib_dir, run_with_timeout};
+use swu_common::c_harness::{harness, lib_dir, run_with_timeout};
+use swu_common::pigz;
 
 const MIB: u64 = 1 << 20;
 
@@ -70,24 +70,6 @@ fn image(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-/// `pigz args -c` of `data`; panics (a test failure) when pigz is missing.
-fn pigz(args: &[&str], data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("pigz")
-        .args(args)
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pigz is needed (apt-get install -y pigz)");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "pigz {args:?} failed");
-    out.stdout
 }
 
 /// A source file (the plain image), an extended delta and the gzip target it rebuilds.

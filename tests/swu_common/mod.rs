@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 #[path = "../c_harness/mod.rs"]
-mod c_harness;
+pub mod c_harness;
 
 use adudiff_gen::generate::{DeltaFormat, DiffSettings, GenerateOptions};
 use adudiff_gen::swu::cpio::{regular_file_header, write_member, write_trailer, CpioFormat};
