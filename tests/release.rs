@@ -638,6 +638,34 @@ fn mixed_fleet_extended_delta_then_standard_fallback() {
         assert_eq!(&version_field(&out.join(names[k])), b"ADUDIFF\x02");
     }
     assert_microsoft_readable_standard(&out.join(names[1]));
+    // The fallback is the standard delta the extended generation built to compare sizes with,
+    // not a second generation; byte for byte what `adudiff generate` of the standard format
+    // writes for the pair. The standard deltas without a place are not left behind.
+    assert_eq!(stderr.matches("generating").count(), 4, "{stderr}");
+    assert!(!stderr.contains("standard delta(s)"), "{stderr}");
+    let standard = dir.path().join("s1-standard.delta");
+    let o = adudiff(&[
+        "generate",
+        "--format",
+        "standard",
+        s(&sources[0]),
+        s(&target),
+        s(&standard),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        std::fs::read(&standard).unwrap() == std::fs::read(out.join(names[1])).unwrap(),
+        "the fallback differs from the standard delta of the pair"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<&str> = names.clone();
+    expected.extend(["Toaster.importmanifest.json", "t.swu"]);
+    expected.sort();
+    assert_eq!(files, expected);
     assert!(
         stderr.contains("no place for a standard fallback of")
             && stderr.contains("s2.swu, ")

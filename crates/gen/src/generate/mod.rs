@@ -450,6 +450,28 @@ impl Generated {
 /// The extended format is written only when it is smaller: when the delta uses an extended
 /// recipe, the standard delta is generated too and wins ties.
 pub fn generate(opts: &GenerateOptions) -> ToolResult<Generated> {
+    generate_delta(opts, None).map(|(written, _)| written)
+}
+
+/// [`generate`], and when the delta it chooses is extended, the standard delta it built and
+/// verified to compare sizes with is finished too: written to `standard_output` when smaller
+/// than the target (the same bytes as a [`DeltaFormat::Standard`] generation of the pair), and
+/// returned second. A release's standard fallback for Microsoft's library so needs no second
+/// generation. The second result is `None` when the delta chosen is standard (it then is the
+/// standard delta). On error neither file is written.
+pub fn generate_with_standard(
+    opts: &GenerateOptions,
+    standard_output: &Path,
+) -> ToolResult<(Generated, Option<Generated>)> {
+    generate_delta(opts, Some(standard_output))
+}
+
+/// [`generate`], keeping the standard delta built alongside an extended one that won when
+/// `standard_output` is given (see [`generate_with_standard`]).
+fn generate_delta(
+    opts: &GenerateOptions,
+    standard_output: Option<&Path>,
+) -> ToolResult<(Generated, Option<Generated>)> {
     let opened;
     let target_analysis = match &opts.target_analysis {
         Some(analysis) => analysis.as_ref(),
@@ -460,18 +482,37 @@ pub fn generate(opts: &GenerateOptions) -> ToolResult<Generated> {
     };
     if opts.format == DeltaFormat::Standard {
         let standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
-        return finish_delta(opts, standard);
+        return Ok((finish_delta(opts, standard)?, None));
     }
     let extended = build_delta(opts, target_analysis, DeltaFormat::Extended)?;
     if extended.report.format == DeltaFormat::Standard {
-        return finish_delta(opts, extended);
+        return Ok((finish_delta(opts, extended)?, None));
     }
     let mut standard = build_delta(opts, target_analysis, DeltaFormat::Standard)?;
     if standard.report.delta_size <= extended.report.delta_size {
         keep_zstd_findings(&mut standard.report, &extended.report);
-        finish_delta(opts, standard)
-    } else {
-        finish_delta(opts, extended)
+        return Ok((finish_delta(opts, standard)?, None));
+    }
+    let written = finish_delta(opts, extended)?;
+    let Some(output) = standard_output else {
+        return Ok((written, None));
+    };
+    // The standard delta was verified by `build_delta` like the extended one; it is written
+    // only when smaller than the target (then the extended one, smaller still, is written too).
+    let to = GenerateOptions {
+        output: output.to_path_buf(),
+        log_dir: None,
+        ..opts.clone()
+    };
+    match finish_delta(&to, standard) {
+        Ok(standard) => Ok((written, Some(standard))),
+        Err(e) => {
+            // Nothing written on failure: the extended delta goes too.
+            if matches!(written, Generated::Written(_)) {
+                let _ = std::fs::remove_file(&opts.output);
+            }
+            Err(e)
+        }
     }
 }
 

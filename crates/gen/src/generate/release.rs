@@ -12,7 +12,9 @@
 //! (written only where it is smaller than the standard one) gets a standard [`Fallback`] delta
 //! listed right after it, with the same source hash, while the target's related files have
 //! places left — the sources' own deltas first, then the fallbacks in source order
-//! ([`ReleaseOptions::fallback`]; docs/RELEASE.md).
+//! ([`ReleaseOptions::fallback`]; docs/RELEASE.md). A fallback is the standard delta the
+//! source's own generation built to compare the extended one with
+//! ([`generate_with_standard`]), so it costs no second generation.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,7 +25,10 @@ use super::import_manifest::{
     self, DeltaFile, FileInfo, ImportManifest, UpdateId, MAX_FILES, MAX_RELATED_FILES,
 };
 use super::manifest::hash_file;
-use super::{generate, image, pool, DiffSettings, GenerateOptions, Generated, TargetAnalysis};
+use super::{
+    generate, generate_with_standard, image, pool, DiffSettings, GenerateOptions, Generated,
+    TargetAnalysis,
+};
 use crate::tool::error::{fail, ToolError, ToolResult};
 use crate::tool::write_atomically;
 
@@ -152,7 +157,9 @@ pub struct FallbackDelta {
     pub size: u64,
     /// SHA-256.
     pub sha256: [u8; 32],
-    /// Wall-clock seconds of the generation (including verification).
+    /// Seconds its source's generation spent building and verifying it (part of
+    /// [`SourceOutcome::seconds`]: the extended generation builds the standard delta anyway, to
+    /// compare sizes).
     pub seconds: f64,
 }
 
@@ -354,8 +361,9 @@ pub fn microsoft_applies(path: &Path) -> bool {
     })
 }
 
-/// A generation's result and its wall-clock seconds.
-type JobOutcome = (ToolResult<Generated>, f64);
+/// A generation's result (with the standard delta built alongside an extended one, when asked
+/// for: see [`generate_with_standard`]) and its wall-clock seconds.
+type JobOutcome = (ToolResult<(Generated, Option<Generated>)>, f64);
 
 /// Progress line on stderr (unless quiet).
 fn note(quiet: bool, msg: &str) {
@@ -482,10 +490,14 @@ struct Generations<'a> {
 }
 
 impl Generations<'_> {
-    /// Generates the delta of each `(source index, output name)` in `format`, as many at a time
-    /// as [`ReleaseOptions::jobs`] (or [`default_jobs`]) allows; results in the order given.
-    fn run(&self, work: &[(usize, String)], format: DeltaFormat) -> Vec<JobOutcome> {
+    /// Generates the delta of each `(source index, output name)` in [`ReleaseOptions::format`],
+    /// as many at a time as [`ReleaseOptions::jobs`] (or [`default_jobs`]) allows; results in
+    /// the order given. With `standard_names` (by source index), an extended delta comes with
+    /// the standard one built alongside it, written under that name (see
+    /// [`generate_with_standard`]).
+    fn run(&self, work: &[(usize, String)], standard_names: Option<&[String]>) -> Vec<JobOutcome> {
         let opts = self.opts;
+        let format = opts.format;
         let largest = self.sources.iter().map(|(s, _)| *s).max().unwrap_or(0);
         let jobs = if opts.jobs == 0 {
             default_jobs(work.len(), largest, self.analysis.size())
@@ -524,20 +536,35 @@ impl Generations<'_> {
                     format,
                     target_analysis: Some(self.analysis.clone()),
                 };
+                let standard_output = standard_names.map(|names| opts.out_dir.join(&names[i]));
                 let quiet = opts.quiet;
                 let job: pool::Job<'_, _> = Box::new(move || {
                     let label =
                         format!("[{}/{total}] {} ({})", i + 1, src.display(), format.name());
                     note(quiet, &format!("{label}: generating"));
                     let t = Instant::now();
-                    let r = generate(&g);
+                    let r = match &standard_output {
+                        Some(path) => generate_with_standard(&g, path),
+                        None => generate(&g).map(|written| (written, None)),
+                    };
                     let secs = t.elapsed().as_secs_f64();
                     let what = match &r {
-                        Ok(Generated::Written(rep)) => {
-                            format!("verified, {} bytes", rep.delta_size)
-                        }
-                        Ok(Generated::NotSmaller(rep)) => {
-                            format!("{} bytes, not smaller than the target", rep.delta_size)
+                        Ok((written, standard)) => {
+                            let mut what = match written {
+                                Generated::Written(rep) => {
+                                    format!("verified, {} bytes", rep.delta_size)
+                                }
+                                Generated::NotSmaller(rep) => {
+                                    format!("{} bytes, not smaller than the target", rep.delta_size)
+                                }
+                            };
+                            if let Some(standard) = standard {
+                                what += &format!(
+                                    "; standard delta for a fallback {} bytes",
+                                    standard.report().delta_size
+                                );
+                            }
+                            what
                         }
                         Err(e) => format!("failed: {e}"),
                     };
@@ -577,18 +604,25 @@ fn no_failures(
 }
 
 /// The sources' own deltas: generated, hashed, and the ones not smaller than the target left
-/// out (with a warning).
+/// out (with a warning); second, per source, the standard delta built alongside an extended one
+/// (written under its name in `fallback_names` when smaller than the target), when fallbacks are
+/// asked for.
 fn source_deltas(
     gens: &Generations<'_>,
     names: &[String],
+    fallback_names: &[String],
     warnings: &mut Vec<String>,
-) -> ToolResult<Vec<SourceOutcome>> {
+) -> ToolResult<(Vec<SourceOutcome>, Vec<Option<Generated>>)> {
     let opts = gens.opts;
     let work: Vec<(usize, String)> = names.iter().cloned().enumerate().collect();
-    let results = gens.run(&work, opts.format);
+    let with_standard = opts.fallback && opts.format == DeltaFormat::Extended;
+    let results = gens.run(&work, with_standard.then_some(fallback_names));
     no_failures(opts, &work, &results)?;
     let mut outcomes = Vec::new();
+    let mut standards = Vec::new();
     for (i, (r, seconds)) in results.into_iter().enumerate() {
+        let (r, standard) = r?;
+        standards.push(standard);
         let src = &opts.sources[i];
         let mut o = SourceOutcome {
             source: src.clone(),
@@ -603,7 +637,7 @@ fn source_deltas(
             shipped: false,
             fallback: Fallback::NotNeeded,
         };
-        match r? {
+        match r {
             Generated::NotSmaller(rep) => {
                 o.delta_size = rep.delta_size;
                 warnings.push(format!(
@@ -628,67 +662,75 @@ fn source_deltas(
         }
         outcomes.push(o);
     }
-    Ok(outcomes)
+    Ok((outcomes, standards))
 }
 
 /// Standard fallbacks for the sources whose shipped delta Microsoft's library refuses, in
 /// source order, while related-file places are left (a fallback not smaller than the target
 /// takes no place, and the next source is tried); the sources left without one are named in
-/// a warning.
+/// a warning. A source's fallback is its entry in `standards`: the standard delta its own
+/// generation built and verified alongside the extended one, written under its name in `names`
+/// when smaller than the target; a written one left without a place is removed.
 fn add_fallbacks(
-    gens: &Generations<'_>,
+    opts: &ReleaseOptions,
     outcomes: &mut [SourceOutcome],
     names: &[String],
+    mut standards: Vec<Option<Generated>>,
     warnings: &mut Vec<String>,
 ) -> ToolResult<()> {
-    let opts = gens.opts;
-    let mut wanted: Vec<usize> = (0..outcomes.len())
-        .filter(|&i| outcomes[i].shipped && !outcomes[i].microsoft_applies && opts.fallback)
-        .collect();
     let mut places = MAX_RELATED_FILES - outcomes.iter().filter(|o| o.shipped).count();
-    while places > 0 && !wanted.is_empty() {
-        let work: Vec<(usize, String)> = wanted
-            .drain(..places.min(wanted.len()))
-            .map(|i| (i, names[i].clone()))
-            .collect();
-        let results = gens.run(&work, DeltaFormat::Standard);
-        no_failures(opts, &work, &results)?;
-        for ((i, name), (r, seconds)) in work.into_iter().zip(results) {
-            outcomes[i].fallback = match r? {
-                Generated::NotSmaller(rep) => {
-                    warnings.push(format!(
-                        "{}: the standard fallback ({} bytes) is not smaller than the target ({} bytes); left out, so devices on this version running Microsoft's library download the full target after the extended delta",
-                        opts.sources[i].display(),
-                        rep.delta_size,
-                        rep.target_size
-                    ));
-                    Fallback::NotSmaller(rep.delta_size)
-                }
-                Generated::Written(_) => {
-                    let (size, sha256) = hash_file(&opts.out_dir.join(&name))?;
-                    places -= 1;
-                    Fallback::Shipped(FallbackDelta {
-                        filename: name,
-                        size,
-                        sha256,
-                        seconds,
-                    })
-                }
-            };
+    let mut left = Vec::new();
+    for (i, o) in outcomes.iter_mut().enumerate() {
+        let Some(standard) = standards[i].take() else {
+            continue;
+        };
+        if !o.shipped || o.microsoft_applies {
+            remove_unused(opts, &names[i], &standard)?;
+            continue;
         }
+        if places == 0 {
+            remove_unused(opts, &names[i], &standard)?;
+            o.fallback = Fallback::NoPlace;
+            left.push(opts.sources[i].display().to_string());
+            continue;
+        }
+        let seconds = standard.report().timings.iter().map(|(_, s)| s).sum();
+        o.fallback = match standard {
+            Generated::NotSmaller(rep) => {
+                warnings.push(format!(
+                    "{}: the standard fallback ({} bytes) is not smaller than the target ({} bytes); left out, so devices on this version running Microsoft's library download the full target after the extended delta",
+                    opts.sources[i].display(),
+                    rep.delta_size,
+                    rep.target_size
+                ));
+                Fallback::NotSmaller(rep.delta_size)
+            }
+            Generated::Written(_) => {
+                let (size, sha256) = hash_file(&opts.out_dir.join(&names[i]))?;
+                places -= 1;
+                Fallback::Shipped(FallbackDelta {
+                    filename: names[i].clone(),
+                    size,
+                    sha256,
+                    seconds,
+                })
+            }
+        };
     }
-    if !wanted.is_empty() {
-        let left: Vec<String> = wanted
-            .iter()
-            .map(|&i| opts.sources[i].display().to_string())
-            .collect();
-        for &i in &wanted {
-            outcomes[i].fallback = Fallback::NoPlace;
-        }
+    if !left.is_empty() {
         warnings.push(format!(
             "no place for a standard fallback of {} (Device Update allows {MAX_RELATED_FILES} related files per file; each source's own delta comes first, fallbacks follow in source order): devices on these versions running Microsoft's library download the full target after the extended delta",
             left.join(", ")
         ));
+    }
+    Ok(())
+}
+
+/// Removes the standard delta `standard` written as `name` when it is not shipped.
+fn remove_unused(opts: &ReleaseOptions, name: &str, standard: &Generated) -> ToolResult<()> {
+    if let Generated::Written(_) = standard {
+        let path = opts.out_dir.join(name);
+        std::fs::remove_file(&path).map_err(|e| fail(path.display(), e))?;
     }
     Ok(())
 }
@@ -759,8 +801,14 @@ pub fn release(opts: &ReleaseOptions) -> ToolResult<ReleaseReport> {
         shipped_target: &shipped_target,
         sources: &sources,
     };
-    let mut outcomes = source_deltas(&gens, &names, &mut warnings)?;
-    add_fallbacks(&gens, &mut outcomes, &fallback_names, &mut warnings)?;
+    let (mut outcomes, standards) = source_deltas(&gens, &names, &fallback_names, &mut warnings)?;
+    add_fallbacks(
+        opts,
+        &mut outcomes,
+        &fallback_names,
+        standards,
+        &mut warnings,
+    )?;
     let deltas = related_files(&outcomes);
     if deltas.is_empty() {
         warnings.push(
