@@ -86,77 +86,9 @@ pub fn recompress_swu(
         std::str::from_utf8(desc_bytes).map_err(|_| fail("sw-description", "not UTF-8 text"))?;
     let images = description::images(desc_text).map_err(|e| fail("sw-description", e))?;
 
-    // Decide and recompress (in parallel: one thread per image, at most two at a time).
-    let mut jobs: Vec<(String, &[u8])> = Vec::new();
-    let mut actions: HashMap<String, ImageAction> = HashMap::new();
-    for img in &images {
-        if actions.contains_key(&img.filename) || jobs.iter().any(|(n, _)| *n == img.filename) {
-            continue;
-        }
-        let Some(m) = archive.find(&img.filename) else {
-            actions.insert(img.filename.clone(), ImageAction::Missing);
-            continue;
-        };
-        let data = member_data(input, m);
-        if !is_gzip(data) {
-            let why = if img.declares_gzip() {
-                format!(
-                    "declared compressed = {:?} but not gzip data",
-                    img.compressed.as_deref().unwrap_or("")
-                )
-            } else {
-                "not compressed".to_string()
-            };
-            actions.insert(img.filename.clone(), ImageAction::NotCompressed(why));
-        } else if !img.declares_gzip() {
-            actions.insert(
-                img.filename.clone(),
-                ImageAction::NotCompressed(
-                    "gzip data without a `compressed` attribute (installed verbatim)".into(),
-                ),
-            );
-        } else {
-            jobs.push((img.filename.clone(), data));
-        }
-    }
-    let results: Vec<ToolResult<(String, Vec<u8>)>> = std::thread::scope(|s| {
-        let mut out = Vec::new();
-        for chunk in jobs.chunks(2) {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|(name, data)| {
-                    s.spawn(move || -> ToolResult<(String, Vec<u8>)> {
-                        let (raw, used) = gunzip_member(data).map_err(|e| fail(name, e))?;
-                        if data[used..].iter().any(|&b| b != 0) {
-                            return Err(fail(
-                                name,
-                                "more than one gzip member; only single-member gzip is supported",
-                            ));
-                        }
-                        // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
-                        // every core: see crates/core/src/pardeflate.
-                        let gz = adudiff_core::pardeflate::deflate_parallel(
-                            &raw,
-                            adudiff_core::pardeflate::Wrapper::Gzip,
-                            9,
-                            adudiff_core::codec::MEM_LEVEL as u32,
-                            0,
-                        );
-                        Ok((name.clone(), gz))
-                    })
-                })
-                .collect();
-            for h in handles {
-                out.push(
-                    h.join()
-                        .unwrap_or_else(|_| Err(ToolError("worker panicked".into()))),
-                );
-            }
-        }
-        out
-    });
+    let (jobs, mut actions) = sort_images(input, &archive, &images);
     let mut new_data: HashMap<String, Vec<u8>> = HashMap::new();
-    for r in results {
+    for r in regzip(&jobs) {
         let (name, bytes) = r?;
         let old = member_data(input, archive.find(&name).expect("member exists"));
         if old == &bytes[..] {
@@ -198,30 +130,142 @@ pub fn recompress_swu(
         None if had_sig => (SignatureAction::KeptValid, None),
         None => (SignatureAction::None, None),
     };
+    let new_members = NewMembers {
+        description: desc_changed.then_some(new_desc.as_bytes()),
+        signature: sig_bytes.as_deref(),
+        keep_signature: signature == SignatureAction::KeptValid,
+        images: &new_data,
+    };
+    let out = write_archive(input, &archive, &new_members);
+    let changed = out != input;
+    let images = images_in_order(&images, &actions);
+    Ok((
+        out,
+        RecompressReport {
+            images,
+            signature,
+            changed,
+        },
+    ))
+}
 
-    // Write the archive: original order, the signature right after sw-description.
+/// An image to re-gzip: its name and stored gzip bytes.
+type RegzipJob<'a> = (String, &'a [u8]);
+
+/// Which listed images to re-gzip (name and stored bytes, each once), and the action of the
+/// others: missing, not gzip, or gzip installed verbatim (no `compressed` attribute).
+fn sort_images<'a>(
+    input: &'a [u8],
+    archive: &CpioArchive,
+    images: &[description::ImageEntry],
+) -> (Vec<RegzipJob<'a>>, HashMap<String, ImageAction>) {
+    let mut jobs: Vec<RegzipJob<'a>> = Vec::new();
+    let mut actions: HashMap<String, ImageAction> = HashMap::new();
+    for img in images {
+        if actions.contains_key(&img.filename) || jobs.iter().any(|(n, _)| *n == img.filename) {
+            continue;
+        }
+        let Some(m) = archive.find(&img.filename) else {
+            actions.insert(img.filename.clone(), ImageAction::Missing);
+            continue;
+        };
+        let data = member_data(input, m);
+        if !is_gzip(data) {
+            let why = if img.declares_gzip() {
+                format!(
+                    "declared compressed = {:?} but not gzip data",
+                    img.compressed.as_deref().unwrap_or("")
+                )
+            } else {
+                "not compressed".to_string()
+            };
+            actions.insert(img.filename.clone(), ImageAction::NotCompressed(why));
+        } else if !img.declares_gzip() {
+            actions.insert(
+                img.filename.clone(),
+                ImageAction::NotCompressed(
+                    "gzip data without a `compressed` attribute (installed verbatim)".into(),
+                ),
+            );
+        } else {
+            jobs.push((img.filename.clone(), data));
+        }
+    }
+    (jobs, actions)
+}
+
+/// Each `(name, gzip data)` decompressed and gzipped again as stock zlib does (level 9,
+/// memLevel 9, OS 3), one thread per image, at most two at a time; results in order.
+fn regzip(jobs: &[RegzipJob<'_>]) -> Vec<ToolResult<(String, Vec<u8>)>> {
+    std::thread::scope(|s| {
+        let mut out = Vec::new();
+        for chunk in jobs.chunks(2) {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(name, data)| {
+                    s.spawn(move || -> ToolResult<(String, Vec<u8>)> {
+                        let (raw, used) = gunzip_member(data).map_err(|e| fail(name, e))?;
+                        if data[used..].iter().any(|&b| b != 0) {
+                            return Err(fail(
+                                name,
+                                "more than one gzip member; only single-member gzip is supported",
+                            ));
+                        }
+                        // Byte-identical to stock zlib (level 9, memLevel 9, gzip OS 3), on
+                        // every core: see crates/core/src/pardeflate.
+                        let gz = adudiff_core::pardeflate::deflate_parallel(
+                            &raw,
+                            adudiff_core::pardeflate::Wrapper::Gzip,
+                            9,
+                            adudiff_core::codec::MEM_LEVEL as u32,
+                            0,
+                        );
+                        Ok((name.clone(), gz))
+                    })
+                })
+                .collect();
+            for h in handles {
+                out.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(ToolError("worker panicked".into()))),
+                );
+            }
+        }
+        out
+    })
+}
+
+/// What changes in the written archive.
+struct NewMembers<'a> {
+    /// The edited `sw-description` (`None`: unchanged).
+    description: Option<&'a [u8]>,
+    /// The new signature, written right after `sw-description`.
+    signature: Option<&'a [u8]>,
+    /// Without a new signature: keep the old one (still valid) where it is.
+    keep_signature: bool,
+    /// Re-gzipped images by name.
+    images: &'a HashMap<String, Vec<u8>>,
+}
+
+/// The archive written again: original order, changed members from `new`, the signature right
+/// after `sw-description`, the trailer, and zero padding to a 512-byte block when the input had
+/// it.
+fn write_archive(input: &[u8], archive: &CpioArchive, new: &NewMembers<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let max_ino = archive.files().map(|m| m.header.ino).max().unwrap_or(0);
     for m in archive.files() {
         if m.name == SW_DESCRIPTION_SIG {
-            if signature == SignatureAction::KeptValid {
+            if new.keep_signature {
                 out.extend_from_slice(member_bytes(input, m));
             }
             continue; // re-emitted right after sw-description when signing
         }
         if m.name == SW_DESCRIPTION {
-            if desc_changed {
-                write_member(
-                    &mut out,
-                    archive.format,
-                    &m.header,
-                    &m.name,
-                    new_desc.as_bytes(),
-                );
-            } else {
-                out.extend_from_slice(member_bytes(input, m));
+            match new.description {
+                Some(desc) => write_member(&mut out, archive.format, &m.header, &m.name, desc),
+                None => out.extend_from_slice(member_bytes(input, m)),
             }
-            if let Some(sig) = &sig_bytes {
+            if let Some(sig) = new.signature {
                 let header = archive
                     .find(SW_DESCRIPTION_SIG)
                     .map(|s| s.header)
@@ -233,7 +277,7 @@ pub fn recompress_swu(
             }
             continue;
         }
-        match new_data.get(&m.name) {
+        match new.images.get(&m.name) {
             Some(bytes) => write_member(&mut out, archive.format, &m.header, &m.name, bytes),
             None => out.extend_from_slice(member_bytes(input, m)),
         }
@@ -244,28 +288,23 @@ pub fn recompress_swu(
     if input.len() % 512 == 0 && !tail.is_empty() && tail.iter().all(|&b| b == 0) {
         out.resize(out.len().div_ceil(512) * 512, 0);
     }
-    let changed = out != input;
-    let images = images
-        .iter()
-        .filter_map(|i| {
-            actions
-                .get(&i.filename)
-                .map(|a| (i.filename.clone(), a.clone()))
-        })
-        .fold(Vec::new(), |mut v: Vec<(String, ImageAction)>, (n, a)| {
-            if !v.iter().any(|(x, _)| *x == n) {
-                v.push((n, a));
+    out
+}
+
+/// The action of each listed image, in `sw-description` order, each image once.
+fn images_in_order(
+    images: &[description::ImageEntry],
+    actions: &HashMap<String, ImageAction>,
+) -> Vec<(String, ImageAction)> {
+    let mut ordered: Vec<(String, ImageAction)> = Vec::new();
+    for img in images {
+        if let Some(action) = actions.get(&img.filename) {
+            if !ordered.iter().any(|(name, _)| *name == img.filename) {
+                ordered.push((img.filename.clone(), action.clone()));
             }
-            v
-        });
-    Ok((
-        out,
-        RecompressReport {
-            images,
-            signature,
-            changed,
-        },
-    ))
+        }
+    }
+    ordered
 }
 
 /// Runs the signing command on a temporary copy of the new `sw-description`.
