@@ -17,8 +17,8 @@
 
 mod swu_common;
 
+use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use adudiff_gen::generate::gzrebuild::{self, Piece};
 use adudiffapi::codec::deflate_reconstruct as dr;
 use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
 use adudiffapi::format::{Item, Recipe, RecipeKind};
-use swu_common::c_harness::{harness, lib_dir, run_with_timeout};
+use swu_common::c_harness::{harness, lib_dir, listing};
 use swu_common::pigz;
 
 const MIB: u64 = 1 << 20;
@@ -189,33 +189,14 @@ fn apply(
     let harness = harness().expect("a C compiler for the harness");
     let target = dir.join("target");
     let before = listing(dir);
-    let mut c = Command::new(&harness.path);
-    c.arg("--peaks")
-        .arg(source)
-        .arg(delta)
-        .arg(&target)
-        .env("LD_LIBRARY_PATH", lib_dir());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    if let Some(limit) = rlimit_as {
-        // SAFETY: setrlimit is async-signal-safe; the closure runs in the child before exec.
-        unsafe {
-            c.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: limit as libc::rlim_t,
-                    rlim_max: limit as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let run = run_with_timeout(&mut c, Duration::from_secs(300));
+    let args = [
+        OsStr::new("--peaks"),
+        source.as_os_str(),
+        delta.as_os_str(),
+        target.as_os_str(),
+    ];
+    let run = harness.run_limited(&args, &lib_dir(), env, rlimit_as, Duration::from_secs(300));
     let context = format!("{} {env:?} RLIMIT_AS {rlimit_as:?}", delta.display());
-    assert_eq!(run.status.signal(), None, "signal: {context}\n{run}");
     if let Some(peaks) = run.stderr.lines().find(|l| l.starts_with("peaks: ")) {
         println!("{context}: {peaks}");
     }
@@ -232,15 +213,6 @@ fn apply(
     assert!(!target.exists(), "a failed apply left a target: {context}");
     assert_eq!(listing(dir), before, "leftover files: {context}\n{run}");
     End::Error(code, run.stdout)
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Codes an apply that runs out of a resource may end with: 20301 (scratch space or memory

@@ -18,7 +18,6 @@
 mod c_harness;
 
 use std::fs;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -131,34 +130,23 @@ fn apply_into(case: &Case, dir: &Path, env: &[(&str, &str)], rlimit_as: Option<u
     let target = dir.join("target");
     fs::write(&target, PREVIOUS).unwrap();
     let before: Vec<_> = listing(dir);
-    let mut c = Command::new(&harness.path);
-    c.args([&case.source, &case.delta, &target])
-        .env("LD_LIBRARY_PATH", &case.lib_dir);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    if let Some(limit) = rlimit_as {
-        // SAFETY: setrlimit is async-signal-safe; the closure runs in the child before exec.
-        unsafe {
-            c.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: limit as libc::rlim_t,
-                    rlim_max: limit as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let run = run_with_timeout(&mut c, Duration::from_secs(600));
+    let args = [
+        case.source.as_os_str(),
+        case.delta.as_os_str(),
+        target.as_os_str(),
+    ];
+    let run = harness.run_limited(
+        &args,
+        &case.lib_dir,
+        env,
+        rlimit_as,
+        Duration::from_secs(600),
+    );
     let context = format!(
         "{} into {} {env:?} as={rlimit_as:?}",
         case.source.display(),
         dir.display()
     );
-    assert_eq!(run.status.signal(), None, "signal: {context}\n{run}");
     if run.result_line() == "result: ok" {
         assert_eq!(run.status.code(), Some(0), "{context}\n{run}");
         assert_eq!(
@@ -185,16 +173,6 @@ fn apply_into(case: &Case, dir: &Path, env: &[(&str, &str)], rlimit_as: Option<u
     );
     assert_eq!(listing(dir), before, "leftover files: {context}\n{run}");
     End::Error(code)
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "lost+found")
-        .collect();
-    names.sort();
-    names
 }
 
 /// A file system mounted for a test, unmounted (and its loop image removed) on drop.
@@ -342,11 +320,13 @@ fn no_scratch_anywhere_is_a_clean_error_naming_both() {
     ]);
     assert_eq!(run.result_line(), "result: ok", "{run}");
     fs::remove_file(&target).unwrap();
-    let mut c = Command::new(&harness.path);
-    c.args([&case.source, &case.delta, &target])
-        .env("LD_LIBRARY_PATH", lib_dir())
-        .env("ADUDIFF_SCRATCH_MEMORY", "1M");
-    let run = run_with_timeout(&mut c, HARNESS_TIMEOUT);
+    let args = [
+        case.source.as_os_str(),
+        case.delta.as_os_str(),
+        target.as_os_str(),
+    ];
+    let budget = [("ADUDIFF_SCRATCH_MEMORY", "1M")];
+    let run = harness.run_limited(&args, &lib_dir(), &budget, None, HARNESS_TIMEOUT);
     assert_eq!(run.expect_error(), 20301, "{run}");
     assert!(
         run.stdout.contains("Not enough scratch space") && run.stdout.contains("memory budget"),

@@ -261,6 +261,59 @@ impl Harness {
         c.args(args).env("LD_LIBRARY_PATH", dir);
         run_with_timeout(&mut c, HARNESS_TIMEOUT)
     }
+
+    /// Runs the harness natively in a child process as the agent would (with `args`, the
+    /// library from `lib_dir`, the extra environment `env`), under an address-space limit
+    /// (`RLIMIT_AS`, bytes) set in the child before exec when given, killed after `timeout`;
+    /// asserts that no signal ended it.
+    pub fn run_limited(
+        &self,
+        args: &[&OsStr],
+        lib_dir: &Path,
+        env: &[(&str, &str)],
+        rlimit_as: Option<u64>,
+        timeout: Duration,
+    ) -> HarnessRun {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let mut c = Command::new(&self.path);
+        c.args(args).env("LD_LIBRARY_PATH", lib_dir);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        if let Some(limit) = rlimit_as {
+            // SAFETY: setrlimit is async-signal-safe; the closure runs in the child before exec.
+            unsafe {
+                c.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let run = run_with_timeout(&mut c, timeout);
+        assert_eq!(
+            run.status.signal(),
+            None,
+            "signal: {args:?} {env:?} RLIMIT_AS {rlimit_as:?}\n{run}"
+        );
+        run
+    }
+}
+
+/// The names in `dir`, sorted (without `lost+found`): what an apply must leave as it found.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lost+found")
+        .collect();
+    names.sort();
+    names
 }
 
 /// Runs `c`, killing it after `timeout` (then the status is a signal and stderr says so).
