@@ -19,7 +19,7 @@ use super::{
 };
 
 /// The chosen candidate of a segment, its basis window and the segment.
-pub(super) type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
+type Pick<'a> = (Option<Candidate>, Option<(u64, u64)>, &'a segment::Segment);
 
 /// Stage 4 (assemble): what the writer serializes.
 pub(super) struct Assembled {
@@ -29,27 +29,27 @@ pub(super) struct Assembled {
 }
 
 /// Stage 4's state: the recipes being assembled and the basis items made so far.
-pub(super) struct Assembler<'s> {
+struct Assembler<'s> {
     pub(super) src: &'s SourceSide,
     pub(super) s_raw: &'s HashMap<usize, SharedBytes>,
-    pub(super) asm: Assembly,
+    asm: Assembly,
     /// Items of the bases already produced, by (source member, decompressed).
-    pub(super) basis_items: HashMap<(usize, bool), Item>,
+    basis_items: HashMap<(usize, bool), Item>,
 }
 
 /// The chosen candidate of every segment of one content.
-pub(super) struct SegmentPicks<'a> {
-    pub(super) picks: Vec<Pick<'a>>,
+struct SegmentPicks<'a> {
+    picks: Vec<Pick<'a>>,
     /// Sum of the chosen payloads.
-    pub(super) best_total: u64,
+    best_total: u64,
     /// Whether every non-zero segment has a candidate.
-    pub(super) complete: bool,
+    complete: bool,
 }
 
 /// Chooses the best candidate of each segment of member `i` (the smallest; ties keep bsdiff;
 /// the wide-window zstd candidate when strictly smaller) and logs them in `r`
 /// (`segment_log`, and per method the candidate sizes summed in `candidates`).
-pub(super) fn pick_segments<'a>(
+fn pick_segments<'a>(
     i: usize,
     segs: &'a [segment::Segment],
     diffs: &mut Diffs,
@@ -111,7 +111,7 @@ pub(super) fn pick_segments<'a>(
 
 impl Assembler<'_> {
     /// A `slice` recipe of the source at `offset` producing `bytes`; returns its item.
-    pub(super) fn source_slice(&mut self, offset: u64, bytes: &[u8]) -> Item {
+    fn source_slice(&mut self, offset: u64, bytes: &[u8]) -> Item {
         let item = item_of(bytes);
         self.asm.recipe(
             RecipeKind::Slice,
@@ -124,7 +124,7 @@ impl Assembler<'_> {
 
     /// The item of basis `bs`: a slice of the source, decompressed (`zstd_decompression` or
     /// `zlib_decompression`) when the basis is the decoded content; made once per basis.
-    pub(super) fn basis_item(&mut self, bs: &Basis) -> Item {
+    fn basis_item(&mut self, bs: &Basis) -> Item {
         let key = (bs.member, bs.decompressed);
         if let Some(it) = self.basis_items.get(&key) {
             return it.clone();
@@ -177,7 +177,7 @@ impl Assembler<'_> {
     /// A member built from its content: the content is produced (same as the basis, from
     /// the file-aware image plan, or from segment deltas) and then compressed or rebuilt into
     /// the payload. A content no delta makes smaller than the payload goes to the remainder.
-    pub(super) fn built_member(
+    fn built_member(
         &mut self,
         i: usize,
         b: &BuildPlan,
@@ -229,7 +229,7 @@ impl Assembler<'_> {
     /// The content of `b` from its segments' chosen deltas (`all_zeros` for zero segments,
     /// each delta against its basis window), chained when there are several; sets the
     /// strategy and adds the payload bytes to the cost.
-    pub(super) fn segment_deltas(
+    fn segment_deltas(
         &mut self,
         b: &BuildPlan,
         basis: Option<&Item>,
@@ -284,7 +284,7 @@ impl Assembler<'_> {
 
     /// The item of a segment's basis window `(offset, length)`: the basis itself when the
     /// window is all of it, otherwise a slice of it.
-    pub(super) fn window_item(
+    fn window_item(
         &mut self,
         b: &BuildPlan,
         basis: Option<&Item>,
@@ -308,7 +308,7 @@ impl Assembler<'_> {
     /// Extended format: the payload rebuilt piece by piece, literal pieces from the remainder
     /// and deflate streams by `deflate_reconstruct` of their plain text (a slice of the
     /// content) and corrections; adds the corrections to the cost.
-    pub(super) fn rebuilt_payload(
+    fn rebuilt_payload(
         &mut self,
         b: &BuildPlan,
         pieces: &[gzrebuild::Piece],
@@ -354,12 +354,7 @@ impl Assembler<'_> {
 
     /// The payload from the content: `zstd_compression_exact` or `zlib_compression` when the
     /// plan compresses it, otherwise the content itself.
-    pub(super) fn compressed_payload(
-        &mut self,
-        b: &BuildPlan,
-        payload: &[u8],
-        content_item: Item,
-    ) -> Item {
+    fn compressed_payload(&mut self, b: &BuildPlan, payload: &[u8], content_item: Item) -> Item {
         match (b.gz_level, b.zstd) {
             (_, Some(params)) => {
                 let zst_item = item_of(payload);

@@ -17,7 +17,7 @@ use super::{
     STRONG_ZSTD_LEVEL, WIDE_WINDOW,
 };
 
-pub(super) type DiffOutcome = (usize, usize, Method, ToolResult<Vec<u8>>, f64);
+type DiffOutcome = (usize, usize, Method, ToolResult<Vec<u8>>, f64);
 
 /// A delta payload with the method that applies it.
 pub(super) type Candidate = (Method, Vec<u8>);
@@ -32,15 +32,15 @@ pub(super) struct Diffs {
 }
 
 /// Diff jobs of one stage-3 pass.
-pub(super) type DiffJobs<'a> = Vec<(u64, pool::Job<'a, DiffOutcome>)>;
+type DiffJobs<'a> = Vec<(u64, pool::Job<'a, DiffOutcome>)>;
 
 /// A diff job's payload: member, segment, method, payload.
-pub(super) type DiffPayload = (usize, usize, Method, Vec<u8>);
+type DiffPayload = (usize, usize, Method, Vec<u8>);
 
 /// Queues the diff candidates of every non-zero segment of member `i` (content `b.content`,
 /// basis bytes `basis`): zstd at the configured level (and at [`STRONG_ZSTD_LEVEL`] when the
 /// content is one segment), and bsdiff when the segment has a basis window small enough.
-pub(super) fn queue_segment_diffs<'a>(
+fn queue_segment_diffs<'a>(
     i: usize,
     b: &BuildPlan,
     basis: Option<&SharedBytes>,
@@ -102,7 +102,7 @@ pub(super) fn queue_segment_diffs<'a>(
 
 /// Runs diff jobs and returns their payloads as `(member, segment, method, payload)` in job
 /// order, adding each job's CPU time to `cpu`; the first failure names its member.
-pub(super) fn run_diff_jobs(
+fn run_diff_jobs(
     threads: usize,
     jobs: DiffJobs<'_>,
     reports: &[MemberReport],
@@ -123,11 +123,7 @@ pub(super) fn run_diff_jobs(
 /// against: [`WIDE_WINDOW`] bytes (at most the basis) centred on its aligned window. `None`
 /// when the segment matched well (best candidate under a quarter of it), has no window or its
 /// window is not clearly smaller than the wide one.
-pub(super) fn wide_window(
-    seg: &segment::Segment,
-    best: Option<u64>,
-    basis_len: u64,
-) -> Option<(u64, u64)> {
+fn wide_window(seg: &segment::Segment, best: Option<u64>, basis_len: u64) -> Option<(u64, u64)> {
     let (Some(best), Some((woff, wlen))) = (best, seg.window) else {
         return None;
     };
@@ -255,7 +251,7 @@ pub(super) fn diff_members(
 
 /// The file-aware plan of an image member, when both it and its basis are ext2/3/4 images
 /// with the same block size (`None` otherwise, or when disabled).
-pub(super) fn plan_image(
+fn plan_image(
     content: &[u8],
     basis: &[u8],
     opts: &GenerateOptions,

@@ -57,7 +57,7 @@ pub(super) struct MemberPlans<'t> {
 
 /// A target member before its content is decoded: settled already (`plan`), or to be built
 /// from a basis (gzip or zstd members are decoded first).
-pub(super) struct PreMember {
+struct PreMember {
     /// Settled without decoding: empty, unchanged, small or a signature.
     pub(super) plan: Option<Plan>,
     /// The payload is gzip.
@@ -69,7 +69,7 @@ pub(super) struct PreMember {
 }
 
 /// A decoding job's result (stage 2).
-pub(super) enum Decoded {
+enum Decoded {
     /// A target gzip member decoded, and described for `deflate_reconstruct` (extended format,
     /// not reproducible by zlib).
     Target(usize, DecodedMember, RebuiltMember),
@@ -81,20 +81,20 @@ pub(super) enum Decoded {
 
 /// The decoded contents of stage 2, by member index.
 #[derive(Default)]
-pub(super) struct DecodedContents {
+struct DecodedContents {
     /// Target gzip members: content and reproducing zlib level.
-    pub(super) target_raw: HashMap<usize, (SharedBytes, Option<i32>)>,
+    target_raw: HashMap<usize, (SharedBytes, Option<i32>)>,
     /// Target gzip members zlib does not reproduce, described for `deflate_reconstruct`.
-    pub(super) target_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)>,
+    target_rebuilt: HashMap<usize, (SharedBytes, Arc<Vec<gzrebuild::Piece>>)>,
     /// Target zstd members (extended format).
-    pub(super) target_zstd: HashMap<usize, ZstdMember>,
+    target_zstd: HashMap<usize, ZstdMember>,
     /// Decoded source bases.
-    pub(super) source_raw: HashMap<usize, SharedBytes>,
+    source_raw: HashMap<usize, SharedBytes>,
 }
 
 /// Uncompressed size of a member payload as far as its header or trailer tell: gzip ISIZE,
 /// a zstd frame's content size, otherwise the stored length.
-pub(super) fn content_size(payload: &[u8], gz: bool, zst: bool, stored_len: u64) -> u64 {
+fn content_size(payload: &[u8], gz: bool, zst: bool, stored_len: u64) -> u64 {
     if gz {
         gz_isize(payload)
     } else if zst {
@@ -105,7 +105,7 @@ pub(super) fn content_size(payload: &[u8], gz: bool, zst: bool, stored_len: u64)
 }
 
 /// The source members as basis candidates (name and content size).
-pub(super) fn basis_candidates(src: &SourceSide) -> Vec<matching::Candidate<'_>> {
+fn basis_candidates(src: &SourceSide) -> Vec<matching::Candidate<'_>> {
     src.members
         .iter()
         .zip(&src.gz)
@@ -118,7 +118,7 @@ pub(super) fn basis_candidates(src: &SourceSide) -> Vec<matching::Candidate<'_>>
 }
 
 /// What can be settled about target member `m` before decoding anything.
-pub(super) fn pre_plan(
+fn pre_plan(
     m: &CpioMember,
     payload: &[u8],
     by_hash: &HashMap<[u8; 32], u64>,
@@ -148,7 +148,7 @@ pub(super) fn pre_plan(
 }
 
 /// Source members used as a basis that must be decoded first (gzip or zstd), sorted, once each.
-pub(super) fn source_bases_to_decode(src: &SourceSide, pre: &[PreMember]) -> Vec<usize> {
+fn source_bases_to_decode(src: &SourceSide, pre: &[PreMember]) -> Vec<usize> {
     let mut needed: Vec<usize> = pre
         .iter()
         .filter_map(|p| p.basis.map(|(i, _)| i))
@@ -162,7 +162,7 @@ pub(super) fn source_bases_to_decode(src: &SourceSide, pre: &[PreMember]) -> Vec
 /// Stage 2's decoding jobs: target gzip members (with their zlib level, and in the extended
 /// format their `deflate_reconstruct` description), target zstd frames (extended format) and
 /// the source bases, each weighted by its cost.
-pub(super) fn decode_jobs<'j>(
+fn decode_jobs<'j>(
     src: &'j SourceSide,
     target_analysis: &'j TargetAnalysis,
     tmembers: &[&CpioMember],
@@ -257,7 +257,7 @@ impl DecodedContents {
 }
 
 /// Bytes of deflate corrections a member rebuilt by `deflate_reconstruct` carries.
-pub(super) fn correction_bytes(pieces: &[gzrebuild::Piece]) -> u64 {
+fn correction_bytes(pieces: &[gzrebuild::Piece]) -> u64 {
     pieces
         .iter()
         .map(|p| match p {
@@ -270,7 +270,7 @@ pub(super) fn correction_bytes(pieces: &[gzrebuild::Piece]) -> u64 {
 /// The build plan of target member `i` (not settled before decoding), filling in its report:
 /// what content is diffed (decoded gzip or zstd content, the plain text of a rebuilt gzip
 /// member, or the payload itself), how the payload is made from it and against which basis.
-pub(super) fn build_plan(
+fn build_plan(
     i: usize,
     p: &PreMember,
     m: &CpioMember,
@@ -390,12 +390,12 @@ pub(super) fn plan_members<'t>(
 }
 
 /// Content size of a zstd frame, from its header (when it is there).
-pub(super) fn zst_content_size(zst: &[u8]) -> Option<u64> {
+fn zst_content_size(zst: &[u8]) -> Option<u64> {
     zstd_safe::get_frame_content_size(zst).ok().flatten()
 }
 
 /// ISIZE of a gzip member (uncompressed length mod 2³²), from its trailer.
-pub(super) fn gz_isize(gz: &[u8]) -> u64 {
+fn gz_isize(gz: &[u8]) -> u64 {
     if gz.len() < 18 {
         return 0;
     }
