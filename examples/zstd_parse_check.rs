@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | -B BYTES]`
 //! (default: libzstd's multithreaded level 3 with its default job size; `--single` for a
-//! frame made without worker threads; `-B` for the job size given to the producer).
+//! frame made by the CLI with `--single-thread`; `-B` for the job size given to the producer).
 
 use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
 use adudiff_core::codec::zstd_structure::{self, Frame, Sequence, StructureError};
@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         content_start += length;
         let size = frame.header.content_size;
         let producer = if single {
-            Producer::level3_single(size)
+            Producer::level3_cli_single_thread(size)
         } else {
             Producer::level3_multithreaded(size, job_size)
         };

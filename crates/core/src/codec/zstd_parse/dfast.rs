@@ -36,8 +36,14 @@ pub struct MatchState<'w> {
     long: Vec<u32>,
     /// Latest index per hash of `min_match` bytes (`chainTable`, 2^chain_log entries).
     short: Vec<u32>,
-    /// Lowest index a match may reference (`window.dictLimit`).
+    /// Start of the prefix, the contiguous segment the current block is in (`window.dictLimit`).
     dict_limit: u32,
+    /// Lowest index of the window, below `dict_limit` while an older segment (an "external
+    /// dictionary") is still in reach (`window.lowLimit`).
+    low_limit: u32,
+    /// While in external-dictionary mode, reads of the older segment may not run past its end:
+    /// libzstd reads unrelated memory there, which this port treats as no match.
+    segment_end: Option<u32>,
 }
 
 /// Where a search step found its match.
@@ -65,6 +71,8 @@ impl<'w> MatchState<'w> {
             long,
             short,
             dict_limit: WINDOW_START_INDEX,
+            low_limit: WINDOW_START_INDEX,
+            segment_end: None,
         }
     }
 
@@ -98,7 +106,30 @@ impl<'w> MatchState<'w> {
     pub fn enforce_max_distance(&mut self, block_start: u32) {
         let max_distance = 1u32 << self.params.window_log;
         if block_start > max_distance {
-            self.dict_limit = self.dict_limit.max(block_start - max_distance);
+            self.low_limit = self.low_limit.max(block_start - max_distance);
+            self.dict_limit = self.dict_limit.max(self.low_limit);
+        }
+    }
+
+    /// Sets the window limits (`lowLimit`, `dictLimit`) as a streaming producer's window
+    /// bookkeeping left them before a block.
+    pub fn set_limits(&mut self, low_limit: u32, dict_limit: u32) {
+        self.low_limit = low_limit;
+        self.dict_limit = dict_limit;
+    }
+
+    /// The window limits (`lowLimit`, `dictLimit`).
+    pub fn limits(&self) -> (u32, u32) {
+        (self.low_limit, self.dict_limit)
+    }
+
+    /// `ZSTD_getLowestMatchIndex` without a loaded dictionary.
+    fn lowest_match_index(&self, current: u32) -> u32 {
+        let max_distance = 1u32 << self.params.window_log;
+        if current.wrapping_sub(self.low_limit) > max_distance {
+            current - max_distance
+        } else {
+            self.low_limit
         }
     }
 
@@ -118,6 +149,11 @@ impl<'w> MatchState<'w> {
     }
 
     fn read<const N: usize>(&self, index: u32) -> Option<[u8; N]> {
+        if let Some(segment_end) = self.segment_end {
+            if index < segment_end && index + N as u32 > segment_end {
+                return None;
+            }
+        }
         let position = index.checked_sub(WINDOW_START_INDEX)? as usize;
         let bytes = self.window.get(position..position.checked_add(N)?)?;
         bytes.try_into().ok()
@@ -192,6 +228,15 @@ impl<'w> MatchState<'w> {
             break;
         }
         length as u32
+    }
+
+    /// The hash insertions after a match that began the search at `current` and ends at `ip`.
+    fn complementary_insertion(&mut self, current: u32, ip: u32) {
+        let inserted = current + 2;
+        self.set_long(inserted);
+        self.set_long(ip - 2);
+        self.set_short(inserted);
+        self.set_short(ip - 1);
     }
 
     /// Extends a match backwards while the bytes before it are equal ("catch up"), stopping at
@@ -387,11 +432,7 @@ impl<'w> MatchState<'w> {
         anchor: &mut u32,
         out: &mut Vec<Sequence>,
     ) {
-        let inserted = current + 2;
-        self.set_long(inserted);
-        self.set_long(*ip - 2);
-        self.set_short(inserted);
-        self.set_short(*ip - 1);
+        self.complementary_insertion(current, *ip);
         while *ip <= limit {
             let offset_2 = offsets.1;
             if offset_2 == 0
@@ -406,6 +447,175 @@ impl<'w> MatchState<'w> {
             self.set_short(*ip);
             self.set_long(*ip);
             out.push(sequence(0, 1, length));
+            *ip += length;
+            *anchor = *ip;
+        }
+    }
+}
+
+impl MatchState<'_> {
+    /// Like [`MatchState::compress_block`] while an older segment of the window lies in a
+    /// separate buffer (`ZSTD_compressBlock_doubleFast_extDict`, used by a single-threaded
+    /// stream once its input buffer wrapped): a simpler loop whose step grows with the distance
+    /// to the last match, with matches allowed into the older segment.
+    pub fn compress_block_external(
+        &mut self,
+        start: u32,
+        length: u32,
+        repeats: &mut [u32; 3],
+        out: &mut Vec<Sequence>,
+    ) -> u32 {
+        let end = start + length;
+        let dict_start = self.lowest_match_index(end);
+        let prefix_start = self.dict_limit.max(dict_start);
+        if prefix_start == dict_start {
+            return self.compress_block(start, length, repeats, out);
+        }
+        self.segment_end = Some(prefix_start);
+        let mut anchor = start;
+        let mut offsets = (repeats[0], repeats[1]);
+        if length > HASH_READ_SIZE {
+            let limit = end - HASH_READ_SIZE;
+            let bounds = (dict_start, prefix_start, limit, end);
+            self.search_external(start, bounds, &mut offsets, &mut anchor, out);
+        }
+        self.segment_end = None;
+        repeats[0] = offsets.0;
+        repeats[1] = offsets.1;
+        end - anchor
+    }
+
+    /// Whether a repeat match at `reference` for a search at `current` stays inside one
+    /// segment and the window.
+    fn repeat_valid(&self, reference: u32, offset: u32, current: u32, bounds: (u32, u32)) -> bool {
+        let (dict_start, prefix_start) = bounds;
+        (prefix_start.wrapping_sub(1).wrapping_sub(reference) >= 3)
+            && current
+                .checked_sub(dict_start)
+                .is_some_and(|reach| offset <= reach)
+    }
+
+    /// The search loop of the external-dictionary variant.
+    fn search_external(
+        &mut self,
+        mut ip: u32,
+        (dict_start, prefix_start, limit, end): (u32, u32, u32, u32),
+        offsets: &mut (u32, u32),
+        anchor: &mut u32,
+        out: &mut Vec<Sequence>,
+    ) {
+        let floor = |index: u32| {
+            if index < prefix_start {
+                dict_start
+            } else {
+                prefix_start
+            }
+        };
+        while ip < limit {
+            let (Some(hash_short), Some(hash_long)) = (self.short_hash(ip), self.long_hash(ip))
+            else {
+                return;
+            };
+            let index_short = self.short[hash_short];
+            let index_long = self.long[hash_long];
+            let current = ip;
+            let repeat_index = current.wrapping_add(1).wrapping_sub(offsets.0);
+            self.short[hash_short] = current;
+            self.long[hash_long] = current;
+            let match_length;
+            if self.repeat_valid(
+                repeat_index,
+                offsets.0,
+                current + 1,
+                (dict_start, prefix_start),
+            ) && self.equal::<4>(repeat_index, ip + 1)
+            {
+                match_length = self.count(ip + 5, repeat_index.wrapping_add(4), end) + 4;
+                ip += 1;
+                out.push(sequence(ip - *anchor, 1, match_length));
+            } else {
+                let found = if index_long > dict_start && self.equal::<8>(index_long, ip) {
+                    Some(Found {
+                        start: ip,
+                        offset: current - index_long,
+                        length: self.count(ip + 8, index_long + 8, end) + 8,
+                    })
+                } else if index_short > dict_start && self.equal::<4>(index_short, ip) {
+                    let Some(hash_next) = self.long_hash(ip + 1) else {
+                        return;
+                    };
+                    let index_next = self.long[hash_next];
+                    self.long[hash_next] = current + 1;
+                    if index_next > dict_start && self.equal::<8>(index_next, ip + 1) {
+                        Some(Found {
+                            start: ip + 1,
+                            offset: current + 1 - index_next,
+                            length: self.count(ip + 9, index_next + 8, end) + 8,
+                        })
+                    } else {
+                        Some(Found {
+                            start: ip,
+                            offset: current - index_short,
+                            length: self.count(ip + 4, index_short + 4, end) + 4,
+                        })
+                    }
+                } else {
+                    None
+                };
+                let Some(mut found) = found else {
+                    ip += ((ip - *anchor) >> SEARCH_STRENGTH) + 1;
+                    continue;
+                };
+                let lowest = floor(found.start - found.offset);
+                self.catch_up(&mut found, *anchor, lowest);
+                *offsets = (found.offset, offsets.0);
+                out.push(sequence(
+                    found.start - *anchor,
+                    found.offset + 3,
+                    found.length,
+                ));
+                ip = found.start;
+                match_length = found.length;
+            }
+            ip += match_length;
+            *anchor = ip;
+            if ip <= limit {
+                self.complementary_insertion(current, ip);
+                self.repeat_external(
+                    &mut ip,
+                    (dict_start, prefix_start, limit, end),
+                    offsets,
+                    anchor,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Immediate matches with the second repeat offset after a match (external-dictionary
+    /// variant).
+    fn repeat_external(
+        &mut self,
+        ip: &mut u32,
+        (dict_start, prefix_start, limit, end): (u32, u32, u32, u32),
+        offsets: &mut (u32, u32),
+        anchor: &mut u32,
+        out: &mut Vec<Sequence>,
+    ) {
+        while *ip <= limit {
+            let current = *ip;
+            let offset_2 = offsets.1;
+            let reference = current.wrapping_sub(offset_2);
+            if !(self.repeat_valid(reference, offset_2, current, (dict_start, prefix_start))
+                && self.equal::<4>(reference, current))
+            {
+                break;
+            }
+            let length = self.count(current + 4, reference.wrapping_add(4), end) + 4;
+            *offsets = (offset_2, offsets.0);
+            out.push(sequence(0, 1, length));
+            self.set_short(current);
+            self.set_long(current);
             *ip += length;
             *anchor = *ip;
         }

@@ -94,6 +94,11 @@ pub enum Threading {
     /// One context compressed the whole frame from contiguous input (library one-shot or
     /// streaming with the whole input given, `nbWorkers` 0, or a multithreaded frame of one job).
     Single,
+    /// One context fed through its own input buffer (`ZSTD_compressStream2` in buffered mode
+    /// without workers, as the zstd CLI does with `--single-thread` or for a known content of at
+    /// most [`MIN_JOB_SIZE`] bytes): the buffer holds a window and a block, and once it wraps
+    /// around the older part of the window is searched as a separate segment.
+    Streaming,
     /// Multithreaded (`ZSTDMT`): jobs of `job_size` bytes, each but the first seeded with the
     /// last `overlap` bytes before it.
     Jobs {
@@ -123,7 +128,7 @@ impl Producer {
         if content_size.is_some_and(|size| size <= MIN_JOB_SIZE as u64) {
             return Producer {
                 params,
-                threading: Threading::Single,
+                threading: Threading::Streaming,
             };
         }
         let default_job = 1usize << (params.window_log + 2).max(20);
@@ -136,6 +141,14 @@ impl Producer {
         Producer {
             params,
             threading: Threading::Jobs { job_size, overlap },
+        }
+    }
+
+    /// The zstd CLI (1.5.4/1.5.5) at level 3 with `--single-thread`.
+    pub fn level3_cli_single_thread(content_size: Option<u64>) -> Self {
+        Producer {
+            params: DfastParams::level3(content_size),
+            threading: Threading::Streaming,
         }
     }
 
@@ -185,18 +198,12 @@ where
     F: FnMut(usize, &[Sequence]) -> Result<(), StructureError>,
 {
     producer.params.validate()?;
-    let total = blocks.iter().try_fold(0usize, |sum, block| {
-        (block.content_length as usize <= MAX_BLOCK_SIZE)
-            .then(|| sum.checked_add(block.content_length as usize))
-            .flatten()
-    });
-    if total != Some(content.len()) {
-        return Err(StructureError::new(
-            "block lengths do not add up to the content",
-        ));
-    }
+    check_block_lengths(content, blocks)?;
     let (job_size, overlap) = match producer.threading {
         Threading::Single => (content.len().max(1), 0),
+        Threading::Streaming => {
+            return streaming_block_sequences(content, blocks, producer.params, visit);
+        }
         Threading::Jobs { job_size, overlap } => (job_size, overlap.min(job_size)),
     };
     if job_size == 0 || job_size > MAX_JOB_CONTENT || overlap > MAX_JOB_CONTENT {
@@ -243,4 +250,115 @@ where
         }
         job_start = job_end;
     }
+}
+
+/// Checks that `blocks` cover `content` exactly, each at most [`MAX_BLOCK_SIZE`].
+fn check_block_lengths(content: &[u8], blocks: &[BlockShape]) -> Result<(), StructureError> {
+    let total = blocks.iter().try_fold(0usize, |sum, block| {
+        (block.content_length as usize <= MAX_BLOCK_SIZE)
+            .then(|| sum.checked_add(block.content_length as usize))
+            .flatten()
+    });
+    if total != Some(content.len()) {
+        return Err(StructureError::new(
+            "block lengths do not add up to the content",
+        ));
+    }
+    Ok(())
+}
+
+/// Where a single-threaded stream's input buffer puts each block, and the window limits that
+/// follow (`ZSTD_compressStream_generic`'s buffer positions, `ZSTD_window_update`).
+struct StreamWindow {
+    buffer_size: u32,
+    block_size: u32,
+    /// Buffer offset of the next block.
+    position: u32,
+    /// Buffer offset where the previous block ended (`nextSrc`).
+    next_source: Option<u32>,
+    /// Window index minus buffer offset of the older segment's buffer (`dictBase`).
+    segment_shift: u32,
+}
+
+impl StreamWindow {
+    fn new(params: DfastParams) -> Self {
+        let window = 1u32 << params.window_log;
+        let block_size = window.min(MAX_BLOCK_SIZE as u32);
+        StreamWindow {
+            buffer_size: window + block_size,
+            block_size,
+            position: 0,
+            next_source: None,
+            segment_shift: WINDOW_START_INDEX,
+        }
+    }
+
+    /// Updates the limits `(low, dict)` for the block of `length` bytes at window index `index`.
+    fn place(&mut self, index: u32, length: u32, (mut low, mut dict): (u32, u32)) -> (u32, u32) {
+        if length == 0 {
+            return (low, dict);
+        }
+        let shift = index - self.position;
+        if self.next_source.is_some_and(|next| next != self.position) {
+            low = dict;
+            dict = index;
+            self.segment_shift = self.next_source.map_or(shift, |next| index - next);
+            if dict - low < 8 {
+                low = dict;
+            }
+        }
+        self.next_source = Some(self.position + length);
+        let input_start = self.position + self.segment_shift;
+        let input_end = input_start + length;
+        if input_end > low && input_start < dict {
+            low = dict.min(input_end);
+        }
+        self.position += length;
+        if self.position + self.block_size > self.buffer_size {
+            self.position = 0;
+        }
+        (low, dict)
+    }
+}
+
+/// [`block_sequences`] for [`Threading::Streaming`].
+fn streaming_block_sequences<F>(
+    content: &[u8],
+    blocks: &[BlockShape],
+    params: DfastParams,
+    mut visit: F,
+) -> Result<(), StructureError>
+where
+    F: FnMut(usize, &[Sequence]) -> Result<(), StructureError>,
+{
+    if content.len() > MAX_JOB_CONTENT {
+        return Err(StructureError::new("content too large for one context"));
+    }
+    let mut state = MatchState::new(content, params, (Vec::new(), Vec::new()));
+    let mut stream = StreamWindow::new(params);
+    let mut repeats = [1, 4, 8];
+    let mut index = WINDOW_START_INDEX;
+    let mut sequences = Vec::new();
+    for (number, block) in blocks.iter().enumerate() {
+        let length = block.content_length;
+        let limits = stream.place(index, length, state.limits());
+        state.set_limits(limits.0, limits.1);
+        sequences.clear();
+        state.enforce_max_distance(index);
+        if length >= MIN_SEARCHED_BLOCK {
+            let mut block_repeats = repeats;
+            let (low, dict) = state.limits();
+            if low < dict {
+                state.compress_block_external(index, length, &mut block_repeats, &mut sequences);
+            } else {
+                state.compress_block(index, length, &mut block_repeats, &mut sequences);
+            }
+            if block.compressed {
+                repeats = block_repeats;
+            }
+        }
+        visit(number, &sequences)?;
+        index += length;
+    }
+    Ok(())
 }
