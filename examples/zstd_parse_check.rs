@@ -3,12 +3,15 @@
 //! `adudiff_core::codec::zstd_parse`, and prints how many blocks and sequences are exact, the
 //! first mismatch, the port's speed and the process's peak memory.
 //!
-//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | -B BYTES]`
+//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | --one-shot | -B BYTES] [--carry OUT]`
 //! (default: libzstd's multithreaded level 3 with its default job size; `--single` for a
-//! frame made by the CLI with `--single-thread`; `-B` for the job size given to the producer).
+//! frame made by the CLI with `--single-thread`; `--carry OUT` writes the block choices and
+//! table descriptions a recipe would carry besides the content; `--one-shot` for a frame made by the library
+//! without workers from the whole input at once; `-B` for the job size given to the producer).
 
 use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
 use adudiff_core::codec::zstd_structure::{self, Frame, Sequence, StructureError};
+use adudiff_core::codec::zstd_structure::{BlockKind, LiteralsKind, TableMode, ZstdFrame};
 use std::time::Instant;
 
 /// Largest content this tool regenerates.
@@ -48,6 +51,49 @@ impl Tally {
     }
 }
 
+/// Appends what a recipe would carry of `frame` besides its content when the parse is
+/// recomputed: per block its length, type and RLE byte, the literals' kind, size format and
+/// Huffman description, the sequence count's width and the three table modes with their
+/// descriptions.
+fn carried_choices(frame: &ZstdFrame, out: &mut Vec<u8>) {
+    let with_length = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for block in &frame.blocks {
+        out.extend_from_slice(&block.content_length.to_le_bytes());
+        match &block.kind {
+            BlockKind::Raw => out.push(0),
+            BlockKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
+            BlockKind::Compressed(compressed) => {
+                let literals = &compressed.literals;
+                out.extend_from_slice(&[2, literals.size_format]);
+                match &literals.kind {
+                    LiteralsKind::Raw => out.push(0),
+                    LiteralsKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
+                    LiteralsKind::Compressed { description } => {
+                        out.push(2);
+                        with_length(out, description);
+                    }
+                    LiteralsKind::Treeless => out.push(3),
+                }
+                out.push(compressed.sequences.count_bytes);
+                for mode in compressed.sequences.modes.iter().flatten() {
+                    match mode {
+                        TableMode::Predefined => out.push(0),
+                        TableMode::Rle(symbol) => out.extend_from_slice(&[1, *symbol]),
+                        TableMode::Compressed(description) => {
+                            out.push(2);
+                            with_length(out, description);
+                        }
+                        TableMode::Repeat => out.push(3),
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -63,16 +109,22 @@ fn percent(part: usize, whole: usize) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let path = arguments
-        .first()
-        .ok_or("usage: zstd_parse_check FRAME.zst [--single | -B BYTES]")?;
+    let path = arguments.first().ok_or(
+        "usage: zstd_parse_check FRAME.zst [--single | --one-shot | -B BYTES] [--carry OUT]",
+    )?;
     let single = arguments.iter().any(|argument| argument == "--single");
+    let one_shot = arguments.iter().any(|argument| argument == "--one-shot");
     let job_size = arguments
         .iter()
         .position(|argument| argument == "-B")
         .and_then(|index| arguments.get(index + 1))
         .map(|value| value.parse::<usize>())
         .transpose()?;
+    let carry_path = arguments
+        .iter()
+        .position(|argument| argument == "--carry")
+        .and_then(|index| arguments.get(index + 1));
+    let mut carried = Vec::new();
     let bytes = std::fs::read(path)?;
     let parse_start = Instant::now();
     let stream = zstd_structure::parse(&bytes, MAX_CONTENT)?;
@@ -86,12 +138,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let content = &stream.content[content_start..content_start + length];
         content_start += length;
         let size = frame.header.content_size;
-        let producer = if single {
+        let producer = if one_shot {
+            Producer::level3_single(size)
+        } else if single {
             Producer::level3_cli_single_thread(size)
         } else {
             Producer::level3_multithreaded(size, job_size)
         };
         println!("frame: {length} B of content, producer {producer:?}");
+        carried_choices(frame, &mut carried);
         let shapes = BlockShape::of_frame(frame);
         let start = Instant::now();
         block_sequences(content, &shapes, &producer, |block, got| {
@@ -105,6 +160,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })?;
         port_seconds += start.elapsed().as_secs_f64();
+    }
+    if let Some(carry_path) = carry_path {
+        std::fs::write(carry_path, &carried)?;
+        println!(
+            "block choices and table descriptions: {} B written to {carry_path}",
+            carried.len()
+        );
     }
     println!(
         "compressed blocks exact: {} of {} ({:.3} %)",
