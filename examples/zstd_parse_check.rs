@@ -11,7 +11,6 @@
 
 use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
 use adudiff_core::codec::zstd_structure::{self, Frame, Sequence, StructureError};
-use adudiff_core::codec::zstd_structure::{BlockKind, LiteralsKind, TableMode, ZstdFrame};
 use std::time::Instant;
 
 /// Largest content this tool regenerates.
@@ -47,49 +46,6 @@ impl Tally {
                 expected.get(common),
                 got.get(common)
             ));
-        }
-    }
-}
-
-/// Appends what a recipe would carry of `frame` besides its content when the parse is
-/// recomputed: per block its length, type and RLE byte, the literals' kind, size format and
-/// Huffman description, the sequence count's width and the three table modes with their
-/// descriptions.
-fn carried_choices(frame: &ZstdFrame, out: &mut Vec<u8>) {
-    let with_length = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-        out.extend_from_slice(bytes);
-    };
-    for block in &frame.blocks {
-        out.extend_from_slice(&block.content_length.to_le_bytes());
-        match &block.kind {
-            BlockKind::Raw => out.push(0),
-            BlockKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
-            BlockKind::Compressed(compressed) => {
-                let literals = &compressed.literals;
-                out.extend_from_slice(&[2, literals.size_format]);
-                match &literals.kind {
-                    LiteralsKind::Raw => out.push(0),
-                    LiteralsKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
-                    LiteralsKind::Compressed { description } => {
-                        out.push(2);
-                        with_length(out, description);
-                    }
-                    LiteralsKind::Treeless => out.push(3),
-                }
-                out.push(compressed.sequences.count_bytes);
-                for mode in compressed.sequences.modes.iter().flatten() {
-                    match mode {
-                        TableMode::Predefined => out.push(0),
-                        TableMode::Rle(symbol) => out.extend_from_slice(&[1, *symbol]),
-                        TableMode::Compressed(description) => {
-                            out.push(2);
-                            with_length(out, description);
-                        }
-                        TableMode::Repeat => out.push(3),
-                    }
-                }
-            }
         }
     }
 }
@@ -146,7 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Producer::level3_multithreaded(size, job_size)
         };
         println!("frame: {length} B of content, producer {producer:?}");
-        carried_choices(frame, &mut carried);
+        for block in &frame.blocks {
+            block.write_choices(&mut carried);
+        }
         let shapes = BlockShape::of_frame(frame);
         let start = Instant::now();
         block_sequences(content, &shapes, &producer, |block, got| {

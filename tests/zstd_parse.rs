@@ -7,13 +7,13 @@
 
 #[path = "support/rng.rs"]
 mod rng;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
+#[path = "support/tool.rs"]
+mod tool;
 
 use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
 use adudiff_core::codec::zstd_structure::{self, BlockKind, Frame};
 use rng::Rng;
+use tool::run_with_input;
 
 /// Content size: several 512 KiB jobs, and more than the single-threaded CLI's input buffer
 /// (2 MiB window + 128 KiB block), so that it wraps around.
@@ -58,23 +58,6 @@ fn image_like_content(length: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(length);
     out
-}
-
-/// Runs `program args` with `input` on stdin; returns stdout (fails on a missing tool).
-fn run_with_input(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{program} is required (.ci/run installs it): {error}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write stdin");
-    assert!(output.status.success(), "{program} {args:?} failed");
-    output.stdout
 }
 
 /// Debian's zstd CLI on `input` given as a file (the content size is known and pledged).
