@@ -3,13 +3,13 @@
 //! `adudiff_core::codec::zstd_parse`, and prints how many blocks and sequences are exact, the
 //! first mismatch, the port's speed and the process's peak memory.
 //!
-//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | --one-shot | -B BYTES] [--carry OUT]`
+//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7] [--carry OUT]`
 //! (default: libzstd's multithreaded level 3 with its default job size; `--single` for a
-//! frame made by the CLI with `--single-thread`; `--carry OUT` writes the block choices and
+//! frame made by the CLI with `--single-thread`; `--1.5.7` for libzstd 1.5.7's rules; `--carry OUT` writes the block choices and
 //! table descriptions a recipe would carry besides the content; `--one-shot` for a frame made by the library
 //! without workers from the whole input at once; `-B` for the job size given to the producer).
 
-use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
+use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, DfastVersion, Producer};
 use adudiff_core::codec::zstd_structure::{self, Frame, Sequence, StructureError};
 use std::time::Instant;
 
@@ -81,10 +81,15 @@ fn percent(part: usize, whole: usize) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let path = arguments.first().ok_or(
-        "usage: zstd_parse_check FRAME.zst [--single | --one-shot | -B BYTES] [--carry OUT]",
+        "usage: zstd_parse_check FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7] [--carry OUT]",
     )?;
     let single = arguments.iter().any(|argument| argument == "--single");
     let one_shot = arguments.iter().any(|argument| argument == "--one-shot");
+    let version = if arguments.iter().any(|argument| argument == "--1.5.7") {
+        DfastVersion::Libzstd157
+    } else {
+        DfastVersion::Libzstd152To156
+    };
     let job_size = arguments
         .iter()
         .position(|argument| argument == "-B")
@@ -116,7 +121,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Producer::level3_cli_single_thread(size)
         } else {
             Producer::level3_multithreaded(size, job_size)
-        };
+        }
+        .with_version(version);
         println!("frame: {length} B of content, producer {producer:?}");
         for block in &frame.blocks {
             block.write_choices(&mut carried);

@@ -1,8 +1,9 @@
 //! The level-3 parse port (`adudiff_core::codec::zstd_parse`) against real producers: frames
 //! made by Debian's zstd CLI (multithreaded with several jobs, with the default job size,
-//! through a pipe, and `--single-thread` past the point where its input buffer wraps) and by
-//! PyPI `zstandard` builds of libzstd 1.5.2, 1.5.5 and 1.5.6 (two workers, and without workers)
-//! are parsed, and every block's recomputed sequences must equal the frame's. The tools are
+//! through a pipe, and `--single-thread` past the point where its input buffer wraps), by
+//! PyPI `zstandard` builds of libzstd 1.5.2, 1.5.5, 1.5.6 and 1.5.7 (two workers, and without
+//! workers) and by the bundled libzstd 1.5.7 are parsed, and every block's recomputed
+//! sequences must equal the frame's. The tools are
 //! required (`.ci/run` installs them): a missing one fails the test.
 
 #[path = "support/rng.rs"]
@@ -10,7 +11,7 @@ mod rng;
 #[path = "support/tool.rs"]
 mod tool;
 
-use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, Producer};
+use adudiff_core::codec::zstd_parse::{block_sequences, BlockShape, DfastVersion, Producer};
 use adudiff_core::codec::zstd_structure::{self, BlockKind, Frame};
 use rng::Rng;
 use tool::run_with_input;
@@ -154,22 +155,64 @@ fn debian_cli_level3_parse_is_reproduced() {
 }
 
 #[test]
-fn pypi_libzstd_1_5_2_to_1_5_6_level3_parse_is_reproduced() {
+fn pypi_libzstd_1_5_2_to_1_5_7_level3_parse_is_reproduced() {
     let content = image_like_content(CONTENT_SIZE, 0x1e7);
-    for release in ["0.19.0", "0.21.0", "0.23.0"] {
+    let releases = [
+        ("0.19.0", DfastVersion::Libzstd152To156),
+        ("0.21.0", DfastVersion::Libzstd152To156),
+        ("0.23.0", DfastVersion::Libzstd152To156),
+        ("0.25.0", DfastVersion::Libzstd157),
+    ];
+    for (release, version) in releases {
         let threaded = pypi_frame(release, 2, &content);
         assert_parse_reproduced(
             &format!("zstandard {release}, 2 workers"),
             &threaded,
             &content,
-            |size| Producer::level3_multithreaded(size, Some(512 << 10)),
+            |size| Producer::level3_multithreaded(size, Some(512 << 10)).with_version(version),
         );
         let one_shot = pypi_frame(release, 0, &content);
         assert_parse_reproduced(
             &format!("zstandard {release}, no workers"),
             &one_shot,
             &content,
-            Producer::level3_single,
+            |size| Producer::level3_single(size).with_version(version),
+        );
+    }
+}
+
+#[test]
+fn bundled_libzstd_1_5_7_level3_parse_is_reproduced() {
+    use zstd_safe::{CCtx, CParameter};
+    let content = image_like_content(CONTENT_SIZE, 0x157);
+    for workers in [2, 0] {
+        let mut context = CCtx::create();
+        context
+            .set_parameter(CParameter::CompressionLevel(3))
+            .expect("level");
+        context
+            .set_parameter(CParameter::NbWorkers(workers))
+            .expect("workers");
+        context
+            .set_parameter(CParameter::JobSize(512 << 10))
+            .expect("job size");
+        let mut frame = vec![0u8; zstd_safe::compress_bound(content.len())];
+        let length = context
+            .compress2(&mut frame[..], &content)
+            .expect("compress");
+        frame.truncate(length);
+        assert_parse_reproduced(
+            &format!("bundled libzstd, {workers} workers"),
+            &frame,
+            &content,
+            |size| {
+                let producer = if workers == 0 {
+                    Producer::level3_single(size)
+                } else {
+                    Producer::level3_multithreaded(size, Some(512 << 10))
+                };
+                producer.with_version(DfastVersion::Libzstd157)
+            },
         );
     }
 }

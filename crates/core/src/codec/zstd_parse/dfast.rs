@@ -8,7 +8,7 @@
 //! checked; a read outside the window counts as "no match" and never panics.
 
 use super::super::zstd_structure::Sequence;
-use super::DfastParams;
+use super::{DfastParams, DfastVersion};
 
 /// Index of a window's first byte (libzstd's `ZSTD_WINDOW_START_INDEX`).
 pub const WINDOW_START_INDEX: u32 = 2;
@@ -32,6 +32,9 @@ pub struct MatchState<'w> {
     /// The job's window: the overlap prefix followed by the job's content.
     window: &'w [u8],
     params: DfastParams,
+    /// Whether the candidates follow libzstd 1.5.7's rules (a candidate at the lowest valid
+    /// index counts; the next position's long match only when longer than the short match).
+    newer: bool,
     /// Latest index per hash of 8 bytes (`hashTable`, 2^hash_log entries).
     long: Vec<u32>,
     /// Latest index per hash of `min_match` bytes (`chainTable`, 2^chain_log entries).
@@ -59,7 +62,12 @@ struct Found {
 impl<'w> MatchState<'w> {
     /// A fresh state (zeroed tables) over `window`, whose first byte has index
     /// [`WINDOW_START_INDEX`]. `tables` are reused allocations (cleared and resized here).
-    pub fn new(window: &'w [u8], params: DfastParams, tables: (Vec<u32>, Vec<u32>)) -> Self {
+    pub fn new(
+        window: &'w [u8],
+        params: DfastParams,
+        version: DfastVersion,
+        tables: (Vec<u32>, Vec<u32>),
+    ) -> Self {
         let (mut long, mut short) = tables;
         long.clear();
         long.resize(1 << params.hash_log, 0);
@@ -68,6 +76,7 @@ impl<'w> MatchState<'w> {
         MatchState {
             window,
             params,
+            newer: version == DfastVersion::Libzstd157,
             long,
             short,
             dict_limit: WINDOW_START_INDEX,
@@ -351,7 +360,9 @@ impl<'w> MatchState<'w> {
                 let Some(hash_long_1) = self.long_hash(ip1) else {
                     return;
                 };
-                if index_long_0 > prefix_lowest && self.equal::<8>(index_long_0, ip) {
+                let newer = self.newer;
+                let valid = |index: u32| index > prefix_lowest || (newer && index == prefix_lowest);
+                if valid(index_long_0) && self.equal::<8>(index_long_0, ip) {
                     let mut found = Found {
                         start: ip,
                         offset: ip - index_long_0,
@@ -361,21 +372,13 @@ impl<'w> MatchState<'w> {
                     break (current, Some((found, hash_long_1, ip1, step)), None);
                 }
                 let index_long_1 = self.long[hash_long_1];
-                if index_short_0 > prefix_lowest && self.equal::<4>(index_short_0, ip) {
-                    let mut found =
-                        if index_long_1 > prefix_lowest && self.equal::<8>(index_long_1, ip1) {
-                            Found {
-                                start: ip1,
-                                offset: ip1 - index_long_1,
-                                length: self.count(ip1 + 8, index_long_1 + 8, end) + 8,
-                            }
-                        } else {
-                            Found {
-                                start: ip,
-                                offset: ip - index_short_0,
-                                length: self.count(ip + 4, index_short_0 + 4, end) + 4,
-                            }
-                        };
+                if valid(index_short_0) && self.equal::<4>(index_short_0, ip) {
+                    let mut found = self.short_or_next_long(
+                        (ip, index_short_0),
+                        (ip1, index_long_1),
+                        prefix_lowest,
+                        end,
+                    );
                     self.catch_up(&mut found, *anchor, prefix_lowest);
                     break (current, Some((found, hash_long_1, ip1, step)), None);
                 }
@@ -416,6 +419,40 @@ impl<'w> MatchState<'w> {
             if ip <= limit {
                 self.after_match(current, &mut ip, limit, end, offsets, anchor, out);
             }
+        }
+    }
+
+    /// Having a short match at `ip` (candidate `short`), the match to take: the long match at
+    /// the next position `ip1` (candidate `long`) if there is one — in libzstd 1.5.7 only if it
+    /// is longer than the short match — otherwise the short match.
+    fn short_or_next_long(
+        &self,
+        (ip, short): (u32, u32),
+        (ip1, long): (u32, u32),
+        prefix_lowest: u32,
+        end: u32,
+    ) -> Found {
+        let next_long = (long > prefix_lowest && self.equal::<8>(long, ip1)).then(|| Found {
+            start: ip1,
+            offset: ip1 - long,
+            length: self.count(ip1 + 8, long + 8, end) + 8,
+        });
+        let short_match = || Found {
+            start: ip,
+            offset: ip - short,
+            length: self.count(ip + 4, short + 4, end) + 4,
+        };
+        match next_long {
+            Some(next_long) if !self.newer => next_long,
+            Some(next_long) => {
+                let short_match = short_match();
+                if next_long.length > short_match.length {
+                    next_long
+                } else {
+                    short_match
+                }
+            }
+            None => short_match(),
         }
     }
 

@@ -88,6 +88,17 @@ impl DfastParams {
     }
 }
 
+/// Which libzstd versions' `dfast` the port follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DfastVersion {
+    /// libzstd 1.5.2 to 1.5.6 (measured exact on 1.5.2, 1.5.4, 1.5.5 and 1.5.6).
+    #[default]
+    Libzstd152To156,
+    /// libzstd 1.5.7's changed candidate rules (block boundaries, which 1.5.7 chooses by
+    /// splitting blocks first, come from the frame).
+    Libzstd157,
+}
+
 /// How the producer cut the content into independently compressed jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Threading {
@@ -116,6 +127,8 @@ pub struct Producer {
     pub params: DfastParams,
     /// Job structure.
     pub threading: Threading,
+    /// The library version family.
+    pub version: DfastVersion,
 }
 
 impl Producer {
@@ -129,6 +142,7 @@ impl Producer {
             return Producer {
                 params,
                 threading: Threading::Streaming,
+                version: DfastVersion::default(),
             };
         }
         let default_job = 1usize << (params.window_log + 2).max(20);
@@ -141,6 +155,7 @@ impl Producer {
         Producer {
             params,
             threading: Threading::Jobs { job_size, overlap },
+            version: DfastVersion::default(),
         }
     }
 
@@ -149,6 +164,7 @@ impl Producer {
         Producer {
             params: DfastParams::level3(content_size),
             threading: Threading::Streaming,
+            version: DfastVersion::default(),
         }
     }
 
@@ -157,7 +173,13 @@ impl Producer {
         Producer {
             params: DfastParams::level3(content_size),
             threading: Threading::Single,
+            version: DfastVersion::default(),
         }
+    }
+
+    /// The same producer with another library version's rules.
+    pub fn with_version(self, version: DfastVersion) -> Self {
+        Producer { version, ..self }
     }
 }
 
@@ -202,7 +224,7 @@ where
     let (job_size, overlap) = match producer.threading {
         Threading::Single => (content.len().max(1), 0),
         Threading::Streaming => {
-            return streaming_block_sequences(content, blocks, producer.params, visit);
+            return streaming_block_sequences(content, blocks, producer, visit);
         }
         Threading::Jobs { job_size, overlap } => (job_size, overlap.min(job_size)),
     };
@@ -217,7 +239,7 @@ where
         let job_end = job_start + job_size.min(content.len() - job_start);
         let prefix = if job_start == 0 { 0 } else { overlap };
         let window = &content[job_start - prefix..job_end];
-        let mut state = MatchState::new(window, producer.params, tables);
+        let mut state = MatchState::new(window, producer.params, producer.version, tables);
         state.load_prefix(prefix as u32);
         let mut repeats = if job_start == 0 { [1, 4, 8] } else { [0; 3] };
         let mut index = WINDOW_START_INDEX + prefix as u32;
@@ -325,7 +347,7 @@ impl StreamWindow {
 fn streaming_block_sequences<F>(
     content: &[u8],
     blocks: &[BlockShape],
-    params: DfastParams,
+    producer: &Producer,
     mut visit: F,
 ) -> Result<(), StructureError>
 where
@@ -334,7 +356,8 @@ where
     if content.len() > MAX_JOB_CONTENT {
         return Err(StructureError::new("content too large for one context"));
     }
-    let mut state = MatchState::new(content, params, (Vec::new(), Vec::new()));
+    let params = producer.params;
+    let mut state = MatchState::new(content, params, producer.version, (Vec::new(), Vec::new()));
     let mut stream = StreamWindow::new(params);
     let mut repeats = [1, 4, 8];
     let mut index = WINDOW_START_INDEX;

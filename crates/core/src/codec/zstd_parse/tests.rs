@@ -104,13 +104,17 @@ fn every_producer_finds_a_valid_parse() {
     let Threading::Jobs { job_size, .. } = jobs.threading else {
         panic!("a 5 MiB input is compressed in jobs");
     };
-    assert!(assert_valid_parse(&data, &shapes(data.len(), job_size), &jobs) > 1000);
     let whole = shapes(data.len(), data.len());
-    for producer in [
-        Producer::level3_single(size),
-        Producer::level3_cli_single_thread(size),
-    ] {
-        assert!(assert_valid_parse(&data, &whole, &producer) > 1000);
+    for version in [DfastVersion::Libzstd152To156, DfastVersion::Libzstd157] {
+        let jobs = jobs.with_version(version);
+        assert!(assert_valid_parse(&data, &shapes(data.len(), job_size), &jobs) > 1000);
+        for producer in [
+            Producer::level3_single(size),
+            Producer::level3_cli_single_thread(size),
+        ] {
+            let producer = producer.with_version(version);
+            assert!(assert_valid_parse(&data, &whole, &producer) > 1000);
+        }
     }
 }
 
