@@ -3,9 +3,9 @@
 //! `adudiff_core::codec::zstd_parse`, and prints how many blocks and sequences are exact, the
 //! first mismatch, the port's speed and the process's peak memory.
 //!
-//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7] [--carry OUT]`
+//! `cargo run --release --example zstd_parse_check -- FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7 | --1.4.8] [--carry OUT]`
 //! (default: libzstd's multithreaded level 3 with its default job size; `--single` for a
-//! frame made by the CLI with `--single-thread`; `--1.5.7` for libzstd 1.5.7's rules; `--carry OUT` writes the block choices and
+//! frame made by the CLI with `--single-thread`; `--1.5.7`, `--1.4.8` for those versions' rules; `--carry OUT` writes the block choices and
 //! table descriptions a recipe would carry besides the content; `--one-shot` for a frame made by the library
 //! without workers from the whole input at once; `-B` for the job size given to the producer).
 
@@ -81,12 +81,14 @@ fn percent(part: usize, whole: usize) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let path = arguments.first().ok_or(
-        "usage: zstd_parse_check FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7] [--carry OUT]",
+        "usage: zstd_parse_check FRAME.zst [--single | --one-shot | -B BYTES] [--1.5.7 | --1.4.8] [--carry OUT]",
     )?;
     let single = arguments.iter().any(|argument| argument == "--single");
     let one_shot = arguments.iter().any(|argument| argument == "--one-shot");
     let version = if arguments.iter().any(|argument| argument == "--1.5.7") {
         DfastVersion::Libzstd157
+    } else if arguments.iter().any(|argument| argument == "--1.4.8") {
+        DfastVersion::Libzstd148
     } else {
         DfastVersion::Libzstd152To156
     };
@@ -120,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else if single {
             Producer::level3_cli_single_thread(size)
         } else {
-            Producer::level3_multithreaded(size, job_size)
+            Producer::level3_multithreaded_version(size, job_size, version)
         }
         .with_version(version);
         println!("frame: {length} B of content, producer {producer:?}");

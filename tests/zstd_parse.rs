@@ -1,7 +1,7 @@
 //! The level-3 parse port (`adudiff_core::codec::zstd_parse`) against real producers: frames
 //! made by Debian's zstd CLI (multithreaded with several jobs, with the default job size,
 //! through a pipe, and `--single-thread` past the point where its input buffer wraps), by
-//! PyPI `zstandard` builds of libzstd 1.5.2, 1.5.5, 1.5.6 and 1.5.7 (two workers, and without
+//! PyPI `zstandard` builds of libzstd 1.4.8, 1.5.2, 1.5.5, 1.5.6 and 1.5.7 (two workers, and without
 //! workers) and by the bundled libzstd 1.5.7 are parsed, and every block's recomputed
 //! sequences must equal the frame's. The tools are
 //! required (`.ci/run` installs them): a missing one fails the test.
@@ -155,9 +155,10 @@ fn debian_cli_level3_parse_is_reproduced() {
 }
 
 #[test]
-fn pypi_libzstd_1_5_2_to_1_5_7_level3_parse_is_reproduced() {
+fn pypi_libzstd_1_4_8_to_1_5_7_level3_parse_is_reproduced() {
     let content = image_like_content(CONTENT_SIZE, 0x1e7);
     let releases = [
+        ("0.15.2", DfastVersion::Libzstd148),
         ("0.19.0", DfastVersion::Libzstd152To156),
         ("0.21.0", DfastVersion::Libzstd152To156),
         ("0.23.0", DfastVersion::Libzstd152To156),
@@ -169,7 +170,7 @@ fn pypi_libzstd_1_5_2_to_1_5_7_level3_parse_is_reproduced() {
             &format!("zstandard {release}, 2 workers"),
             &threaded,
             &content,
-            |size| Producer::level3_multithreaded(size, Some(512 << 10)).with_version(version),
+            |size| Producer::level3_multithreaded_version(size, Some(512 << 10), version),
         );
         let one_shot = pypi_frame(release, 0, &content);
         assert_parse_reproduced(

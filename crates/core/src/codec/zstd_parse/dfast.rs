@@ -10,8 +10,10 @@
 use super::super::zstd_structure::Sequence;
 use super::{DfastParams, DfastVersion};
 
-/// Index of a window's first byte (libzstd's `ZSTD_WINDOW_START_INDEX`).
+/// Index of a window's first byte (libzstd's `ZSTD_WINDOW_START_INDEX`; 1 before 1.5).
 pub const WINDOW_START_INDEX: u32 = 2;
+/// Index of a window's first byte in libzstd 1.4.
+const WINDOW_START_INDEX_1_4: u32 = 1;
 /// Bytes every hash reads (`HASH_READ_SIZE`).
 const HASH_READ_SIZE: u32 = 8;
 /// log2 of the positions searched before the step grows (`kSearchStrength`).
@@ -35,6 +37,10 @@ pub struct MatchState<'w> {
     /// Whether the candidates follow libzstd 1.5.7's rules (a candidate at the lowest valid
     /// index counts; the next position's long match only when longer than the short match).
     newer: bool,
+    /// libzstd 1.4's search loop instead of 1.5's.
+    older: bool,
+    /// Index of the window's first byte.
+    start: u32,
     /// Latest index per hash of 8 bytes (`hashTable`, 2^hash_log entries).
     long: Vec<u32>,
     /// Latest index per hash of `min_match` bytes (`chainTable`, 2^chain_log entries).
@@ -73,16 +79,29 @@ impl<'w> MatchState<'w> {
         long.resize(1 << params.hash_log, 0);
         short.clear();
         short.resize(1 << params.chain_log, 0);
+        let older = version == DfastVersion::Libzstd148;
+        let start = if older {
+            WINDOW_START_INDEX_1_4
+        } else {
+            WINDOW_START_INDEX
+        };
         MatchState {
             window,
             params,
             newer: version == DfastVersion::Libzstd157,
+            older,
+            start,
             long,
             short,
-            dict_limit: WINDOW_START_INDEX,
-            low_limit: WINDOW_START_INDEX,
+            dict_limit: start,
+            low_limit: start,
             segment_end: None,
         }
+    }
+
+    /// Index of the window's first byte.
+    pub fn start_index(&self) -> u32 {
+        self.start
     }
 
     /// Gives the tables back for reuse.
@@ -97,8 +116,8 @@ impl<'w> MatchState<'w> {
         if prefix_length <= HASH_READ_SIZE {
             return;
         }
-        let last = WINDOW_START_INDEX + prefix_length - HASH_READ_SIZE;
-        let mut index = WINDOW_START_INDEX;
+        let last = self.start + prefix_length - HASH_READ_SIZE;
+        let mut index = self.start;
         while index + 2 <= last {
             if let (Some(short_hash), Some(long_hash)) =
                 (self.short_hash(index), self.long_hash(index))
@@ -153,7 +172,7 @@ impl<'w> MatchState<'w> {
     }
 
     fn byte(&self, index: u32) -> Option<u8> {
-        let position = index.checked_sub(WINDOW_START_INDEX)? as usize;
+        let position = index.checked_sub(self.start)? as usize;
         self.window.get(position).copied()
     }
 
@@ -163,7 +182,7 @@ impl<'w> MatchState<'w> {
                 return None;
             }
         }
-        let position = index.checked_sub(WINDOW_START_INDEX)? as usize;
+        let position = index.checked_sub(self.start)? as usize;
         let bytes = self.window.get(position..position.checked_add(N)?)?;
         bytes.try_into().ok()
     }
@@ -211,13 +230,11 @@ impl<'w> MatchState<'w> {
 
     /// Equal bytes at `input` and `reference`, not counting past `limit` (`ZSTD_count`).
     fn count(&self, input: u32, reference: u32, limit: u32) -> u32 {
-        let (Some(from), Some(to)) = (
-            input.checked_sub(WINDOW_START_INDEX),
-            limit.checked_sub(WINDOW_START_INDEX),
-        ) else {
+        let (Some(from), Some(to)) = (input.checked_sub(self.start), limit.checked_sub(self.start))
+        else {
             return 0;
         };
-        let Some(reference) = reference.checked_sub(WINDOW_START_INDEX) else {
+        let Some(reference) = reference.checked_sub(self.start) else {
             return 0;
         };
         let to = (to as usize).min(self.window.len());
@@ -274,6 +291,9 @@ impl<'w> MatchState<'w> {
         repeats: &mut [u32; 3],
         out: &mut Vec<Sequence>,
     ) -> u32 {
+        if self.older {
+            return self.compress_block_1_4(start, length, repeats, out);
+        }
         let end = start + length;
         let prefix_lowest = self.lowest_prefix_index(end);
         let mut ip = start;
@@ -486,6 +506,127 @@ impl<'w> MatchState<'w> {
             out.push(sequence(0, 1, length));
             *ip += length;
             *anchor = *ip;
+        }
+    }
+}
+
+impl MatchState<'_> {
+    /// [`MatchState::compress_block`] as libzstd 1.4 runs it: one position per iteration, the
+    /// step growing with the distance from the last match, the next position's long match
+    /// tried only after a short match, one saved repeat offset.
+    fn compress_block_1_4(
+        &mut self,
+        start: u32,
+        length: u32,
+        repeats: &mut [u32; 3],
+        out: &mut Vec<Sequence>,
+    ) -> u32 {
+        let end = start + length;
+        let prefix_lowest = self.lowest_prefix_index(end);
+        let mut ip = start;
+        let mut anchor = start;
+        let mut offsets = (repeats[0], repeats[1]);
+        let mut saved = 0;
+        if ip == prefix_lowest {
+            ip += 1;
+        }
+        let max_repeat = ip - self.lowest_prefix_index(ip);
+        if offsets.1 > max_repeat {
+            (saved, offsets.1) = (offsets.1, 0);
+        }
+        if offsets.0 > max_repeat {
+            (saved, offsets.0) = (offsets.0, 0);
+        }
+        if length > HASH_READ_SIZE {
+            let limit = end - HASH_READ_SIZE;
+            self.search_1_4(
+                ip,
+                (prefix_lowest, limit, end),
+                &mut offsets,
+                &mut anchor,
+                out,
+            );
+        }
+        repeats[0] = if offsets.0 != 0 { offsets.0 } else { saved };
+        repeats[1] = if offsets.1 != 0 { offsets.1 } else { saved };
+        end - anchor
+    }
+
+    /// The search loop of libzstd 1.4's `dfast`.
+    fn search_1_4(
+        &mut self,
+        mut ip: u32,
+        (prefix_lowest, limit, end): (u32, u32, u32),
+        offsets: &mut (u32, u32),
+        anchor: &mut u32,
+        out: &mut Vec<Sequence>,
+    ) {
+        while ip < limit {
+            let (Some(hash_long), Some(hash_short)) = (self.long_hash(ip), self.short_hash(ip))
+            else {
+                return;
+            };
+            let index_long = self.long[hash_long];
+            let index_short = self.short[hash_short];
+            let current = ip;
+            self.long[hash_long] = current;
+            self.short[hash_short] = current;
+            let offset_1 = offsets.0;
+            let match_length;
+            if offset_1 > 0
+                && (ip + 1)
+                    .checked_sub(offset_1)
+                    .is_some_and(|reference| self.equal::<4>(reference, ip + 1))
+            {
+                match_length = self.count(ip + 5, ip + 5 - offset_1, end) + 4;
+                ip += 1;
+                out.push(sequence(ip - *anchor, 1, match_length));
+            } else {
+                let found = if index_long > prefix_lowest && self.equal::<8>(index_long, ip) {
+                    Found {
+                        start: ip,
+                        offset: ip - index_long,
+                        length: self.count(ip + 8, index_long + 8, end) + 8,
+                    }
+                } else if index_short > prefix_lowest && self.equal::<4>(index_short, ip) {
+                    let Some(hash_next) = self.long_hash(ip + 1) else {
+                        return;
+                    };
+                    let index_next = self.long[hash_next];
+                    self.long[hash_next] = current + 1;
+                    if index_next > prefix_lowest && self.equal::<8>(index_next, ip + 1) {
+                        Found {
+                            start: ip + 1,
+                            offset: ip + 1 - index_next,
+                            length: self.count(ip + 9, index_next + 8, end) + 8,
+                        }
+                    } else {
+                        Found {
+                            start: ip,
+                            offset: ip - index_short,
+                            length: self.count(ip + 4, index_short + 4, end) + 4,
+                        }
+                    }
+                } else {
+                    ip += ((ip - *anchor) >> SEARCH_STRENGTH) + 1;
+                    continue;
+                };
+                let mut found = found;
+                self.catch_up(&mut found, *anchor, prefix_lowest);
+                *offsets = (found.offset, offsets.0);
+                out.push(sequence(
+                    found.start - *anchor,
+                    found.offset + 3,
+                    found.length,
+                ));
+                ip = found.start;
+                match_length = found.length;
+            }
+            ip += match_length;
+            *anchor = ip;
+            if ip <= limit {
+                self.after_match(current, &mut ip, limit, end, offsets, anchor, out);
+            }
         }
     }
 }

@@ -2,8 +2,9 @@
 //! of a frame's content, without libzstd.
 //!
 //! A zstd frame can only be rebuilt from a small delta when the device finds the producer's
-//! sequences itself. This module is a port of libzstd 1.5.4/1.5.5's `dfast` strategy (levels 3
-//! and 4) with the frame-level rules around it: the compression parameters of the level for
+//! sequences itself. This module is a port of libzstd 1.5.4's `dfast` strategy (levels 3 and
+//! 4), with the variants of 1.4.8 and 1.5.7 ([`DfastVersion`]), and the frame-level rules
+//! around it: the compression parameters of the level for
 //! the content size, the jobs of multithreaded compression (each compressed by a fresh context
 //! seeded with an overlap of the previous content, repeat offsets reset), the per-block window
 //! limits and the repeat offsets a block starts from. Which blocks were emitted compressed is
@@ -17,15 +18,15 @@ mod dfast;
 mod tests;
 
 use super::zstd_structure::{BlockKind, Sequence, StructureError, ZstdFrame, MAX_BLOCK_SIZE};
-use dfast::{MatchState, WINDOW_START_INDEX};
+use dfast::MatchState;
 
 /// Blocks shorter than this are stored without running the match finder (libzstd's
 /// `MIN_CBLOCK_SIZE + ZSTD_blockHeaderSize + 1 + 1`).
 const MIN_SEARCHED_BLOCK: u32 = 7;
 /// Content a single job may span: window indices must stay far below `u32::MAX`.
 const MAX_JOB_CONTENT: usize = 1 << 30;
-/// Smallest job of a multithreaded frame (`ZSTDMT_JOBSIZE_MIN`); smaller known inputs are
-/// compressed single-threaded.
+/// Smallest job of a multithreaded frame (`ZSTDMT_JOBSIZE_MIN`, libzstd 1.5); smaller known
+/// inputs are compressed single-threaded.
 pub const MIN_JOB_SIZE: usize = 512 << 10;
 
 /// The `dfast` compression parameters that shape the parse.
@@ -94,6 +95,9 @@ pub enum DfastVersion {
     /// libzstd 1.5.2 to 1.5.6 (measured exact on 1.5.2, 1.5.4, 1.5.5 and 1.5.6).
     #[default]
     Libzstd152To156,
+    /// libzstd 1.4.8's older search loop (its window also starts at index 1; not verified for
+    /// the CLI's single-threaded streaming).
+    Libzstd148,
     /// libzstd 1.5.7's changed candidate rules (block boundaries, which 1.5.7 chooses by
     /// splitting blocks first, come from the frame).
     Libzstd157,
@@ -132,17 +136,31 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// libzstd 1.5.4/1.5.5 at level 3 with worker threads (the zstd CLI's default, `-T0`,
-    /// `-T2`…): `job_size` is `-B`'s value or `None` for the default (4 windows); the overlap is
-    /// an eighth of the window. A known content of at most [`MIN_JOB_SIZE`] bytes is compressed
+    /// libzstd 1.5.x at level 3 with worker threads (the zstd CLI's default, `-T0`, `-T2`…):
+    /// `job_size` is `-B`'s value or `None` for the default (4 windows); the overlap is an
+    /// eighth of the window. A known content of at most [`MIN_JOB_SIZE`] bytes is compressed
     /// single-threaded, as libzstd does.
     pub fn level3_multithreaded(content_size: Option<u64>, job_size: Option<usize>) -> Self {
+        Self::level3_multithreaded_version(content_size, job_size, DfastVersion::default())
+    }
+
+    /// [`Producer::level3_multithreaded`] for the library version `version`, whose smallest
+    /// job may differ (1 MiB in 1.4.8).
+    pub fn level3_multithreaded_version(
+        content_size: Option<u64>,
+        job_size: Option<usize>,
+        version: DfastVersion,
+    ) -> Self {
         let params = DfastParams::level3(content_size);
-        if content_size.is_some_and(|size| size <= MIN_JOB_SIZE as u64) {
+        let min_job_size = match version {
+            DfastVersion::Libzstd148 => 1 << 20,
+            _ => MIN_JOB_SIZE,
+        };
+        if content_size.is_some_and(|size| size <= min_job_size as u64) {
             return Producer {
                 params,
                 threading: Threading::Streaming,
-                version: DfastVersion::default(),
+                version,
             };
         }
         let default_job = 1usize << (params.window_log + 2).max(20);
@@ -150,12 +168,12 @@ impl Producer {
         let job_size = job_size
             .filter(|&size| size != 0)
             .unwrap_or(default_job)
-            .clamp(MIN_JOB_SIZE, MAX_JOB_CONTENT)
+            .clamp(min_job_size, MAX_JOB_CONTENT)
             .max(overlap);
         Producer {
             params,
             threading: Threading::Jobs { job_size, overlap },
-            version: DfastVersion::default(),
+            version,
         }
     }
 
@@ -242,7 +260,7 @@ where
         let mut state = MatchState::new(window, producer.params, producer.version, tables);
         state.load_prefix(prefix as u32);
         let mut repeats = if job_start == 0 { [1, 4, 8] } else { [0; 3] };
-        let mut index = WINDOW_START_INDEX + prefix as u32;
+        let mut index = state.start_index() + prefix as u32;
         let mut position = job_start;
         while let Some(block) = blocks.get(next_block) {
             let length = block.content_length;
@@ -303,7 +321,7 @@ struct StreamWindow {
 }
 
 impl StreamWindow {
-    fn new(params: DfastParams) -> Self {
+    fn new(params: DfastParams, start_index: u32) -> Self {
         let window = 1u32 << params.window_log;
         let block_size = window.min(MAX_BLOCK_SIZE as u32);
         StreamWindow {
@@ -311,7 +329,7 @@ impl StreamWindow {
             block_size,
             position: 0,
             next_source: None,
-            segment_shift: WINDOW_START_INDEX,
+            segment_shift: start_index,
         }
     }
 
@@ -358,9 +376,9 @@ where
     }
     let params = producer.params;
     let mut state = MatchState::new(content, params, producer.version, (Vec::new(), Vec::new()));
-    let mut stream = StreamWindow::new(params);
+    let mut stream = StreamWindow::new(params, state.start_index());
     let mut repeats = [1, 4, 8];
-    let mut index = WINDOW_START_INDEX;
+    let mut index = state.start_index();
     let mut sequences = Vec::new();
     for (number, block) in blocks.iter().enumerate() {
         let length = block.content_length;

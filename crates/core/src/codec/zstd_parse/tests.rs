@@ -105,7 +105,11 @@ fn every_producer_finds_a_valid_parse() {
         panic!("a 5 MiB input is compressed in jobs");
     };
     let whole = shapes(data.len(), data.len());
-    for version in [DfastVersion::Libzstd152To156, DfastVersion::Libzstd157] {
+    for version in [
+        DfastVersion::Libzstd148,
+        DfastVersion::Libzstd152To156,
+        DfastVersion::Libzstd157,
+    ] {
         let jobs = jobs.with_version(version);
         assert!(assert_valid_parse(&data, &shapes(data.len(), job_size), &jobs) > 1000);
         for producer in [
