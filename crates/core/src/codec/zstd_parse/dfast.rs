@@ -552,6 +552,64 @@ impl MatchState<'_> {
         end - anchor
     }
 
+    /// The match search of the loops that try one position per iteration (libzstd 1.4's, and
+    /// the external-segment variant): the long candidate at `ip`, else the short one, in which
+    /// case the next position's long candidate (indexed on the way) is preferred. Candidates
+    /// must lie above `lowest`.
+    fn find_stepwise(
+        &mut self,
+        ip: u32,
+        (index_long, index_short): (u32, u32),
+        lowest: u32,
+        end: u32,
+    ) -> Option<Found> {
+        if index_long > lowest && self.equal::<8>(index_long, ip) {
+            return Some(Found {
+                start: ip,
+                offset: ip - index_long,
+                length: self.count(ip + 8, index_long + 8, end) + 8,
+            });
+        }
+        if !(index_short > lowest && self.equal::<4>(index_short, ip)) {
+            return None;
+        }
+        let hash_next = self.long_hash(ip + 1)?;
+        let index_next = self.long[hash_next];
+        self.long[hash_next] = ip + 1;
+        if index_next > lowest && self.equal::<8>(index_next, ip + 1) {
+            return Some(Found {
+                start: ip + 1,
+                offset: ip + 1 - index_next,
+                length: self.count(ip + 9, index_next + 8, end) + 8,
+            });
+        }
+        Some(Found {
+            start: ip,
+            offset: ip - index_short,
+            length: self.count(ip + 4, index_short + 4, end) + 4,
+        })
+    }
+
+    /// Extends `found` backwards (not below `lowest`), makes its offset the first repeat
+    /// offset and appends its sequence; returns where the match starts and its length.
+    fn store_match(
+        &self,
+        mut found: Found,
+        anchor: u32,
+        lowest: u32,
+        offsets: &mut (u32, u32),
+        out: &mut Vec<Sequence>,
+    ) -> (u32, u32) {
+        self.catch_up(&mut found, anchor, lowest);
+        *offsets = (found.offset, offsets.0);
+        out.push(sequence(
+            found.start - anchor,
+            found.offset + 3,
+            found.length,
+        ));
+        (found.start, found.length)
+    }
+
     /// The search loop of libzstd 1.4's `dfast`.
     fn search_1_4(
         &mut self,
@@ -582,45 +640,14 @@ impl MatchState<'_> {
                 ip += 1;
                 out.push(sequence(ip - *anchor, 1, match_length));
             } else {
-                let found = if index_long > prefix_lowest && self.equal::<8>(index_long, ip) {
-                    Found {
-                        start: ip,
-                        offset: ip - index_long,
-                        length: self.count(ip + 8, index_long + 8, end) + 8,
-                    }
-                } else if index_short > prefix_lowest && self.equal::<4>(index_short, ip) {
-                    let Some(hash_next) = self.long_hash(ip + 1) else {
-                        return;
-                    };
-                    let index_next = self.long[hash_next];
-                    self.long[hash_next] = current + 1;
-                    if index_next > prefix_lowest && self.equal::<8>(index_next, ip + 1) {
-                        Found {
-                            start: ip + 1,
-                            offset: ip + 1 - index_next,
-                            length: self.count(ip + 9, index_next + 8, end) + 8,
-                        }
-                    } else {
-                        Found {
-                            start: ip,
-                            offset: ip - index_short,
-                            length: self.count(ip + 4, index_short + 4, end) + 4,
-                        }
-                    }
-                } else {
+                let found = self.find_stepwise(ip, (index_long, index_short), prefix_lowest, end);
+                let Some(found) = found else {
                     ip += ((ip - *anchor) >> SEARCH_STRENGTH) + 1;
                     continue;
                 };
-                let mut found = found;
-                self.catch_up(&mut found, *anchor, prefix_lowest);
-                *offsets = (found.offset, offsets.0);
-                out.push(sequence(
-                    found.start - *anchor,
-                    found.offset + 3,
-                    found.length,
-                ));
-                ip = found.start;
-                match_length = found.length;
+                let start = self.store_match(found, *anchor, prefix_lowest, offsets, out);
+                ip = start.0;
+                match_length = start.1;
             }
             ip += match_length;
             *anchor = ip;
@@ -712,48 +739,15 @@ impl MatchState<'_> {
                 ip += 1;
                 out.push(sequence(ip - *anchor, 1, match_length));
             } else {
-                let found = if index_long > dict_start && self.equal::<8>(index_long, ip) {
-                    Some(Found {
-                        start: ip,
-                        offset: current - index_long,
-                        length: self.count(ip + 8, index_long + 8, end) + 8,
-                    })
-                } else if index_short > dict_start && self.equal::<4>(index_short, ip) {
-                    let Some(hash_next) = self.long_hash(ip + 1) else {
-                        return;
-                    };
-                    let index_next = self.long[hash_next];
-                    self.long[hash_next] = current + 1;
-                    if index_next > dict_start && self.equal::<8>(index_next, ip + 1) {
-                        Some(Found {
-                            start: ip + 1,
-                            offset: current + 1 - index_next,
-                            length: self.count(ip + 9, index_next + 8, end) + 8,
-                        })
-                    } else {
-                        Some(Found {
-                            start: ip,
-                            offset: current - index_short,
-                            length: self.count(ip + 4, index_short + 4, end) + 4,
-                        })
-                    }
-                } else {
-                    None
-                };
-                let Some(mut found) = found else {
+                let found = self.find_stepwise(ip, (index_long, index_short), dict_start, end);
+                let Some(found) = found else {
                     ip += ((ip - *anchor) >> SEARCH_STRENGTH) + 1;
                     continue;
                 };
                 let lowest = floor(found.start - found.offset);
-                self.catch_up(&mut found, *anchor, lowest);
-                *offsets = (found.offset, offsets.0);
-                out.push(sequence(
-                    found.start - *anchor,
-                    found.offset + 3,
-                    found.length,
-                ));
-                ip = found.start;
-                match_length = found.length;
+                let start = self.store_match(found, *anchor, lowest, offsets, out);
+                ip = start.0;
+                match_length = start.1;
             }
             ip += match_length;
             *anchor = ip;
