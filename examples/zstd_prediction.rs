@@ -475,38 +475,6 @@ fn description_bytes(block: &Block) -> usize {
             .sum::<usize>()
 }
 
-/// The block's choices besides its literals and sequences (what else must be carried).
-fn choices(block: &Block, out: &mut Vec<u8>) {
-    out.push(u8::from(block.last));
-    varint(u64::from(block.content_length), out);
-    let BlockKind::Compressed(compressed) = &block.kind else {
-        out.push(matches!(block.kind, BlockKind::Rle(_)) as u8);
-        return;
-    };
-    out.extend_from_slice(&[2, compressed.literals.size_format]);
-    match &compressed.literals.kind {
-        LiteralsKind::Raw => out.push(0),
-        LiteralsKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
-        LiteralsKind::Compressed { description } => {
-            out.push(2);
-            out.extend_from_slice(description);
-        }
-        LiteralsKind::Treeless => out.push(3),
-    }
-    out.push(compressed.sequences.count_bytes);
-    for mode in compressed.sequences.modes.iter().flatten() {
-        match mode {
-            TableMode::Predefined => out.push(0),
-            TableMode::Rle(symbol) => out.extend_from_slice(&[1, *symbol]),
-            TableMode::Compressed(description) => {
-                out.push(2);
-                out.extend_from_slice(description);
-            }
-            TableMode::Repeat => out.push(3),
-        }
-    }
-}
-
 fn compressed_size(bytes: &[u8]) -> usize {
     let mut out = vec![0u8; zstd_safe::compress_bound(bytes.len())];
     zstd_safe::compress(&mut out[..], bytes, 19).expect("compress")
@@ -618,7 +586,7 @@ fn main() {
             &mut literals,
         );
         descriptions += description_bytes(placed.block);
-        choices(placed.block, &mut carried_choices);
+        placed.block.write_choices(&mut carried_choices);
     }
     let total = target_located.len();
     let percent = |count: usize| format!("{count} ({:.1} %)", 100.0 * count as f64 / total as f64);

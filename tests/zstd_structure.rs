@@ -6,13 +6,14 @@
 
 #[path = "support/rng.rs"]
 mod rng;
+#[path = "support/tool.rs"]
+mod tool;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use adudiff_core::codec::zstd_structure::{self, BlockKind, Frame, LiteralsKind, TableMode};
 use rng::Rng;
+use tool::run_with_input;
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
 
 /// The libzstd versions of the PyPI `zstandard` releases `.ci/run` installs into
@@ -62,23 +63,6 @@ fn mixed_content(length: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(length);
     out
-}
-
-/// Runs `program args`, feeding `input` on stdin; returns stdout (fails on a missing tool).
-fn run_with_input(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{program} is required (.ci/run installs it): {error}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write stdin");
-    assert!(output.status.success(), "{program} {args:?} failed");
-    output.stdout
 }
 
 /// Debian's zstd CLI on `input`: through a file (content size known) or a pipe (unknown).

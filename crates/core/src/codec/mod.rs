@@ -13,6 +13,7 @@ pub mod pigz;
 pub mod zlib_deflate;
 pub mod zstd;
 pub mod zstd_compress;
+pub mod zstd_parse;
 pub mod zstd_structure;
 mod zstream;
 

@@ -135,6 +135,50 @@ pub struct Block {
     pub content_length: u32,
 }
 
+impl Block {
+    /// Appends the block's choices besides its content and sequences (what a recipe that
+    /// recomputes the sequences must still carry): the last flag, the content length (LEB128),
+    /// the type (0 raw, 1 RLE, 2 compressed), and for a compressed block the literals' size
+    /// format, kind (0 raw, 1 RLE with its byte, 2 Huffman with the description's bytes, 3
+    /// treeless), the sequence count's width and each table mode (0 predefined, 1 RLE with its
+    /// symbol, 2 FSE with the description's bytes, 3 repeat).
+    pub fn write_choices(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(self.last));
+        let mut length = self.content_length;
+        while length >= 0x80 {
+            out.push(length as u8 | 0x80);
+            length >>= 7;
+        }
+        out.push(length as u8);
+        let BlockKind::Compressed(compressed) = &self.kind else {
+            out.push(u8::from(matches!(self.kind, BlockKind::Rle(_))));
+            return;
+        };
+        out.extend_from_slice(&[2, compressed.literals.size_format]);
+        match &compressed.literals.kind {
+            LiteralsKind::Raw => out.push(0),
+            LiteralsKind::Rle(byte) => out.extend_from_slice(&[1, *byte]),
+            LiteralsKind::Compressed { description } => {
+                out.push(2);
+                out.extend_from_slice(description);
+            }
+            LiteralsKind::Treeless => out.push(3),
+        }
+        out.push(compressed.sequences.count_bytes);
+        for mode in compressed.sequences.modes.iter().flatten() {
+            match mode {
+                TableMode::Predefined => out.push(0),
+                TableMode::Rle(symbol) => out.extend_from_slice(&[1, *symbol]),
+                TableMode::Compressed(description) => {
+                    out.push(2);
+                    out.extend_from_slice(description);
+                }
+                TableMode::Repeat => out.push(3),
+            }
+        }
+    }
+}
+
 /// A block's type and structure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockKind {
