@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::swu::cpio::{CpioArchive, CpioMember};
 use crate::tool::gzip;
 use crate::tool::{fail, write_atomically, ToolError, ToolResult};
-use adudiff_core::codec::zstd_compress::ZstdParams;
+use adudiff_core::codec::zstd_reconstruct as zr;
 use adudiff_core::format::writer::{item_of, write_delta_to_vec};
 use adudiff_core::format::{hex, Item, RecipeKind, ZlibInit};
 use adudiff_core::io::SharedBytes;
@@ -291,8 +291,8 @@ struct BuildPlan {
     /// `deflate_reconstruct` of ranges of `content`.
     rebuild: Option<Arc<Vec<gzrebuild::Piece>>>,
     /// Extended format: the payload is `zstd_compression_exact` of `content` with these
-    /// parameters.
-    zstd: Option<ZstdParams>,
+    /// parameters, or `zstd_reconstruct` of `content` with this structure.
+    zstd: Option<zstdrebuild::ZstdRecipe>,
     /// What must be produced (uncompressed content, or the payload itself).
     content: SharedBytes,
     basis: Option<Basis>,
@@ -329,7 +329,7 @@ pub struct TargetAnalysis {
 
 /// A zstd member decoded, with the parameters that make its frame again (`Err`: why it is not
 /// rebuilt; the content is `None` when the member does not decode).
-type ZstdMember = (Option<SharedBytes>, Result<ZstdParams, String>);
+type ZstdMember = (Option<SharedBytes>, Result<zstdrebuild::ZstdRecipe, String>);
 
 impl TargetAnalysis {
     /// Maps and parses the target SWU at `path` and hashes it.
@@ -380,10 +380,7 @@ impl TargetAnalysis {
             .get_or_init(|| match zstdrebuild::decode(payload) {
                 Err(why) => (None, Err(why)),
                 Ok(content) => {
-                    let found = match zstdrebuild::find_params(&content, payload) {
-                        zstdrebuild::Search::Found(p) => Ok(p),
-                        zstdrebuild::Search::NotFound(why) => Err(why),
-                    };
+                    let found = zstdrebuild::find_recipe(&content, payload);
                     (Some(SharedBytes::from_vec(content)), found)
                 }
             })
@@ -928,7 +925,7 @@ fn build_plan(
     let mut zstd = None;
     match decoded.target_zstd.remove(&i) {
         Some((Some(content), Ok(params))) => {
-            r.zstd_rebuilt = Some(zstdrebuild::describe(&params));
+            r.zstd_rebuilt = Some(params.describe());
             zstd = Some((content, params));
         }
         Some((_, Err(why))) => r.zstd_not_reproducible = Some(why),
@@ -1576,14 +1573,25 @@ impl Assembler<'_> {
     /// The payload from the content: `zstd_compression_exact` or `zlib_compression` when the
     /// plan compresses it, otherwise the content itself.
     fn compressed_payload(&mut self, b: &BuildPlan, payload: &[u8], content_item: Item) -> Item {
-        match (b.gz_level, b.zstd) {
-            (_, Some(params)) => {
+        match (b.gz_level, &b.zstd) {
+            (_, Some(zstdrebuild::ZstdRecipe::Exact(params))) => {
                 let zst_item = item_of(payload);
                 self.asm.recipe(
                     RecipeKind::ZstdCompressionExact,
                     &zst_item,
                     params.to_numbers(),
                     vec![content_item],
+                );
+                zst_item
+            }
+            (_, Some(zstdrebuild::ZstdRecipe::Rebuild { blob, .. })) => {
+                let zst_item = item_of(payload);
+                let blob_item = self.asm.inline_asset(blob);
+                self.asm.recipe(
+                    RecipeKind::ZstdReconstruct,
+                    &zst_item,
+                    vec![zr::CODEC_DFAST, zr::VERSION_1],
+                    vec![content_item, blob_item],
                 );
                 zst_item
             }
