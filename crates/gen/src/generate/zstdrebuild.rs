@@ -209,6 +209,11 @@ pub enum Search {
 
 /// Finds the parameters with which this library's libzstd makes `frame` from `content`.
 pub fn find_params(content: &[u8], frame: &[u8]) -> Search {
+    find_params_among(content, frame, |_| true)
+}
+
+/// [`find_params`] among the candidates `wanted` keeps.
+fn find_params_among(content: &[u8], frame: &[u8], wanted: impl Fn(&ZstdParams) -> bool) -> Search {
     let header = match frame_header(frame) {
         Ok(h) => h,
         Err(why) => return Search::NotFound(why),
@@ -217,7 +222,8 @@ pub fn find_params(content: &[u8], frame: &[u8]) -> Search {
     let mut budget = len
         .saturating_mul(SEARCH_BUDGET_FACTOR)
         .saturating_add(SEARCH_BUDGET_EXTRA);
-    let list = candidates(&header, len);
+    let mut list = candidates(&header, len);
+    list.retain(|p| wanted(p));
     let tried = list.len();
     for p in list {
         match zc::reproduces(content, frame, p, 2, &mut budget) {
@@ -265,14 +271,19 @@ impl ZstdRecipe {
 
 /// How `frame` (whose content is `content`) is made again: this libzstd's parameters when it
 /// makes the frame, otherwise the frame's structure when the level-3 parse finds it; `Err`
-/// says why neither does.
+/// says why neither does. The cheap tries come first: this libzstd at level 3, the structure,
+/// then every other level.
 pub fn find_recipe(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String> {
-    match find_params(content, frame) {
+    if let Search::Found(p) = find_params_among(content, frame, |p| p.level == 3) {
+        return Ok(ZstdRecipe::Exact(p));
+    }
+    let structure_why = match find_structure(content, frame) {
+        Ok(recipe) => return Ok(recipe),
+        Err(why) => why,
+    };
+    match find_params_among(content, frame, |p| p.level != 3) {
         Search::Found(p) => Ok(ZstdRecipe::Exact(p)),
-        Search::NotFound(why) => match find_structure(content, frame) {
-            Ok(recipe) => Ok(recipe),
-            Err(structure_why) => Err(format!("{why}; {structure_why}")),
-        },
+        Search::NotFound(why) => Err(format!("{why}; {structure_why}")),
     }
 }
 
@@ -332,6 +343,14 @@ pub fn find_structure(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String
     if header.window_log.is_some_and(|w| w != level3.window_log) {
         return Err("its window is not level 3's for its size".into());
     }
+    let compressed = zstd_frame
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.kind, BlockKind::Compressed(_)))
+        .count();
+    if compressed == 0 {
+        return Err("it has no compressed block (not a level-3 frame)".into());
+    }
     let lengths: Vec<u32> = zstd_frame.blocks.iter().map(|b| b.content_length).collect();
     let blocks = lengths.len();
     // Screen every producer on a prefix (the parse of a block depends only on what precedes
@@ -375,11 +394,6 @@ pub fn find_structure(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String
         {
             continue;
         }
-        let compressed = zstd_frame
-            .blocks
-            .iter()
-            .filter(|b| matches!(b.kind, BlockKind::Compressed(_)))
-            .count();
         let summary = format!(
             "rebuilt from its structure: libzstd level-3 parse, {}; {} of {compressed} compressed blocks carried, {} bytes",
             describe_producer(&producer),

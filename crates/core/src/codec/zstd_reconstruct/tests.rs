@@ -180,3 +180,21 @@ fn unknown_codecs_are_refused() {
         assert_eq!(e.code, code::EXT_ZSTD_REBUILD_UNSUPPORTED);
     }
 }
+
+/// A blob written by hand from the format's description (docs/EXTENDED-FORMAT.md): level 3's
+/// parameters for a small content, one-shot, a single-segment frame with a 1-byte content
+/// size, one raw block. The frame is the header, the block header and the content.
+#[test]
+fn a_hand_written_blob_gives_its_frame() {
+    let text: Vec<u8> = (0..200u32)
+        .map(|i| b"zstd block "[i as usize % 11])
+        .collect();
+    let mut blob = vec![14, 8, 8, 4, THREADING_SINGLE, 0x20, 0, 1, BLOCK_RAW];
+    put_number(&mut blob, 200);
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, 200];
+    frame.extend_from_slice(&((200u32 << 3) | 1).to_le_bytes()[..3]);
+    frame.extend_from_slice(&text);
+    assert!(rebuilt(&text, &blob, frame.len() as u64).unwrap() == frame);
+    let decoded = zstd_safe::decompress(&mut Vec::with_capacity(200), &frame[..]);
+    assert_eq!(decoded, Ok(200));
+}
