@@ -1439,6 +1439,9 @@ impl Assembler<'_> {
             None => {
                 let part = self.compressed_payload(b, payload, content_item);
                 self.asm.part(part);
+                if let Some(zstdrebuild::ZstdRecipe::Rebuild { blob, .. }) = &b.zstd {
+                    r.cost += blob.len() as u64;
+                }
             }
         }
         Ok(())
