@@ -216,3 +216,149 @@ fn dfast_fixture_delta_pins_codec_1_version_1() {
     assert_eq!(code_of(&outcome), 0, "{outcome:?}");
     assert!(std::fs::read(&target).unwrap() == std::fs::read(dir.join("target.swu")).unwrap());
 }
+
+/// Fault injection through the C ABI: prefixes of the fixture delta and flipped bytes across it
+/// (every 5th offset, which reaches the structure blob's every field kind) end with a documented
+/// code — the recipe's own 39005/39006 among them — or the exact target, never a signal or
+/// other bytes; a pre-existing target stays untouched and no temporary file is left.
+#[test]
+fn damaged_fixture_deltas_fail_cleanly_through_the_c_abi() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extended-zstd-dfast");
+    let full = std::fs::read(dir.join("delta")).unwrap();
+    let expected = std::fs::read(dir.join("target.swu")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("target.swu");
+    const PREVIOUS: &[u8] = b"previous target";
+    std::fs::write(&target, PREVIOUS).unwrap();
+    let allowed = [
+        1, 20000, 20104, 20106, 20201, 20202, 20203, 20301, 20302, 21200, 30000, 30001, 30002,
+        30003, 30009, 30010, 30104, 30900, 31701, 31702, 33000, 33001, 39004, 39005, 39006,
+    ];
+    let mut variants: Vec<Vec<u8>> = (0..full.len())
+        .step_by(5)
+        .map(|n| full[..n].to_vec())
+        .collect();
+    for i in (0..full.len()).step_by(5) {
+        let mut v = full.clone();
+        v[i] ^= 0x01;
+        variants.push(v);
+    }
+    let session = adudiffapi::ffi::adu_diff_apply_create_session();
+    let mut histogram = std::collections::BTreeMap::new();
+    for (k, v) in variants.iter().enumerate() {
+        let d = work.path().join(format!("delta-{k}"));
+        std::fs::write(&d, v).unwrap();
+        let outcome = common::apply_on(session, &dir.join("source.swu"), &d, &target);
+        std::fs::remove_file(&d).unwrap();
+        let code = code_of(&outcome);
+        *histogram.entry(code).or_insert(0usize) += 1;
+        if code == 0 {
+            assert!(std::fs::read(&target).unwrap() == expected, "variant {k}");
+            std::fs::write(&target, PREVIOUS).unwrap();
+            continue;
+        }
+        assert!(allowed.contains(&code), "variant {k}: {outcome:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), PREVIOUS, "variant {k}");
+    }
+    adudiffapi::ffi::adu_diff_apply_close_session(session);
+    assert!(common::leftovers(work.path()).is_empty());
+    println!(
+        "zstd_reconstruct fixture: {} variants | {histogram:?}",
+        variants.len()
+    );
+}
+
+/// A delta whose target (`target_len` bytes; a made-up hash when that is not the frame's
+/// length) is `zstd_reconstruct(codec)` of the source with `blob` as the structure.
+fn reconstruct_delta(
+    frame: &[u8],
+    target_len: u64,
+    source: &[u8],
+    blob: &[u8],
+    codec: [u64; 2],
+) -> Vec<u8> {
+    use adudiffapi::format::writer::{item_of, write_delta_to_vec, DeltaBuilder};
+    use adudiffapi::format::{Item, Recipe};
+    let target = if target_len == frame.len() as u64 {
+        item_of(frame)
+    } else {
+        Item::with_sha256(target_len, [0x5a; 32])
+    };
+    write_delta_to_vec(&DeltaBuilder {
+        target: target.clone(),
+        source: item_of(source),
+        recipes: vec![Recipe {
+            kind: RecipeKind::ZstdReconstruct,
+            result: target,
+            numbers: codec.to_vec(),
+            items: vec![item_of(source), item_of(blob)],
+        }],
+        inline_assets: Some(blob.to_vec()),
+        remainder: None,
+    })
+    .unwrap()
+}
+
+/// Hostile structure blobs through the C ABI, each in a delta whose hashes are right: the
+/// recipe's own codes, nothing written. The blob is the generator's for a real Debian frame.
+#[test]
+fn hostile_structure_blobs_end_in_the_recipes_codes() {
+    use adudiff_gen::generate::zstdrebuild::{find_structure, ZstdRecipe};
+    let content = fs_image(25, 700_000);
+    let frame = zstd_cli(&["-3", "-T0", "-B512K"], &content);
+    let Ok(ZstdRecipe::Rebuild { blob, .. }) = find_structure(&content, &frame) else {
+        panic!("a Debian level-3 frame not described by its structure");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::write(&source, &content).unwrap();
+    let n = frame.len() as u64;
+    let codec = [zr::CODEC_DFAST, zr::VERSION_1];
+    let run = |delta: Vec<u8>| {
+        let path = dir.path().join("delta");
+        let target = dir.path().join("target");
+        std::fs::write(&path, delta).unwrap();
+        let outcome = apply_c(&source, &path, &target);
+        let code = code_of(&outcome);
+        if code == 0 {
+            assert!(std::fs::read(&target).unwrap() == frame);
+            std::fs::remove_file(&target).unwrap();
+        } else {
+            assert!(!target.exists(), "{outcome:?}");
+        }
+        code
+    };
+    assert_eq!(run(reconstruct_delta(&frame, n, &content, &blob, codec)), 0);
+    let mut huge_count = blob[..8].to_vec();
+    huge_count.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    huge_count.extend_from_slice(&blob[9..]);
+    let mut bad_mode = blob.to_vec();
+    let at = bad_mode
+        .iter()
+        .position(|&b| b == 2 | 4)
+        .unwrap_or(bad_mode.len() - 1);
+    bad_mode[at] = 0xff;
+    for (name, bad) in [
+        ("truncated", blob[..blob.len() / 2].to_vec()),
+        ("one byte short", blob[..blob.len() - 1].to_vec()),
+        ("huge block count", huge_count),
+        ("unknown tag or mode", bad_mode),
+        ("hash log 25", [&[21, 25], &blob[2..]].concat()),
+    ] {
+        let code = run(reconstruct_delta(&frame, n, &content, &bad, codec));
+        assert_eq!(code, 39006, "{name}");
+    }
+    for bad_codec in [[2, 1], [1, 2]] {
+        let code = run(reconstruct_delta(&frame, n, &content, &blob, bad_codec));
+        assert_eq!(code, 39005, "codec {bad_codec:?}");
+    }
+    // A frame length the structure does not give, and one no frame of the content can have.
+    assert_eq!(
+        run(reconstruct_delta(&frame, n + 1, &content, &blob, codec)),
+        39006
+    );
+    assert_eq!(
+        run(reconstruct_delta(&frame, 3, &content, &blob, codec)),
+        39006
+    );
+}
