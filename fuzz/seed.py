@@ -11,6 +11,8 @@ corpus/zstd: every zstd frame found inside a delta (from its magic), with the he
 corpus/deflate_reconstruct: the correction blob of each fixture delta in tests/fixtures/extended*
   with the plain text of the gzip member it rebuilds (from the fixture's target.swu).
 corpus/pigz_blob: one-job pigz texts with fixed and explicit layouts.
+corpus/zstd_reconstruct: one-block structures (a raw block; a compressed block with raw
+  literals and predefined tables) of a small text, with its frame length.
 """
 import gzip
 import hashlib
@@ -152,6 +154,16 @@ for level in (1, 6, 9):
     put("pigz_blob", head + bytes([level % 3]) + plain + fixed)
     put("pigz_blob", head + bytes([2]) + plain + explicit)
 
-for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu", "deflate_reconstruct", "pigz_blob"):
+# zstd_reconstruct: level-3 parameters for a 200-byte content, one-shot, a single-segment
+# frame with a 1-byte content size; one raw block (its frame length is known: 4 + 2 + 3 + 200),
+# and one compressed block (raw literals, predefined tables; the frame length is a guess).
+text = b"".join(b"zstd block %d " % (i % 7) for i in range(40))[:200]
+params = bytes([14, 8, 8, 4, 0, 0x20, 0, 1])
+raw = params + bytes([0]) + varint(len(text))
+compressed = params + bytes([2]) + varint(len(text)) + bytes([0x04, 0x05, 0, 0, 0])
+for blob, frame_len in ((raw, 4 + 2 + 3 + len(text)), (compressed, 60)):
+    put("zstd_reconstruct", struct.pack("<H", len(text)) + struct.pack("<I", frame_len)[:3] + text + blob)
+
+for target in ("parse_delta", "apply", "bspatch", "inflate", "zstd", "swu", "deflate_reconstruct", "pigz_blob", "zstd_reconstruct"):
     d = os.path.join(OUT, target)
     print(target, len(os.listdir(d)) if os.path.isdir(d) else 0, "seeds")

@@ -383,7 +383,7 @@ fn the_summary_tells_what_happened_to_zstd_members() {
     assert!(t.contains("format: extended"), "{t}");
     assert!(
         t.contains(&format!(
-            "zstd frames rebuilt from their content by libzstd {v} (no recompression or re-signing needed): rootfs.ext4.zst (level 19, job mode, checksum)"
+            "zstd frames rebuilt from their content, by libzstd {v} or from their structure (no recompression or re-signing needed): rootfs.ext4.zst (level 19, job mode, checksum)"
         )),
         "{t}"
     );
@@ -395,7 +395,7 @@ fn the_summary_tells_what_happened_to_zstd_members() {
     let t = summary(&foreign, "extended");
     assert!(
         t.contains(&format!(
-            "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes are"
+            "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes and level-3 frames of libzstd 1.5.2–1.5.6 are"
         )) && t.contains("rootfs.ext4.zst (libzstd"),
         "{t}"
     );

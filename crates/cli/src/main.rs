@@ -187,7 +187,7 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
         .collect();
     if !zstd_rebuilt.is_empty() {
         println!(
-            "zstd frames rebuilt from their content by libzstd {} (no recompression or re-signing needed): {}",
+            "zstd frames rebuilt from their content, by libzstd {} or from their structure (no recompression or re-signing needed): {}",
             generate::zstdrebuild::version(),
             zstd_rebuilt.join(", ")
         );
@@ -211,7 +211,7 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), String> {
             );
         } else {
             println!(
-                "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes are; compress the image with zstd {v}, or gzip, for a small delta): {}",
+                "zstd-compressed, carried as compressed bytes (not rebuilt from their content: only frames that libzstd {v} makes and level-3 frames of libzstd 1.5.2–1.5.6 are; compress the image with zstd {v}, or gzip, for a small delta): {}",
                 why.join(", ")
             );
         }

@@ -260,6 +260,18 @@ fn ensure_room(plan: &Plan, target: &Path, target_len: u64, scratch: &Scratch) -
                 }
                 continue;
             }
+            Op::ZstdReconstruct { content, .. } => {
+                // Memory only: at least the content and the frame are held.
+                let memory = plan.nodes[content].item.length + node.item.length;
+                if memory > scratch.memory_left() {
+                    return Err(scratch.no_room(
+                        memory,
+                        "a zstd frame rebuilt from its structure",
+                        None,
+                    ));
+                }
+                continue;
+            }
             _ => continue,
         };
         largest = largest.max(need);

@@ -88,6 +88,13 @@ pub mod code {
     /// Ours (extended revision 2): the packed recipe sets are not one valid zstd frame of the
     /// declared length, or declare more than the bounds allow. Nothing is produced.
     pub const EXT_COOKBOOK_MALFORMED: u32 = 39004;
+    /// Ours (extended format): a `zstd_reconstruct` recipe names a structure codec or codec
+    /// version this applier does not know. Nothing is produced.
+    pub const EXT_ZSTD_REBUILD_UNSUPPORTED: u32 = 39005;
+    /// Ours (extended format): a `zstd_reconstruct` structure blob is malformed or exceeds a
+    /// bound, the recipe's lengths do not fit, or the structure does not encode to a frame of
+    /// the recipe's length.
+    pub const EXT_ZSTD_REBUILD_FAILED: u32 = 39006;
 }
 
 /// An error with upstream's numeric code and a human-readable message.

@@ -14,6 +14,7 @@ pub mod zlib_deflate;
 pub mod zstd;
 pub mod zstd_compress;
 pub mod zstd_parse;
+pub mod zstd_reconstruct;
 pub mod zstd_structure;
 mod zstream;
 

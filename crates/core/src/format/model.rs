@@ -107,6 +107,10 @@ pub enum RecipeKind {
     /// with the parameters `numbers` = `[encoder, level, flags, window_log, job_size]`
     /// ([`crate::codec::zstd_compress::ZstdParams`]).
     ZstdCompressionExact = 9,
+    /// Extended format only: the exact zstd frame of the content `items[0]` rebuilt from a
+    /// structure blob (`items[1]`) of the codec `numbers[0]`, version `numbers[1]`
+    /// ([`crate::codec::zstd_reconstruct`]).
+    ZstdReconstruct = 10,
 }
 
 impl RecipeKind {
@@ -124,7 +128,7 @@ impl RecipeKind {
 
     /// The recipe type table of the extended format: the eight built-ins, then ours. A delta
     /// lists it up to the highest id it uses (docs/EXTENDED-FORMAT.md).
-    pub const EXTENDED: [RecipeKind; 10] = [
+    pub const EXTENDED: [RecipeKind; 11] = [
         RecipeKind::AllZeros,
         RecipeKind::Chain,
         RecipeKind::Slice,
@@ -135,6 +139,7 @@ impl RecipeKind {
         RecipeKind::ZstdDecompression,
         RecipeKind::DeflateReconstruct,
         RecipeKind::ZstdCompressionExact,
+        RecipeKind::ZstdReconstruct,
     ];
 
     /// Kind for an on-disk id, if it is one of the eight built-ins.
@@ -170,6 +175,7 @@ impl RecipeKind {
             RecipeKind::ZstdDecompression => "zstd_decompression",
             RecipeKind::DeflateReconstruct => "deflate_reconstruct",
             RecipeKind::ZstdCompressionExact => "zstd_compression_exact",
+            RecipeKind::ZstdReconstruct => "zstd_reconstruct",
         }
     }
 }

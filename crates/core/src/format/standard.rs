@@ -270,7 +270,7 @@ pub fn validate_recipe(recipe: &Recipe) -> Result<()> {
                 return Err(bad_count("item ingredient"));
             }
         }
-        RecipeKind::DeflateReconstruct => {
+        RecipeKind::DeflateReconstruct | RecipeKind::ZstdReconstruct => {
             if n != 2 {
                 return Err(bad_count("number ingredient"));
             }

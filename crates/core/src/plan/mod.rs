@@ -89,6 +89,13 @@ pub enum Op {
         /// How libzstd made the frame.
         params: crate::codec::zstd_compress::ZstdParams,
     },
+    /// Extended format: an exact zstd frame rebuilt from its content and a structure blob.
+    ZstdReconstruct {
+        /// The content.
+        content: NodeId,
+        /// The structure blob.
+        structure: NodeId,
+    },
 }
 
 /// One production step: the item it yields and how.
@@ -424,6 +431,17 @@ impl<'a> Resolver<'a> {
                     codec,
                     version,
                 }
+            }
+            RecipeKind::ZstdReconstruct => {
+                let (content, structure) = (ingredient(0)?, ingredient(1)?);
+                // Refused at resolution: nothing is produced with a codec we do not know, or
+                // with lengths no frame can have.
+                crate::codec::zstd_reconstruct::check_codec(number(0)?, number(1)?)?;
+                crate::codec::zstd_reconstruct::check_lengths(
+                    self.nodes[content].item.length,
+                    length,
+                )?;
+                Op::ZstdReconstruct { content, structure }
             }
             RecipeKind::ZstdCompressionExact => {
                 let input = ingredient(0)?;

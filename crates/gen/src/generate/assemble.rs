@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use adudiff_core::codec::zstd_reconstruct as zr;
 use adudiff_core::format::writer::item_of;
 use adudiff_core::format::{Item, RecipeKind, ZlibInit};
 use adudiff_core::io::SharedBytes;
@@ -15,7 +16,8 @@ use super::candidates::{Candidate, Diffs};
 use super::plan::{Basis, BuildPlan, MemberPlans, Plan};
 use super::source::SourceSide;
 use super::{
-    gzrebuild, image, segment, MemberReport, Method, SegmentLog, Strategy, TargetAnalysis,
+    gzrebuild, image, segment, zstdrebuild, MemberReport, Method, SegmentLog, Strategy,
+    TargetAnalysis,
 };
 
 /// The chosen candidate of a segment, its basis window and the segment.
@@ -221,6 +223,9 @@ impl Assembler<'_> {
             None => {
                 let part = self.compressed_payload(b, payload, content_item);
                 self.asm.part(part);
+                if let Some(zstdrebuild::ZstdRecipe::Rebuild { blob, .. }) = &b.zstd {
+                    r.cost += blob.len() as u64;
+                }
             }
         }
         Ok(())
@@ -352,17 +357,29 @@ impl Assembler<'_> {
         }
     }
 
-    /// The payload from the content: `zstd_compression_exact` or `zlib_compression` when the
+    /// The payload from the content: `zstd_compression_exact`, `zstd_reconstruct` or
+    /// `zlib_compression` when the
     /// plan compresses it, otherwise the content itself.
     fn compressed_payload(&mut self, b: &BuildPlan, payload: &[u8], content_item: Item) -> Item {
-        match (b.gz_level, b.zstd) {
-            (_, Some(params)) => {
+        match (b.gz_level, &b.zstd) {
+            (_, Some(zstdrebuild::ZstdRecipe::Exact(params))) => {
                 let zst_item = item_of(payload);
                 self.asm.recipe(
                     RecipeKind::ZstdCompressionExact,
                     &zst_item,
                     params.to_numbers(),
                     vec![content_item],
+                );
+                zst_item
+            }
+            (_, Some(zstdrebuild::ZstdRecipe::Rebuild { blob, .. })) => {
+                let zst_item = item_of(payload);
+                let blob_item = self.asm.inline_asset(blob);
+                self.asm.recipe(
+                    RecipeKind::ZstdReconstruct,
+                    &zst_item,
+                    vec![zr::CODEC_DFAST, zr::VERSION_1],
+                    vec![content_item, blob_item],
                 );
                 zst_item
             }

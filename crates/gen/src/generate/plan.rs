@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use adudiff_core::codec::zstd_compress::ZstdParams;
 use adudiff_core::io::SharedBytes;
 
 use crate::swu::cpio::CpioMember;
@@ -40,8 +39,8 @@ pub(super) struct BuildPlan {
     /// `deflate_reconstruct` of ranges of `content`.
     pub(super) rebuild: Option<Arc<Vec<gzrebuild::Piece>>>,
     /// Extended format: the payload is `zstd_compression_exact` of `content` with these
-    /// parameters.
-    pub(super) zstd: Option<ZstdParams>,
+    /// parameters, or `zstd_reconstruct` of `content` with this structure.
+    pub(super) zstd: Option<zstdrebuild::ZstdRecipe>,
     /// What must be produced (uncompressed content, or the payload itself).
     pub(super) content: SharedBytes,
     pub(super) basis: Option<Basis>,
@@ -286,7 +285,7 @@ fn build_plan(
     let mut zstd = None;
     match decoded.target_zstd.remove(&i) {
         Some((Some(content), Ok(params))) => {
-            r.zstd_rebuilt = Some(zstdrebuild::describe(&params));
+            r.zstd_rebuilt = Some(params.describe());
             zstd = Some((content, params));
         }
         Some((_, Err(why))) => r.zstd_not_reproducible = Some(why),

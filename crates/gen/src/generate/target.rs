@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use adudiff_core::codec::zstd_compress::ZstdParams;
 use adudiff_core::format::writer::item_of;
 use adudiff_core::format::{hex, Item};
 use adudiff_core::io::SharedBytes;
@@ -40,7 +39,7 @@ pub struct TargetAnalysis {
 
 /// A zstd member decoded, with the parameters that make its frame again (`Err`: why it is not
 /// rebuilt; the content is `None` when the member does not decode).
-pub(super) type ZstdMember = (Option<SharedBytes>, Result<ZstdParams, String>);
+pub(super) type ZstdMember = (Option<SharedBytes>, Result<zstdrebuild::ZstdRecipe, String>);
 
 impl TargetAnalysis {
     /// Maps and parses the target SWU at `path` and hashes it.
@@ -91,10 +90,7 @@ impl TargetAnalysis {
             .get_or_init(|| match zstdrebuild::decode(payload) {
                 Err(why) => (None, Err(why)),
                 Ok(content) => {
-                    let found = match zstdrebuild::find_params(&content, payload) {
-                        zstdrebuild::Search::Found(p) => Ok(p),
-                        zstdrebuild::Search::NotFound(why) => Err(why),
-                    };
+                    let found = zstdrebuild::find_recipe(&content, payload);
                     (Some(SharedBytes::from_vec(content)), found)
                 }
             })

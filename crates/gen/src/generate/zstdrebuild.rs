@@ -7,9 +7,21 @@
 //! candidate in the applier's own way ([`adudiff_core::codec::zstd_compress::reproduces`]), most likely first,
 //! stopping at the first byte that differs. Its cost is bounded by [`SEARCH_BUDGET_FACTOR`].
 
+//!
+//! A frame this libzstd does not make may still be one of libzstd's level-3 (`dfast`) frames
+//! (the zstd CLI's default level, as Yocto and Debian build images): [`find_structure`] parses
+//! it, recomputes its parse with the ported compressor for the usual producers (job mode with
+//! the default or the frame's job size, the CLI's single thread, one-shot) and, when the parse
+//! finds (nearly) every block's sequences, describes it for the `zstd_reconstruct` recipe.
+
+use std::sync::Arc;
+
 use adudiff_core::codec::zstd_compress::{
     self as zc, ZstdParams, FLAG_CHECKSUM, FLAG_CONTENT_SIZE, FLAG_JOBS, FLAG_LONG, FLAG_PLEDGED,
 };
+use adudiff_core::codec::zstd_parse::{DfastParams, Producer, Threading};
+use adudiff_core::codec::zstd_reconstruct::{self as zr, Structure};
+use adudiff_core::codec::zstd_structure::{self as zs, BlockKind, Frame};
 
 /// First bytes of a zstd frame.
 pub const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -197,6 +209,11 @@ pub enum Search {
 
 /// Finds the parameters with which this library's libzstd makes `frame` from `content`.
 pub fn find_params(content: &[u8], frame: &[u8]) -> Search {
+    find_params_among(content, frame, |_| true)
+}
+
+/// [`find_params`] among the candidates `wanted` keeps.
+fn find_params_among(content: &[u8], frame: &[u8], wanted: impl Fn(&ZstdParams) -> bool) -> Search {
     let header = match frame_header(frame) {
         Ok(h) => h,
         Err(why) => return Search::NotFound(why),
@@ -205,7 +222,8 @@ pub fn find_params(content: &[u8], frame: &[u8]) -> Search {
     let mut budget = len
         .saturating_mul(SEARCH_BUDGET_FACTOR)
         .saturating_add(SEARCH_BUDGET_EXTRA);
-    let list = candidates(&header, len);
+    let mut list = candidates(&header, len);
+    list.retain(|p| wanted(p));
     let tried = list.len();
     for p in list {
         match zc::reproduces(content, frame, p, 2, &mut budget) {
@@ -225,6 +243,178 @@ pub fn find_params(content: &[u8], frame: &[u8]) -> Search {
          another zstd version or unusual options made it)",
         version()
     ))
+}
+
+/// How a zstd frame is made again on the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZstdRecipe {
+    /// By this library's libzstd with these parameters (`zstd_compression_exact`).
+    Exact(ZstdParams),
+    /// From its content and a structure blob (`zstd_reconstruct`, codec 1 version 1).
+    Rebuild {
+        /// The structure blob.
+        blob: Arc<Vec<u8>>,
+        /// What the structure says, for the report.
+        summary: String,
+    },
+}
+
+impl ZstdRecipe {
+    /// Human-readable description for the report.
+    pub fn describe(&self) -> String {
+        match self {
+            ZstdRecipe::Exact(p) => describe(p),
+            ZstdRecipe::Rebuild { summary, .. } => summary.clone(),
+        }
+    }
+}
+
+/// How `frame` (whose content is `content`) is made again: this libzstd's parameters when it
+/// makes the frame, otherwise the frame's structure when the level-3 parse finds it; `Err`
+/// says why neither does. The cheap tries come first: this libzstd at level 3, the structure,
+/// then every other level.
+pub fn find_recipe(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String> {
+    if let Search::Found(p) = find_params_among(content, frame, |p| p.level == 3) {
+        return Ok(ZstdRecipe::Exact(p));
+    }
+    let structure_why = match find_structure(content, frame) {
+        Ok(recipe) => return Ok(recipe),
+        Err(why) => why,
+    };
+    match find_params_among(content, frame, |p| p.level != 3) {
+        Search::Found(p) => Ok(ZstdRecipe::Exact(p)),
+        Search::NotFound(why) => Err(format!("{why}; {structure_why}")),
+    }
+}
+
+/// Most blocks a structure may carry in full: a few, or 1 % of the blocks.
+fn carried_allowance(blocks: usize) -> usize {
+    4 + blocks / 100
+}
+
+/// The producers worth trying for a level-3 frame of `content_size` bytes (`None`: unknown to
+/// the producer) whose blocks have `block_lengths`: job mode with the default job size and
+/// with the job size the first short block implies, the CLI's single thread, one-shot.
+pub fn level3_producers(content_size: Option<u64>, block_lengths: &[u32]) -> Vec<Producer> {
+    let mut out = vec![Producer::level3_multithreaded(content_size, None)];
+    // In job mode every job but the last ends with a block shorter than a full one when the
+    // job size is not a multiple of the block size (`-B` of other sizes).
+    let full = zs::MAX_BLOCK_SIZE as u32;
+    let mut position = 0usize;
+    for (i, &length) in block_lengths.iter().enumerate() {
+        position += length as usize;
+        if length < full && i + 1 < block_lengths.len() {
+            out.push(Producer::level3_multithreaded(content_size, Some(position)));
+            break;
+        }
+    }
+    // Job sizes that are multiples of the block size leave no trace in the block lengths.
+    for shift in 19..=26 {
+        out.push(Producer::level3_multithreaded(
+            content_size,
+            Some(1 << shift),
+        ));
+    }
+    out.push(Producer::level3_cli_single_thread(content_size));
+    out.push(Producer::level3_single(content_size));
+    let mut unique: Vec<Producer> = Vec::new();
+    for p in out {
+        if !unique.contains(&p) {
+            unique.push(p);
+        }
+    }
+    unique
+}
+
+/// Content the producers are first compared on (then the best runs on all of it).
+const SCREEN_CONTENT: usize = 24 << 20;
+
+/// Describes `frame` for `zstd_reconstruct` when it is one level-3 frame whose parse the port
+/// finds in all but [`carried_allowance`] blocks (those are carried); `Err` says why not.
+pub fn find_structure(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String> {
+    let parsed = zs::parse(frame, content.len()).map_err(|e| format!("{e}"))?;
+    let zstd_frame = match &parsed.frames[..] {
+        [Frame::Zstd(f)] => f,
+        _ => return Err("not one zstd frame".into()),
+    };
+    let header = frame_header(frame)?;
+    let size = header.content_size.then_some(content.len() as u64);
+    let level3 = DfastParams::level3(size);
+    if header.window_log.is_some_and(|w| w != level3.window_log) {
+        return Err("its window is not level 3's for its size".into());
+    }
+    let compressed = zstd_frame
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.kind, BlockKind::Compressed(_)))
+        .count();
+    if compressed == 0 {
+        return Err("it has no compressed block (not a level-3 frame)".into());
+    }
+    let lengths: Vec<u32> = zstd_frame.blocks.iter().map(|b| b.content_length).collect();
+    let blocks = lengths.len();
+    // Screen every producer on a prefix (the parse of a block depends only on what precedes
+    // it), then check the best ones on everything.
+    let screen_blocks = lengths
+        .iter()
+        .scan(0usize, |sum, &l| {
+            *sum += l as usize;
+            Some(*sum)
+        })
+        .take_while(|&end| end <= SCREEN_CONTENT)
+        .count()
+        .max(1);
+    let screen_len: usize = lengths[..screen_blocks].iter().map(|&l| l as usize).sum();
+    let prefix = zs::ZstdFrame {
+        header: zstd_frame.header.clone(),
+        blocks: zstd_frame.blocks[..screen_blocks].to_vec(),
+    };
+    let mut ranked: Vec<(usize, Producer)> = level3_producers(size, &lengths)
+        .into_iter()
+        .filter_map(|p| {
+            let missed = zr::mismatched_blocks(&prefix, &content[..screen_len], &p).ok()?;
+            Some((missed.len(), p))
+        })
+        .collect();
+    ranked.sort_by_key(|&(missed, _)| missed);
+    for (_, producer) in ranked.into_iter().take(2) {
+        let Ok(carried) = zr::mismatched_blocks(zstd_frame, content, &producer) else {
+            continue;
+        };
+        if carried.len() > carried_allowance(blocks) {
+            continue;
+        }
+        let structure = Structure::of_frame(zstd_frame, producer, &carried);
+        let blob = structure.write();
+        // The device's own path, end to end.
+        if zr::rebuild(content, &structure, frame.len() as u64)
+            .ok()
+            .as_deref()
+            != Some(frame)
+        {
+            continue;
+        }
+        let summary = format!(
+            "rebuilt from its structure: libzstd level-3 parse, {}; {} of {compressed} compressed blocks carried, {} bytes",
+            describe_producer(&producer),
+            carried.len(),
+            blob.len()
+        );
+        return Ok(ZstdRecipe::Rebuild {
+            blob: Arc::new(blob),
+            summary,
+        });
+    }
+    Err("nor is it a libzstd 1.5.2–1.5.6 level-3 frame".into())
+}
+
+/// `job mode (job 512 KiB)`, `single thread, streamed`, `one-shot`.
+fn describe_producer(p: &Producer) -> String {
+    match p.threading {
+        Threading::Jobs { job_size, .. } => format!("job mode (job {} KiB)", job_size >> 10),
+        Threading::Streaming => "single thread, streamed".into(),
+        Threading::Single => "one-shot".into(),
+    }
 }
 
 /// This library's libzstd version, as text.

@@ -309,9 +309,11 @@ fn copy_match(content: &mut Vec<u8>, offset: usize, mut length: usize) {
     }
 }
 
-/// Per-frame encoding state: the entropy tables in use.
+/// Per-frame encoding state: the entropy tables in use. A frame written block by block
+/// ([`write_header`], then [`FrameEncoder::block`] for each block in order) comes out as
+/// [`encode_frame`] writes it.
 #[derive(Default)]
-struct FrameEncoder {
+pub struct FrameEncoder {
     huffman: Option<HuffmanTable>,
     tables: EncodeTables,
 }
@@ -368,7 +370,8 @@ pub fn encode_frame(
     Ok(())
 }
 
-fn write_header(header: &FrameHeader, out: &mut Vec<u8>) -> Result<(), StructureError> {
+/// Writes a frame's magic number and header.
+pub fn write_header(header: &FrameHeader, out: &mut Vec<u8>) -> Result<(), StructureError> {
     out.extend_from_slice(&ZSTD_MAGIC.to_le_bytes());
     out.push(header.descriptor);
     let single_segment = header.descriptor & 0x20 != 0;
@@ -392,6 +395,18 @@ fn write_header(header: &FrameHeader, out: &mut Vec<u8>) -> Result<(), Structure
     };
     out.extend_from_slice(&value.to_le_bytes()[..length]);
     Ok(())
+}
+
+impl FrameEncoder {
+    /// Writes the frame's next block (`content`: its regenerated content).
+    pub fn block(
+        &mut self,
+        block: &Block,
+        content: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StructureError> {
+        encode_block(block, content, self, out)
+    }
 }
 
 /// Writes one block: its header, then its payload from the structure (`content` is the block's

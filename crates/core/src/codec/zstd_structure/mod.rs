@@ -31,7 +31,9 @@ mod xxh64;
 
 use std::fmt;
 
-pub use frame::{encode_frame, repeat_coded_offset_value, resolve_offset};
+pub use frame::{
+    encode_frame, repeat_coded_offset_value, resolve_offset, write_header, FrameEncoder,
+};
 pub use xxh64::xxh64;
 
 /// The repeat offsets every frame starts with (RFC 8878 §3.1.2.5).
