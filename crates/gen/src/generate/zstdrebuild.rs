@@ -330,7 +330,7 @@ pub fn level3_producers(content_size: Option<u64>, block_lengths: &[u32]) -> Vec
 const SCREEN_CONTENT: usize = 24 << 20;
 
 /// Describes `frame` for `zstd_reconstruct` when it is one level-3 frame whose parse the port
-/// finds in all but [`carried_allowance`] blocks (those are carried); `Err` says why not.
+/// finds in all blocks but at most 4 + 1 % of them (those are carried); `Err` says why not.
 pub fn find_structure(content: &[u8], frame: &[u8]) -> Result<ZstdRecipe, String> {
     let parsed = zs::parse(frame, content.len()).map_err(|e| format!("{e}"))?;
     let zstd_frame = match &parsed.frames[..] {
