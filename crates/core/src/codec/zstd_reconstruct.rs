@@ -515,7 +515,11 @@ pub fn rebuild(content: &[u8], structure: &Structure, max_len: u64) -> Result<Ve
             content.len()
         )));
     }
+    // The whole frame at once: no reallocation copies it while it grows, and the memory taken
+    // is what `Structure::memory` charged for it.
     let mut out = Vec::new();
+    out.try_reserve_exact(usize::try_from(max_len).unwrap_or(usize::MAX))
+        .map_err(|_| failed("out of memory for the frame"))?;
     zs::write_header(&structure.header(content.len() as u64), &mut out).map_err(structured)?;
     let mut encoder = FrameEncoder::default();
     let mut starts = Vec::with_capacity(structure.blocks.len());
