@@ -9,7 +9,7 @@
 mod common;
 mod swu_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use adudiff_gen::generate::{generate, DeltaFormat, GenerateOptions, Generated};
 use adudiff_gen::swu::cpio::CpioFormat;
@@ -24,54 +24,16 @@ fn emulated() -> bool {
     std::env::var_os("ADUDIFFAPI_TEST_RUNNER").is_some()
 }
 
-/// `v1` with scattered changes: `count` edits of a few hundred bytes and one insertion.
-/// Returns the new image and the number of bytes changed or inserted.
-fn changed(v1: &[u8], count: usize) -> (Vec<u8>, usize) {
-    let mut v2 = v1.to_vec();
-    let mut changed = 0;
-    for i in 0..count {
-        let at = (i * 7_919 + 1) * (v1.len() / (count * 7_919 + 3)).max(1);
-        let piece = text(900 + i as u64, 300);
-        let end = (at + piece.len()).min(v2.len());
-        v2[at..end].copy_from_slice(&piece[..end - at]);
-        changed += end - at;
-    }
-    let insert = text(990, 5_000);
-    v2.splice(v1.len() / 3..v1.len() / 3, insert.iter().copied());
-    (v2, changed + insert.len())
-}
-
-struct Case {
-    dir: tempfile::TempDir,
-    source: PathBuf,
-    target: PathBuf,
-}
+type Case = SwuPair;
 
 /// Source and target SWUs whose `rootfs.ext4.gz` are `gz1` and `gz2`.
 fn case(gz1: &[u8], gz2: &[u8]) -> Case {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = text(40, 50_000);
-    let swu = |gz: &[u8], sig: u8| {
-        let d = sw_description(&[("rootfs.ext4.gz", None, &sha256_hex(gz))], &[]);
-        cpio(
-            CpioFormat::Crc,
-            &[
-                ("sw-description", d.as_bytes()),
-                ("sw-description.sig", &[sig; 256]),
-                ("rootfs.ext4.gz", gz),
-                ("vmlinuz", &kernel),
-            ],
-        )
-    };
-    let source = dir.path().join("v1.swu");
-    let target = dir.path().join("v2.swu");
-    std::fs::write(&source, swu(gz1, 1)).unwrap();
-    std::fs::write(&target, swu(gz2, 2)).unwrap();
-    Case {
-        dir,
-        source,
-        target,
-    }
+    image_swu_pair("rootfs.ext4.gz", None, 40, gz1, gz2)
+}
+
+/// `v1` with `count` scattered changes ([`scattered_edits`]).
+fn changed(v1: &[u8], count: usize) -> (Vec<u8>, usize) {
+    scattered_edits(v1, count, 900)
 }
 
 fn options(c: &Case, name: &str) -> GenerateOptions {

@@ -43,54 +43,16 @@ fn zstd_cli(args: &[&str], data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-/// `v1` with scattered edits of a few hundred bytes and one insertion; returns the new image
-/// and the bytes changed or inserted.
-fn changed(v1: &[u8], count: usize) -> (Vec<u8>, usize) {
-    let mut v2 = v1.to_vec();
-    let mut changed = 0;
-    for i in 0..count {
-        let at = (i * 7_919 + 1) * (v1.len() / (count * 7_919 + 3)).max(1);
-        let piece = text(700 + i as u64, 300);
-        let end = (at + piece.len()).min(v2.len());
-        v2[at..end].copy_from_slice(&piece[..end - at]);
-        changed += end - at;
-    }
-    let insert = text(790, 5_000);
-    v2.splice(v1.len() / 3..v1.len() / 3, insert.iter().copied());
-    (v2, changed + insert.len())
-}
-
-struct Case {
-    dir: tempfile::TempDir,
-    source: PathBuf,
-    target: PathBuf,
-}
+type Case = SwuPair;
 
 /// Source and target SWUs whose `rootfs.ext4.zst` are `z1` and `z2`.
 fn case(z1: &[u8], z2: &[u8]) -> Case {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = text(41, 50_000);
-    let swu = |z: &[u8], sig: u8| {
-        let d = sw_description(&[("rootfs.ext4.zst", Some("zstd"), &sha256_hex(z))], &[]);
-        cpio(
-            CpioFormat::Crc,
-            &[
-                ("sw-description", d.as_bytes()),
-                ("sw-description.sig", &[sig; 256]),
-                ("rootfs.ext4.zst", z),
-                ("vmlinuz", &kernel),
-            ],
-        )
-    };
-    let source = dir.path().join("v1.swu");
-    let target = dir.path().join("v2.swu");
-    std::fs::write(&source, swu(z1, 1)).unwrap();
-    std::fs::write(&target, swu(z2, 2)).unwrap();
-    Case {
-        dir,
-        source,
-        target,
-    }
+    image_swu_pair("rootfs.ext4.zst", Some("zstd"), 41, z1, z2)
+}
+
+/// `v1` with `count` scattered changes ([`scattered_edits`]).
+fn changed(v1: &[u8], count: usize) -> (Vec<u8>, usize) {
+    scattered_edits(v1, count, 700)
 }
 
 fn options(c: &Case) -> GenerateOptions {

@@ -181,6 +181,69 @@ pub fn pigz(args: &[&str], data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
+/// `v1` with scattered changes: `count` edits of 300 bytes of [`text`] (seeds `seed + i`) and
+/// one insertion of 5,000 bytes (seed `seed + 90`) at a third. Returns the new image and the
+/// number of bytes changed or inserted.
+pub fn scattered_edits(v1: &[u8], count: usize, seed: u64) -> (Vec<u8>, usize) {
+    let mut v2 = v1.to_vec();
+    let mut changed = 0;
+    for i in 0..count {
+        let at = (i * 7_919 + 1) * (v1.len() / (count * 7_919 + 3)).max(1);
+        let piece = text(seed + i as u64, 300);
+        let end = (at + piece.len()).min(v2.len());
+        v2[at..end].copy_from_slice(&piece[..end - at]);
+        changed += end - at;
+    }
+    let insert = text(seed + 90, 5_000);
+    v2.splice(v1.len() / 3..v1.len() / 3, insert.iter().copied());
+    (v2, changed + insert.len())
+}
+
+/// A source and a target SWU written in a temporary directory.
+pub struct SwuPair {
+    /// The directory holding both (and whatever a test writes next to them).
+    pub dir: tempfile::TempDir,
+    /// `v1.swu`.
+    pub source: PathBuf,
+    /// `v2.swu`.
+    pub target: PathBuf,
+}
+
+/// Source and target SWUs whose image `name` (with sw-description's `compressed` attribute
+/// `compressed`) is `old` and `new`, next to a kernel of [`text`] seed `kernel_seed` and a
+/// dummy signature.
+pub fn image_swu_pair(
+    name: &str,
+    compressed: Option<&str>,
+    kernel_seed: u64,
+    old: &[u8],
+    new: &[u8],
+) -> SwuPair {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = text(kernel_seed, 50_000);
+    let swu = |image: &[u8], sig: u8| {
+        let d = sw_description(&[(name, compressed, &sha256_hex(image))], &[]);
+        cpio(
+            CpioFormat::Crc,
+            &[
+                ("sw-description", d.as_bytes()),
+                ("sw-description.sig", &[sig; 256]),
+                (name, image),
+                ("vmlinuz", &kernel),
+            ],
+        )
+    };
+    let source = dir.path().join("v1.swu");
+    let target = dir.path().join("v2.swu");
+    std::fs::write(&source, swu(old, 1)).unwrap();
+    std::fs::write(&target, swu(new, 2)).unwrap();
+    SwuPair {
+        dir,
+        source,
+        target,
+    }
+}
+
 /// A deterministic file-system-like image of `len` bytes: 4 KiB blocks of [`text`], zeros,
 /// incompressible bytes and repeats of earlier blocks.
 pub fn fs_image(seed: u64, len: usize) -> Vec<u8> {
